@@ -1,0 +1,29 @@
+"""Build the template metastore: ``python -m kyte_jupyter._template`` with AIRFLOW_HOME set.
+
+Run once per Airflow version by :meth:`kyte_jupyter.session.SessionStore.template_db`, in a
+subprocess so that neither the server nor a kernel imports Airflow with the wrong home.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+
+def main() -> None:
+    """Migrate a fresh metastore in ``$AIRFLOW_HOME`` and switch it to WAL journaling."""
+    from airflow.utils import db
+
+    db.initdb()
+    path = os.path.join(os.environ["AIRFLOW_HOME"], "airflow.db")
+    con = sqlite3.connect(path)
+    try:
+        # WAL lets the server read task states while a kernel writes them.
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+
+
+if __name__ == "__main__":
+    main()

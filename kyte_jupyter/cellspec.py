@@ -1,0 +1,130 @@
+"""What a ``%%dag`` cell says: its options, parsed the same way by the magic and by export.
+
+Airflow is not imported here, so export and the server can read notebooks cheaply.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from IPython.core import magic_arguments
+from IPython.core.error import UsageError
+
+DAG_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+
+
+@magic_arguments.magic_arguments()
+@magic_arguments.argument(
+    "dag_id",
+    nargs="?",
+    help="Grow this DAG with the cell's tasks. Without it, the cell is a whole DAG file.",
+)
+@magic_arguments.argument(
+    "--schedule", help='Schedule of the DAG: a cron expression, a preset like "@daily", or "None".'
+)
+@magic_arguments.argument("--start-date", help="First logical date, YYYY-MM-DD.")
+@magic_arguments.argument(
+    "--default-args", help='JSON object of default task arguments, e.g. \'{"retries": 2}\'.'
+)
+@magic_arguments.argument("--tags", help="Comma-separated tags, e.g. etl,daily.")
+@magic_arguments.argument("--description", help="One-line description of the DAG.")
+def dag_arguments(line: str) -> None:
+    """Argument holder for ``%%dag``; never called."""
+
+
+@dataclass
+class DagCellOptions:
+    """The parsed first line of a ``%%dag`` cell."""
+
+    dag_id: str | None = None
+    schedule: str | None = None
+    start_date: _dt.date | None = None
+    default_args: dict[str, Any] | None = None
+    tags: list[str] = field(default_factory=list)
+    description: str | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The DAG keyword arguments this cell sets explicitly (for merging across cells)."""
+        out: dict[str, Any] = {}
+        if self.schedule is not None:
+            out["schedule"] = None if self.schedule == "None" else self.schedule
+        if self.start_date is not None:
+            out["start_date"] = self.start_date
+        if self.default_args is not None:
+            out["default_args"] = self.default_args
+        if self.tags:
+            out["tags"] = self.tags
+        if self.description is not None:
+            out["description"] = self.description
+        return out
+
+
+def parse_dag_line(line: str) -> DagCellOptions:
+    """Parse the arguments of ``%%dag``; raise ``UsageError`` saying what to fix."""
+    try:
+        shlex.split(line)
+    except ValueError as e:
+        raise UsageError(f"%%dag: cannot read the arguments ({e}); check your quotes.") from e
+    try:
+        args = magic_arguments.parse_argstring(dag_arguments, line)
+    except UsageError as e:
+        raise UsageError(
+            f"%%dag: {e}\nUsage: %%dag [DAG_ID] [--schedule S] [--start-date YYYY-MM-DD] "
+            "[--default-args JSON] [--tags a,b] [--description TEXT]"
+        ) from e
+    opts = DagCellOptions(dag_id=args.dag_id, schedule=args.schedule, description=args.description)
+    if opts.dag_id is not None and not DAG_ID_RE.match(opts.dag_id):
+        raise UsageError(
+            f"%%dag: {opts.dag_id!r} is not a valid DAG id: use letters, digits, '_', '-' and '.'."
+        )
+    if opts.dag_id is None and any(
+        v is not None
+        for v in (args.schedule, args.start_date, args.default_args, args.tags, args.description)
+    ):
+        raise UsageError(
+            "%%dag: options like --schedule need a DAG id: %%dag my_dag --schedule @daily"
+        )
+    if args.start_date is not None:
+        opts.start_date = parse_date(args.start_date, "--start-date")
+    if args.default_args is not None:
+        opts.default_args = parse_json_object(args.default_args, "--default-args")
+    if args.tags:
+        opts.tags = [t.strip() for t in args.tags.split(",") if t.strip()]
+    return opts
+
+
+def parse_date(text: str, flag: str) -> _dt.date:
+    """Parse YYYY-MM-DD, or raise a ``UsageError`` naming ``flag``."""
+    try:
+        return _dt.date.fromisoformat(text.strip("'\""))
+    except ValueError as e:
+        raise UsageError(f"{flag} {text!r} is not a date: write it as YYYY-MM-DD.") from e
+
+
+def parse_json_object(text: str, flag: str) -> dict[str, Any]:
+    """Parse a JSON object, or raise a ``UsageError`` that points at the mistake."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(
+            f"{flag} is not valid JSON: {e.msg} at character {e.pos + 1} of {text!r}. "
+            'Write an object like \'{"retries": 2}\' (double quotes inside single quotes).'
+        ) from e
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag} must be a JSON object like '{{\"retries\": 2}}', not {text!r}.")
+    return value
+
+
+def split_magic_cell(source: str) -> tuple[str, str, str] | None:
+    """Split a cell into (magic name, argument line, body) if it is a cell magic, else None."""
+    stripped = source.lstrip("\n")
+    if not stripped.startswith("%%"):
+        return None
+    first, _, body = stripped.partition("\n")
+    name, _, line = first[2:].partition(" ")
+    return name.strip(), line.strip(), body
