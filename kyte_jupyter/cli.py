@@ -1,0 +1,106 @@
+"""``jupyter kyte``: Kyte's command line.
+
+Subcommands:
+
+``jupyter kyte export NOTEBOOK [--dag DAG_ID] [--output DIR] [--force]``
+    Write the notebook's DAGs to ``<dag_id>.py`` files (by default in a ``dags/`` folder next
+    to the notebook). Exit status 0 on success, 1 if the notebook cannot be exported (nothing
+    is written then), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``jupyter kyte`` with ``argv`` (default: the process arguments); return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jupyter kyte",
+        description="Kyte for Jupyter: write, run and export Airflow DAGs in notebooks.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    export = commands.add_parser(
+        "export",
+        help="export a notebook's DAGs to Airflow DAG files",
+        description=(
+            "Write one Airflow DAG file per DAG of the notebook: a header, the cells tagged\n"
+            "kyte-include and the DAG's %%dag cells. Scratch cells and other magics are left\n"
+            "out. If anything is wrong, every problem is listed and nothing is written."
+        ),
+        epilog=(
+            "examples:\n"
+            "  jupyter kyte export etl.ipynb                  # every DAG, into ./dags/\n"
+            "  jupyter kyte export etl.ipynb --dag daily_etl  # only DAG daily_etl\n"
+            "  jupyter kyte export etl.ipynb --output ~/airflow/dags"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("notebook", metavar="NOTEBOOK", help="the notebook (.ipynb) to export")
+    export.add_argument("--dag", metavar="DAG_ID", help="export only this DAG (default: every DAG)")
+    export.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="folder to write the DAG files into (default: a dags/ folder next to the notebook)",
+    )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite existing files even if Kyte did not write them",
+    )
+    export.set_defaults(run=_export)
+    return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import ExportError, export_notebook
+
+    try:
+        paths = export_notebook(args.notebook, args.dag, args.output, args.force)
+    except ExportError as e:
+        print(f"jupyter kyte export: {e}", file=sys.stderr)
+        print("Nothing was written.", file=sys.stderr)
+        return EXIT_FAILED
+    for path in paths:
+        print(f"Wrote {_display(path)}")
+    return EXIT_OK
+
+
+def _display(path: Path) -> str:
+    """A path relative to the working directory when it is below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+    except OSError:
+        return os.fspath(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
