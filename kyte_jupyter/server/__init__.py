@@ -1,0 +1,1 @@
+"""The Kyte jupyter-server extension (never imports Airflow; see docs/design.md)."""
