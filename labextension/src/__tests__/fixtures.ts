@@ -1,0 +1,126 @@
+/**
+ * DAG fixtures in the shape of GET kyte/sessions/{id}/dags.
+ */
+import { IDagInfo, IDagNode, ITaskGroup } from '../tokens';
+
+/** The ETL DAG of the design notes: a task group `g` with two tasks, then `load`. */
+export const etlDag: IDagInfo = {
+  dag_id: 'etl',
+  description: 'Extract, transform, load',
+  schedule: '@daily',
+  nodes: [
+    {
+      task_id: 'g.extract',
+      label: 'extract',
+      operator: 'PythonOperator',
+      task_group: 'g',
+      is_mapped: false,
+      state: 'success'
+    },
+    {
+      task_id: 'g.transform',
+      label: 'transform',
+      operator: '@task',
+      task_group: 'g',
+      is_mapped: false,
+      state: 'failed'
+    },
+    {
+      task_id: 'load',
+      label: 'load',
+      operator: 'BashOperator',
+      task_group: null,
+      is_mapped: false,
+      state: 'upstream_failed'
+    },
+    {
+      task_id: 'notify',
+      label: 'notify',
+      operator: 'EmptyOperator',
+      task_group: null,
+      is_mapped: true,
+      state: null,
+      map_states: ['success', 'running', null]
+    }
+  ],
+  edges: [
+    ['g.extract', 'g.transform'],
+    ['g.transform', 'load'],
+    ['g.extract', 'load'],
+    ['load', 'notify']
+  ],
+  task_groups: [{ group_id: 'g', parent: null, label: 'g' }],
+  latest_run: {
+    run_id: 'manual__2026-01-01T00:00:00+00:00',
+    state: 'failed',
+    logical_date: '2026-01-01T00:00:00+00:00',
+    start_date: '2026-01-01T00:00:01+00:00',
+    end_date: '2026-01-01T00:00:09+00:00'
+  }
+};
+
+/**
+ * A synthetic DAG of `n` tasks: `width` parallel chains joined into a fan-in, every chain in
+ * a task group of `groupSize` tasks (no groups when 0), with a few cross edges.
+ */
+export function syntheticDag(n: number, groupSize = 0, width = 20): IDagInfo {
+  const nodes: IDagNode[] = [];
+  const edges: [string, string][] = [];
+  const groups: ITaskGroup[] = [];
+  const states = ['success', 'running', 'failed', 'queued', 'skipped', null];
+  const perChain = Math.max(1, Math.ceil((n - 2) / width));
+  nodes.push(node('start', null, 'success'));
+  let count = 1;
+  const ends: string[] = [];
+  for (let c = 0; c < width && count < n - 1; c++) {
+    let prev = 'start';
+    for (let i = 0; i < perChain && count < n - 1; i++) {
+      const groupId = groupSize > 0 ? `chain_${c}_part_${Math.floor(i / groupSize)}` : null;
+      if (groupId && !groups.some(g => g.group_id === groupId)) {
+        groups.push({ group_id: groupId, parent: null, label: groupId });
+      }
+      const local = `task_${c}_${i}`;
+      const id = groupId ? `${groupId}.${local}` : local;
+      nodes.push(node(id, groupId, states[(c + i) % states.length], local));
+      edges.push([prev, id]);
+      if (i > 1 && c > 0 && i % 7 === 0) {
+        const other = nodes[nodes.length - perChain - 2];
+        if (other && other.task_id !== id) {
+          edges.push([other.task_id, id]);
+        }
+      }
+      prev = id;
+      count++;
+    }
+    ends.push(prev);
+  }
+  nodes.push(node('end', null, null));
+  for (const e of ends) {
+    edges.push([e, 'end']);
+  }
+  return {
+    dag_id: `synthetic_${n}`,
+    description: null,
+    schedule: null,
+    nodes,
+    edges,
+    task_groups: groups,
+    latest_run: null
+  };
+}
+
+function node(
+  taskId: string,
+  group: string | null,
+  state: string | null,
+  label = taskId
+): IDagNode {
+  return {
+    task_id: taskId,
+    label,
+    operator: 'PythonOperator',
+    task_group: group,
+    is_mapped: false,
+    state
+  };
+}

@@ -1,0 +1,444 @@
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import {
+  Dialog,
+  ICommandPalette,
+  MainAreaWidget,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { CommandToolbarButton, runIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+
+import { exportIcon, fitIcon, kyteIcon } from './icons';
+import {
+  IExecutionResult,
+  executeInKernel,
+  runDagCode,
+  runTaskCode,
+  xcomCode
+} from './kernel';
+import { LogView } from './logview';
+import { ITaskRef, KytePanel } from './panel';
+import { KyteRequestError } from './request';
+import { KyteService } from './service';
+import { CommandIDs, IExportProblem, IKyteService } from './tokens';
+
+export { CommandIDs, IKyteService } from './tokens';
+
+/**
+ * The REST client of the Kyte server extension.
+ */
+const servicePlugin: JupyterFrontEndPlugin<IKyteService> = {
+  id: 'kyte-jupyter:service',
+  description: 'Provides the client of the Kyte server extension REST API.',
+  autoStart: true,
+  provides: IKyteService,
+  activate: (app: JupyterFrontEnd): IKyteService =>
+    new KyteService(app.serviceManager.serverSettings)
+};
+
+/**
+ * The sidebar DAG viewer, the task log viewer and the task commands.
+ */
+const sidebarPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'kyte-jupyter:sidebar',
+  description:
+    'A left-sidebar panel showing the DAGs of the active notebook, their live task states and logs.',
+  autoStart: true,
+  requires: [IKyteService, INotebookTracker],
+  optional: [ILayoutRestorer, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    service: IKyteService,
+    tracker: INotebookTracker,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null
+  ): void => {
+    const { commands, shell } = app;
+    const panel = new KytePanel({ service, commands });
+    shell.add(panel, 'left', { rank: 650, type: 'Kyte' });
+    restorer?.add(panel, 'kyte-sidebar');
+
+    panel.setNotebook(tracker.currentWidget);
+    tracker.currentChanged.connect((_, notebook) => panel.setNotebook(notebook));
+
+    let logWidget: MainAreaWidget<LogView> | null = null;
+    const openLog = (ref: ITaskRef, activate = true): void => {
+      const session = panel.session;
+      const dag = panel.dags.find(d => d.dag_id === ref.dagId);
+      if (!session || !dag) {
+        return;
+      }
+      const node = dag.nodes.find(n => n.task_id === ref.taskId);
+      if (!logWidget || logWidget.isDisposed) {
+        const content = new LogView(service);
+        logWidget = new MainAreaWidget({ content });
+        logWidget.id = 'kyte-log';
+        logWidget.title.icon = kyteIcon;
+        logWidget.title.closable = true;
+        content.title.changed.connect(() => {
+          if (logWidget) {
+            logWidget.title.label = content.title.label;
+            logWidget.title.caption = content.title.caption;
+          }
+        });
+        const ref = panel.notebook?.id;
+        shell.add(logWidget, 'main', ref ? { ref, mode: 'split-bottom' } : { mode: 'split-right' });
+      }
+      logWidget.content.setTarget({
+        sessionId: session.id,
+        dagId: ref.dagId,
+        taskId: ref.taskId,
+        runId: dag.latest_run?.run_id ?? null,
+        isMapped: !!node?.is_mapped
+      });
+      panel.graph.selectedTask = ref.taskId;
+      if (activate) {
+        shell.activateById(logWidget.id);
+      }
+    };
+    panel.taskActivated.connect((_, ref) => openLog(ref));
+    panel.dagsChanged.connect((_, dags) => {
+      const target = logWidget && !logWidget.isDisposed ? logWidget.content.target : null;
+      if (!target) {
+        return;
+      }
+      const dag = dags.find(d => d.dag_id === target.dagId);
+      if (dag) {
+        logWidget!.content.setRun(dag.latest_run?.run_id ?? null);
+      }
+    });
+
+    /** The task a command acts on: its arguments, else the right-clicked or selected task. */
+    const taskRef = (args: Record<string, unknown>): ITaskRef | null => {
+      if (typeof args.dagId === 'string' && typeof args.taskId === 'string') {
+        return { dagId: args.dagId, taskId: args.taskId };
+      }
+      if (panel.contextTask) {
+        return panel.contextTask;
+      }
+      const dag = panel.currentDag;
+      const selected = panel.graph.selectedTask;
+      return dag && selected ? { dagId: dag.dag_id, taskId: selected } : null;
+    };
+
+    const runInNotebook = async (
+      code: string,
+      what: string,
+      follow: ITaskRef | null
+    ): Promise<IExecutionResult | null> => {
+      const notebook = panel.notebook;
+      if (!notebook?.sessionContext.session?.kernel) {
+        Notification.warning(
+          'The notebook has no running kernel: start it (Kernel \u203A Restart Kernel), then try again.',
+          { autoClose: 8000 }
+        );
+        return null;
+      }
+      const busy = notebook.sessionContext.kernelDisplayStatus === 'busy';
+      const id = Notification.emit(
+        `${what}\u2026${busy ? ' (waits for the running cell: the kernel is busy)' : ''}`,
+        'in-progress',
+        { autoClose: false }
+      );
+      if (follow) {
+        openLog(follow, false);
+      }
+      let result: IExecutionResult;
+      try {
+        result = await executeInKernel(notebook.sessionContext, code);
+      } catch (error) {
+        Notification.update({
+          id,
+          message: `${what} failed: ${(error as Error).message}`,
+          type: 'error',
+          autoClose: false
+        });
+        return null;
+      }
+      const summary = result.ok
+        ? firstLine(result.result) || 'done'
+        : firstLine(result.error) || 'failed';
+      Notification.update({
+        id,
+        message: `${code}: ${summary}`,
+        type: result.ok ? 'success' : 'error',
+        autoClose: result.ok ? 6000 : false,
+        actions: [
+          {
+            label: 'Show output',
+            caption: 'Show everything the command printed',
+            callback: () => showOutput(code, result)
+          }
+        ]
+      });
+      void panel.refresh();
+      return result;
+    };
+
+    const addRunCommand = (
+      id: string,
+      label: string,
+      direction: 'upstream' | 'downstream' | null
+    ): void => {
+      commands.addCommand(id, {
+        label: args => {
+          const ref = taskRef(args);
+          return ref && args.dagId ? `${label} (${ref.taskId})` : label;
+        },
+        caption: `Run in the notebook's kernel: %run_task DAG TASK${direction ? ` --${direction}` : ''}`,
+        icon: direction ? undefined : runIcon,
+        isEnabled: args => !!taskRef(args) && !!panel.notebook,
+        execute: async args => {
+          const ref = taskRef(args);
+          if (!ref) {
+            return;
+          }
+          const code = runTaskCode(ref.dagId, ref.taskId, direction);
+          await runInNotebook(code, `Running ${code}`, ref);
+        }
+      });
+    };
+    addRunCommand(CommandIDs.runTask, 'Run task', null);
+    addRunCommand(CommandIDs.runTaskUpstream, 'Run with upstream', 'upstream');
+    addRunCommand(CommandIDs.runTaskDownstream, 'Run with downstream', 'downstream');
+
+    commands.addCommand(CommandIDs.showXCom, {
+      label: 'Show XCom',
+      caption: "Show the task's XCom value (%xcom DAG TASK)",
+      isEnabled: args => !!taskRef(args) && !!panel.notebook,
+      execute: async args => {
+        const ref = taskRef(args);
+        if (!ref) {
+          return;
+        }
+        const code = xcomCode(ref.dagId, ref.taskId);
+        const result = await runInNotebook(code, `Reading ${code}`, null);
+        if (result) {
+          showOutput(`XCom of ${ref.dagId}.${ref.taskId}`, result, true);
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.openLog, {
+      label: 'Show log',
+      caption: "Open the task's log",
+      isEnabled: args => !!taskRef(args),
+      execute: args => {
+        const ref = taskRef(args);
+        if (ref) {
+          openLog(ref);
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.runDag, {
+      label: args => (args.dagId ? `Run DAG ${args.dagId}` : 'Run DAG'),
+      caption: "Run the whole DAG in the notebook's kernel (%run_dag)",
+      icon: runIcon,
+      isEnabled: () => !!panel.currentDag && !!panel.notebook,
+      execute: async args => {
+        const dagId = typeof args.dagId === 'string' ? args.dagId : panel.currentDag?.dag_id;
+        if (!dagId) {
+          return;
+        }
+        const code = runDagCode(dagId);
+        await runInNotebook(code, `Running ${code}`, null);
+      }
+    });
+
+    commands.addCommand(CommandIDs.fitGraph, {
+      label: 'Fit DAG Graph',
+      icon: fitIcon,
+      execute: () => panel.fit()
+    });
+
+    commands.addCommand(CommandIDs.openPanel, {
+      label: 'Show Kyte DAG Viewer',
+      icon: kyteIcon,
+      execute: () => shell.activateById(panel.id)
+    });
+
+    const selector = '.jp-kyte-node[data-task-id]';
+    app.contextMenu.addItem({ command: CommandIDs.runTask, selector, rank: 1 });
+    app.contextMenu.addItem({ command: CommandIDs.runTaskUpstream, selector, rank: 2 });
+    app.contextMenu.addItem({ command: CommandIDs.runTaskDownstream, selector, rank: 3 });
+    app.contextMenu.addItem({ type: 'separator', selector, rank: 4 });
+    app.contextMenu.addItem({ command: CommandIDs.openLog, selector, rank: 5 });
+    app.contextMenu.addItem({ command: CommandIDs.showXCom, selector, rank: 6 });
+
+    if (palette) {
+      const category = 'Kyte';
+      palette.addItem({ command: CommandIDs.openPanel, category });
+      palette.addItem({ command: CommandIDs.runDag, category });
+      palette.addItem({ command: CommandIDs.fitGraph, category });
+    }
+  }
+};
+
+/**
+ * "Export to Airflow DAG": command palette and notebook toolbar.
+ */
+const exportPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'kyte-jupyter:export',
+  description: 'Exports the active notebook to Airflow DAG files, from the palette and toolbar.',
+  autoStart: true,
+  requires: [IKyteService, INotebookTracker],
+  optional: [ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    service: IKyteService,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null
+  ): void => {
+    const { commands } = app;
+    commands.addCommand(CommandIDs.exportDag, {
+      label: 'Export to Airflow DAG',
+      caption:
+        'Write one Airflow DAG file per DAG of this notebook (kyte-include cells and %%dag cells)',
+      icon: exportIcon,
+      isEnabled: () => !!tracker.currentWidget,
+      execute: async args => {
+        const notebook =
+          (typeof args.path === 'string'
+            ? tracker.find(nb => nb.context.localPath === args.path)
+            : null) ?? tracker.currentWidget;
+        if (!notebook) {
+          return;
+        }
+        await exportNotebook(service, notebook, args.dagId as string | undefined);
+      }
+    });
+    palette?.addItem({ command: CommandIDs.exportDag, category: 'Kyte' });
+
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (panel: NotebookPanel) => {
+        const button = new CommandToolbarButton({
+          commands,
+          id: CommandIDs.exportDag,
+          label: ''
+        });
+        button.addClass('jp-kyte-exportButton');
+        panel.toolbar.insertItem(10, 'kyteExport', button);
+        return button;
+      }
+    });
+  }
+};
+
+async function exportNotebook(
+  service: IKyteService,
+  notebook: NotebookPanel,
+  dagId?: string
+): Promise<void> {
+  const { context } = notebook;
+  if (context.model.dirty && !context.model.readOnly) {
+    // Export reads the notebook file: save first so what is exported is what is seen.
+    await context.save();
+  }
+  try {
+    const result = await service.exportNotebook(context.localPath, dagId);
+    const body = document.createElement('div');
+    body.className = 'jp-kyte-ExportDialog';
+    const p = document.createElement('p');
+    p.textContent = result.files.length
+      ? `Wrote ${result.files.length} DAG file${result.files.length === 1 ? '' : 's'}:`
+      : 'The notebook has no %%dag cell, so no DAG file was written.';
+    const ul = document.createElement('ul');
+    for (const f of result.files) {
+      const li = document.createElement('li');
+      const code = document.createElement('code');
+      code.textContent = f;
+      li.appendChild(code);
+      ul.appendChild(li);
+    }
+    body.append(p, ul);
+    await showDialog({
+      title: 'Exported to Airflow DAG',
+      body: new Widget({ node: body }),
+      buttons: [Dialog.okButton()]
+    });
+  } catch (error) {
+    const body = document.createElement('div');
+    body.className = 'jp-kyte-ExportDialog jp-mod-error';
+    const p = document.createElement('p');
+    p.textContent = (error as Error).message;
+    body.appendChild(p);
+    const problems = error instanceof KyteRequestError ? error.problems : [];
+    if (problems.length) {
+      const ul = document.createElement('ul');
+      for (const problem of problems) {
+        const li = document.createElement('li');
+        li.textContent = describeProblem(problem);
+        ul.appendChild(li);
+      }
+      body.appendChild(ul);
+    }
+    await showDialog({
+      title: 'Could not export to an Airflow DAG',
+      body: new Widget({ node: body }),
+      buttons: [Dialog.okButton()]
+    });
+  }
+}
+
+/** One export problem as a sentence. */
+export function describeProblem(problem: unknown): string {
+  if (typeof problem === 'string') {
+    return problem;
+  }
+  if (problem && typeof problem === 'object') {
+    const p = problem as IExportProblem;
+    const where = [
+      p.cell !== undefined ? `cell ${p.cell}` : '',
+      p.line !== undefined ? `line ${p.line}` : ''
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const message = typeof p.message === 'string' ? p.message : JSON.stringify(problem);
+    return where ? `${where}: ${message}` : message;
+  }
+  return String(problem);
+}
+
+function firstLine(text: string): string {
+  const line = text.trim().split('\n')[0] ?? '';
+  return line.length > 200 ? line.slice(0, 199) + '\u2026' : line;
+}
+
+function showOutput(title: string, result: IExecutionResult, valueFirst = false): void {
+  const body = document.createElement('div');
+  body.className = 'jp-kyte-OutputDialog';
+  const sections: [string, string][] = valueFirst
+    ? [
+        ['Value', result.result],
+        ['Error', result.error],
+        ['Output', result.output]
+      ]
+    : [
+        ['Output', result.output],
+        ['Error', result.error],
+        ['Result', result.result]
+      ];
+  for (const [name, text] of sections) {
+    if (!text) {
+      continue;
+    }
+    const h = document.createElement('h4');
+    h.textContent = name;
+    const pre = document.createElement('pre');
+    pre.textContent = text;
+    body.append(h, pre);
+  }
+  if (!body.childElementCount) {
+    body.textContent = 'Nothing was printed.';
+  }
+  void showDialog({ title, body: new Widget({ node: body }), buttons: [Dialog.okButton()] });
+}
+
+export default [servicePlugin, sidebarPlugin, exportPlugin];

@@ -1,0 +1,114 @@
+/**
+ * Running Kyte magics in a notebook's own kernel, so the notebook's namespace, session and
+ * Airflow home are used.
+ */
+import { ISessionContext } from '@jupyterlab/apputils';
+import { KernelMessage } from '@jupyterlab/services';
+
+/** What a magic printed and returned. */
+export interface IExecutionResult {
+  /** Whether the code ran without raising. */
+  ok: boolean;
+  /** Everything printed (stdout and stderr), without ANSI colour codes. */
+  output: string;
+  /** The `text/plain` of the result (`execute_result`) or of displayed data. */
+  result: string;
+  /** The error name and value, and its traceback (plain text), if the code raised. */
+  error: string;
+}
+
+/** Task and DAG ids are Airflow keys: letters, digits, `_`, `.` and `-` only. */
+const AIRFLOW_KEY = /^[A-Za-z0-9_.-]{1,250}$/;
+
+/** Whether a string is a valid Airflow DAG or task id (safe to put on a magic line). */
+export function isAirflowKey(value: string): boolean {
+  return AIRFLOW_KEY.test(value);
+}
+
+/** The `%run_task` line for a task, with `--upstream`/`--downstream` when asked. */
+export function runTaskCode(
+  dagId: string,
+  taskId: string,
+  direction: 'upstream' | 'downstream' | null = null
+): string {
+  checkKeys(dagId, taskId);
+  return `%run_task ${dagId} ${taskId}${direction ? ` --${direction}` : ''}`;
+}
+
+/** The `%run_dag` line for a DAG. */
+export function runDagCode(dagId: string): string {
+  checkKeys(dagId);
+  return `%run_dag ${dagId}`;
+}
+
+/** The `%xcom` line for a task. */
+export function xcomCode(dagId: string, taskId: string): string {
+  checkKeys(dagId, taskId);
+  return `%xcom ${dagId} ${taskId}`;
+}
+
+function checkKeys(...keys: string[]): void {
+  for (const key of keys) {
+    if (!isAirflowKey(key)) {
+      throw new Error(`"${key}" is not a valid Airflow id.`);
+    }
+  }
+}
+
+/** Remove ANSI escape sequences (colours in tracebacks). */
+export function stripAnsi(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '');
+}
+
+/**
+ * Run code in a notebook's kernel, outside of any cell, and collect what it prints.
+ *
+ * @throws If the notebook has no running kernel.
+ */
+export async function executeInKernel(
+  sessionContext: ISessionContext,
+  code: string
+): Promise<IExecutionResult> {
+  const kernel = sessionContext.session?.kernel;
+  if (!kernel) {
+    throw new Error('The notebook has no running kernel. Start its kernel, then try again.');
+  }
+  const future = kernel.requestExecute({
+    code,
+    silent: false,
+    store_history: false,
+    allow_stdin: false,
+    stop_on_error: false
+  });
+  const output: string[] = [];
+  const result: string[] = [];
+  let error = '';
+  future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
+    const type = msg.header.msg_type;
+    if (type === 'stream') {
+      output.push((msg as KernelMessage.IStreamMsg).content.text);
+    } else if (type === 'execute_result' || type === 'display_data') {
+      const data = (msg as KernelMessage.IExecuteResultMsg).content.data;
+      const text = data['text/plain'];
+      if (typeof text === 'string') {
+        result.push(text);
+      }
+    } else if (type === 'error') {
+      const content = (msg as KernelMessage.IErrorMsg).content;
+      error = `${content.ename}: ${content.evalue}\n${content.traceback.join('\n')}`;
+    }
+  };
+  const reply = await future.done;
+  const ok = reply.content.status === 'ok';
+  if (!ok && !error && reply.content.status === 'error') {
+    const c = reply.content as KernelMessage.IReplyErrorContent;
+    error = `${c.ename}: ${c.evalue}`;
+  }
+  return {
+    ok,
+    output: stripAnsi(output.join('')),
+    result: stripAnsi(result.join('\n')),
+    error: stripAnsi(error)
+  };
+}

@@ -1,0 +1,85 @@
+import { ServerConnection } from '@jupyterlab/services';
+
+import { requestAPI } from './request';
+import {
+  IDagInfo,
+  IDagRun,
+  IExportResult,
+  IKyteService,
+  ILogChunk,
+  ILogRequest,
+  ISession,
+  ITaskInstance
+} from './tokens';
+
+const enc = encodeURIComponent;
+
+/**
+ * The Kyte REST client: typed wrappers over `requestAPI()`.
+ */
+export class KyteService implements IKyteService {
+  constructor(
+    private readonly _settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+  ) {}
+
+  async findSession(notebookPath: string): Promise<ISession | null> {
+    const sessions = await this._get<ISession[]>(`sessions?path=${enc(notebookPath)}`);
+    return sessions.length > 0 ? sessions[0] : null;
+  }
+
+  getDags(sessionId: string, init: RequestInit = {}): Promise<IDagInfo[]> {
+    return this._get<IDagInfo[]>(`sessions/${enc(sessionId)}/dags`, init);
+  }
+
+  getRuns(sessionId: string, dagId: string): Promise<IDagRun[]> {
+    return this._get<IDagRun[]>(`sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs`);
+  }
+
+  getTaskInstances(sessionId: string, dagId: string, runId: string): Promise<ITaskInstance[]> {
+    return this._get<ITaskInstance[]>(
+      `sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs/${enc(runId)}/tasks`
+    );
+  }
+
+  getLog(
+    sessionId: string,
+    dagId: string,
+    runId: string,
+    taskId: string,
+    request: ILogRequest = {},
+    init: RequestInit = {}
+  ): Promise<ILogChunk> {
+    const query = new URLSearchParams();
+    if (request.tryNumber !== undefined) {
+      query.set('try', String(request.tryNumber));
+    }
+    query.set('offset', String(request.offset ?? 0));
+    query.set('map_index', String(request.mapIndex ?? -1));
+    return this._get<ILogChunk>(
+      `sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs/${enc(runId)}/tasks/${enc(
+        taskId
+      )}/logs?${query.toString()}`,
+      init
+    );
+  }
+
+  getAudit(sessionId: string): Promise<Record<string, unknown>[]> {
+    return this._get<Record<string, unknown>[]>(`sessions/${enc(sessionId)}/audit`);
+  }
+
+  exportNotebook(notebookPath: string, dagId?: string): Promise<IExportResult> {
+    const body: Record<string, string> = { path: notebookPath };
+    if (dagId) {
+      body.dag_id = dagId;
+    }
+    return requestAPI<IExportResult>(
+      'export',
+      { method: 'POST', body: JSON.stringify(body) },
+      this._settings
+    );
+  }
+
+  private _get<T>(endPoint: string, init: RequestInit = {}): Promise<T> {
+    return requestAPI<T>(endPoint, { method: 'GET', ...init }, this._settings);
+  }
+}
