@@ -77,6 +77,8 @@ def parse_dag_line(line: str) -> DagCellOptions:
             f"%%dag: {e}\nUsage: %%dag [DAG_ID] [--schedule S] [--start-date YYYY-MM-DD] "
             "[--default-args JSON] [--tags a,b] [--description TEXT]"
         ) from e
+    for name in ("dag_id", "schedule", "start_date", "default_args", "tags", "description"):
+        setattr(args, name, unquote(getattr(args, name)))
     opts = DagCellOptions(dag_id=args.dag_id, schedule=args.schedule, description=args.description)
     if opts.dag_id is not None and not DAG_ID_RE.match(opts.dag_id):
         raise UsageError(
@@ -98,16 +100,24 @@ def parse_dag_line(line: str) -> DagCellOptions:
     return opts
 
 
+def unquote(text: str | None) -> str | None:
+    """Remove one pair of matching outer quotes: IPython keeps them in magic arguments."""
+    if text is not None and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 def parse_date(text: str, flag: str) -> _dt.date:
     """Parse YYYY-MM-DD, or raise a ``UsageError`` naming ``flag``."""
     try:
-        return _dt.date.fromisoformat(text.strip("'\""))
+        return _dt.date.fromisoformat(unquote(text) or "")
     except ValueError as e:
         raise UsageError(f"{flag} {text!r} is not a date: write it as YYYY-MM-DD.") from e
 
 
 def parse_json_object(text: str, flag: str) -> dict[str, Any]:
     """Parse a JSON object, or raise a ``UsageError`` that points at the mistake."""
+    text = unquote(text) or ""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:

@@ -53,6 +53,10 @@ load_default_connections = False
 [logging]
 base_log_folder = {home}/logs
 dag_processor_child_process_log_directory = {home}/logs/dag_processor
+# Keep metastore bookkeeping out of task logs and cell output.
+namespace_levels = airflow.api_fastapi=WARNING airflow.dag_processing=WARNING
+  airflow.serialization=WARNING airflow.models.dagrun=WARNING airflow.models.dag=WARNING
+  airflow.models.dag_version=WARNING airflow.sdk.definitions.dag=WARNING sqlalchemy=WARNING
 """
 
 

@@ -1,0 +1,308 @@
+"""The one place where Kyte reaches past ``airflow.sdk`` into Airflow's internals.
+
+The Task SDK is the public API for *writing* DAGs; running them against a metastore without
+a scheduler has no public API beyond ``DAG.test()``, which only runs DAGs it finds in a bundle
+and always starts a new run. Kyte needs the pieces ``DAG.test()`` is built from, so they are
+wrapped here — each with the reason — and nothing else in Kyte imports ``airflow.models``,
+``airflow.dag_processing`` or ``airflow.serialization``. Keep this module small; pin the
+Airflow range in pyproject.toml to versions these calls were tested with.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.sdk import DAG
+
+BUNDLE = "dags-folder"
+FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+_bundles_synced = False
+
+
+@contextmanager
+def db_session() -> Iterator[Any]:
+    """A metastore session that commits on success (Airflow's ``create_session``)."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        yield session
+
+
+def quiet_server_logs() -> None:
+    """Keep the in-process execution API's request chatter out of cell output."""
+    for name in (
+        "airflow.api_fastapi",
+        "airflow.models.dagrun",
+        "airflow.dag_processing",
+        "airflow.serialization",
+        "airflow.models.dag_version",
+        "sqlalchemy",
+    ):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def check_dag(dag: DAG) -> None:
+    """Raise what the DAG processor would: cycles, bad params, unserializable arguments."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag.validate()
+    dag.check_cycle()
+    DagSerialization.serialize_dag(dag)
+
+
+def sync_dags(dags: Iterable[DAG]) -> None:
+    """Write DAGs to the metastore as the DAG processor would (dag, serialized_dag, version).
+
+    Why internal: the DAGs live in the notebook, not in a bundle file, so the processor never
+    sees them. ``update_dag_parsing_results_in_db`` is what it calls after parsing a file;
+    it versions a DAG only when its serialized form changes.
+    """
+    global _bundles_synced
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+
+    with db_session() as session:
+        if not _bundles_synced:
+            from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+            DagBundlesManager().sync_bundles_to_db(session=session)
+            session.commit()
+            _bundles_synced = True
+        update_dag_parsing_results_in_db(
+            BUNDLE,
+            None,
+            [LazyDeserializedDAG.from_dag(d) for d in dags],
+            {},
+            None,
+            set(),
+            session=session,
+        )
+
+
+def scheduler_dag(dag: DAG) -> Any:
+    """The scheduler's view of a DAG (what ``DAG.test()`` builds), for dependency decisions."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    # As in DAG.test(): callbacks are lost by serialization; keep the notebook's ones.
+    sdag.on_success_callback = dag.on_success_callback
+    sdag.on_failure_callback = dag.on_failure_callback
+    return sdag
+
+
+def latest_run(dag_id: str, session: Any) -> DagRun | None:
+    """The newest run of a DAG in this metastore."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalar(
+        select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
+    )
+
+
+def get_run(dag_id: str, run_id: str, session: Any) -> DagRun | None:
+    """One run by id."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
+
+def create_run(
+    sdag: Any,
+    *,
+    logical_date: _dt.datetime | None,
+    conf: dict[str, Any] | None,
+    session: Any,
+) -> DagRun:
+    """A new manual run, exactly as ``DAG.test()`` creates one."""
+    from airflow.models.dagrun import DagRun, get_or_create_dagrun
+    from airflow.sdk import timezone
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    run_after = timezone.utcnow()
+    logical = timezone.coerce_datetime(logical_date) if logical_date else run_after
+    data_interval = coerce_to_core_timetable(sdag.timetable).infer_manual_data_interval(
+        run_after=logical
+    )
+    return get_or_create_dagrun(
+        dag=sdag,
+        start_date=logical,
+        logical_date=logical,
+        data_interval=data_interval,
+        run_after=run_after,
+        run_id=DagRun.generate_run_id(
+            run_type=DagRunType.MANUAL, logical_date=logical, run_after=run_after
+        ),
+        session=session,
+        conf=conf,
+        triggered_by=DagRunTriggeredByType.TEST,
+        triggering_user_name="kyte",
+    )
+
+
+def attach_latest_version(dr: DagRun, sdag: Any, session: Any) -> None:
+    """Point an existing run at the DAG's latest version, adding task instances it lacks."""
+    from airflow.models.dag_version import DagVersion
+
+    dr.dag = sdag
+    version = DagVersion.get_latest_version(sdag.dag_id, session=session)
+    if version is not None:
+        dr.verify_integrity(session=session, dag_version_id=version.id)
+        session.flush()
+
+
+def schedulable(dr: DagRun, session: Any) -> list[TaskInstance]:
+    """Ask the run which task instances may run now (trigger rules, branches, mapping)."""
+    session.expire_all()
+    tis, _ = dr.update_state(session=session)
+    return list(tis)
+
+
+def expand_mapped(dr: DagRun, task_id: str, session: Any) -> None:
+    """Create a mapped task's instances now that its upstream results exist."""
+    from airflow.exceptions import NotMapped
+    from airflow.models.taskmap import TaskMap
+
+    task = dr.dag.get_task(task_id)
+    try:
+        TaskMap.expand_mapped_task(task, dr.run_id, session=session)
+    except NotMapped:
+        return
+    session.flush()
+
+
+def task_instances(dr: DagRun, session: Any) -> list[TaskInstance]:
+    """All task instances of a run, fresh from the database."""
+    session.expire_all()
+    return list(dr.get_task_instances(session=session))
+
+
+def prepare_try(ti: TaskInstance, session: Any) -> None:
+    """Start a new try of a task instance, as the scheduler would before queueing it."""
+    if ti.state != "up_for_reschedule":
+        ti.try_number += 1
+    ti.state = "scheduled"
+    ti.end_date = None
+    session.merge(ti)
+    session.commit()
+
+
+def run_try(ti: TaskInstance, task: Any) -> Any:
+    """Run one try through the Task SDK's in-process supervisor (as ``DAG.test()`` does).
+
+    Returns Airflow's ``TaskRunResult``: the final state, and the task's own exception.
+    """
+    from airflow.sdk.api.datamodels._generated import TaskInstance as SDKTaskInstance
+    from airflow.sdk.execution_time.supervisor import run_task_in_process
+
+    ti.set_state("queued")  # the execution API only starts queued instances
+    sdk_ti = SDKTaskInstance(
+        id=UUID(str(ti.id)),
+        task_id=ti.task_id,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        try_number=ti.try_number,
+        map_index=ti.map_index,
+        dag_version_id=UUID(str(ti.dag_version_id)),
+    )
+    result = run_task_in_process(ti=sdk_ti, task=task)
+    return result
+
+
+def run_deferred(ti: TaskInstance, result: Any) -> None:
+    """Run a deferred task's trigger inline and make the instance resumable (as DAG.test)."""
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.sdk.api.datamodels._generated import TaskInstance as SDKTaskInstance
+    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+    from airflow.sdk.serde import deserialize, serialize
+
+    msg = result.msg
+    ti.set_state("queued")
+    sdk_ti = SDKTaskInstance(
+        id=UUID(str(ti.id)),
+        task_id=ti.task_id,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        try_number=ti.try_number,
+        map_index=ti.map_index,
+        dag_version_id=UUID(str(ti.dag_version_id)),
+    )
+    trigger = import_string(msg.classpath)(**deserialize(msg.trigger_kwargs))
+    event = InProcessTestSupervisor.run_trigger_in_process(trigger=trigger, ti=sdk_ti)
+    with db_session() as session:
+        ti.next_method = msg.next_method
+        ti.next_kwargs = {"event": serialize(event.payload)} if event else msg.next_kwargs
+        ti.state = "scheduled"
+        session.merge(ti)
+
+
+def is_deferral(result: Any) -> bool:
+    """True if the task asked to defer to a trigger."""
+    from airflow.sdk.execution_time.comms import DeferTask
+
+    return isinstance(result.msg, DeferTask)
+
+
+def state_name(state: Any) -> str:
+    """An Airflow state (either enum, or None) as its plain string: "success", "none"…"""
+    if state is None:
+        return "none"
+    return str(getattr(state, "value", state))
+
+
+def set_state(ti: TaskInstance, state: str) -> None:
+    """Record a task instance's final state."""
+    ti.set_state(state)
+
+
+def xcom_value(
+    dag_id: str, run_id: str, task_id: str, key: str, map_index: int | None, session: Any
+) -> tuple[bool, Any]:
+    """(found, value) of an XCom in a run."""
+    from airflow.models.xcom import XComModel
+
+    query = XComModel.get_many(
+        run_id=run_id,
+        key=key,
+        task_ids=task_id,
+        dag_ids=dag_id,
+        map_indexes=map_index if map_index is not None else None,
+    )
+    rows = list(session.scalars(query))
+    if not rows:
+        return False, None
+    if map_index is None and len(rows) > 1:
+        rows.sort(key=lambda r: r.map_index)
+        return True, [XComModel.deserialize_value(r) for r in rows]
+    return True, XComModel.deserialize_value(rows[0])
+
+
+def delete_runs(session: Any, dag_id: str | None = None) -> int:
+    """Delete runs (and with them task instances and XComs) from the metastore."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import delete
+
+    stmt = delete(DagRun)
+    if dag_id:
+        stmt = stmt.where(DagRun.dag_id == dag_id)
+    result = session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def set_dag_paused(dag_ids: Iterable[str], session: Any) -> None:
+    """Notebook DAGs are never scheduled by a scheduler: keep them paused."""
+    from airflow.models.dag import DagModel
+    from sqlalchemy import update
+
+    session.execute(update(DagModel).where(DagModel.dag_id.in_(list(dag_ids))).values(is_paused=True))

@@ -1,0 +1,416 @@
+"""Run tasks and DAGs of the notebook against the session's metastore.
+
+The loop follows ``DAG.test()``: the run asks Airflow's scheduler logic which task instances
+may run (trigger rules, branching, skips, mapping, setup/teardown, retries), and each try
+runs through the Task SDK's task runner with the in-process execution API. Kyte adds what a
+notebook needs on top: a per-try log file (streamed into the cell as it is written),
+task subsets (``--upstream`` / ``--downstream``), reuse of the notebook's current run, and a
+summary object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from . import _airflow
+from .session import Session
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+
+class TaskFailed(Exception):
+    """Raised by ``%run_task`` when the task failed; carries the task's own error."""
+
+
+STATE_COLOURS = {
+    "success": "#008000",
+    "failed": "#ff0000",
+    "upstream_failed": "#ffa500",
+    "skipped": "#ff69b4",
+    "up_for_retry": "#ffd700",
+    "up_for_reschedule": "#40e0d0",
+    "running": "#32cd32",
+    "queued": "#808080",
+    "scheduled": "#d2b48c",
+    "deferred": "#9370db",
+    "removed": "#d3d3d3",
+    "restarting": "#ee82ee",
+}
+
+
+@dataclass
+class RunSummary:
+    """What a ``%run_task`` or ``%run_dag`` did: ``r.state``, ``r.task_states`` …"""
+
+    dag_id: str
+    run_id: str
+    state: str
+    task_states: dict[str, str] = field(default_factory=dict)
+    tries: dict[str, int] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+    duration: float = 0.0
+    errors: dict[str, BaseException] = field(default_factory=dict, repr=False)
+
+    @property
+    def failed(self) -> list[str]:
+        """Task instances that ended failed or upstream_failed."""
+        return [k for k, v in self.task_states.items() if v in ("failed", "upstream_failed")]
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for s in self.task_states.values():
+            counts[s] = counts.get(s, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return (
+            f"<RunSummary {self.dag_id} run_id={self.run_id!r} state={self.state!r} "
+            f"({summary}) in {self.duration:.2f}s>"
+        )
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        lines = [repr(self)]
+        width = max((len(k) for k in self.task_states), default=4)
+        for key, state in self.task_states.items():
+            extra = ""
+            if key in self.tries:
+                extra = f"  try {self.tries[key]}, {self.durations.get(key, 0.0):.3f}s"
+            lines.append(f"  {key:<{width}}  {state}{extra}")
+        p.text("\n".join(lines))
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for key, state in self.task_states.items():
+            colour = STATE_COLOURS.get(state, "transparent")
+            took = f"{self.durations[key]:.3f}s" if key in self.durations else ""
+            rows.append(
+                f"<tr><td><code>{escape(key)}</code></td>"
+                f"<td><span style='display:inline-block;width:.8em;height:.8em;"
+                f"border-radius:50%;background:{colour};margin-right:.4em'></span>"
+                f"{escape(state)}</td><td>{self.tries.get(key, '')}</td><td>{took}</td></tr>"
+            )
+        colour = STATE_COLOURS.get(self.state, "inherit")
+        return (
+            f"<div class='kyte-run'><b>{escape(self.dag_id)}</b> "
+            f"<code>{escape(self.run_id)}</code> — "
+            f"<b style='color:{colour}'>{escape(self.state)}</b> in {self.duration:.2f}s"
+            "<table><thead><tr><th>task</th><th>state</th><th>try</th><th>duration</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+
+
+def ti_key(task_id: str, map_index: int) -> str:
+    """How a task instance is named in summaries: ``task`` or ``task[i]`` when mapped."""
+    return task_id if map_index < 0 else f"{task_id}[{map_index}]"
+
+
+def log_path(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int,
+             try_number: int) -> Path:
+    """A try's log file, laid out as Airflow's default ``log_filename_template``."""
+    path = session.logs_folder / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    if map_index >= 0:
+        path = path / f"map_index={map_index}"
+    return path / f"attempt={try_number}.log"
+
+
+class _Capture:
+    """Where task output goes right now: the active try's log file, and whether to echo.
+
+    Loggers (structlog's print logger among them) keep a reference to the ``sys.stdout``
+    they first saw, so the stream objects installed for a try must keep working after it:
+    they consult this state on every write instead of holding a log file themselves.
+    """
+
+    log: IO[str] | None = None
+    echo: bool = True
+
+
+class _Tee(IO[str]):
+    """Write to the cell (when echoing) and to the active try's log file."""
+
+    def __init__(self, primary: Any) -> None:
+        self._primary = primary
+
+    def write(self, s: str) -> int:
+        log = _Capture.log
+        if log is not None:
+            log.write(s)
+        if _Capture.echo or log is None:
+            self._primary.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        if _Capture.log is not None:
+            _Capture.log.flush()
+        self._primary.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return int(self._primary.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+
+class _LogHandler(logging.Handler):
+    """Copy stdlib log records emitted during a try into its log file."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s - %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = _Capture.log
+        if log is None or record.name.startswith(("airflow.api_fastapi", "sqlalchemy")):
+            return
+        with contextlib.suppress(Exception):
+            log.write(self.format(record) + "\n")
+
+
+_HANDLER = _LogHandler()
+
+
+@contextlib.contextmanager
+def _capture(path: Path, echo: bool) -> Iterator[IO[str]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8", buffering=1) as log_file:
+        out, err = sys.stdout, sys.stderr
+        sys.stdout = out if isinstance(out, _Tee) else _Tee(out)
+        sys.stderr = err if isinstance(err, _Tee) else _Tee(err)
+        _Capture.log, _Capture.echo = log_file, echo
+        root = logging.getLogger()
+        root.addHandler(_HANDLER)
+        real_exit = os._exit
+
+        def _exit(code: int) -> None:
+            # A task that calls os._exit would kill the kernel; fail the task instead.
+            raise SystemExit(f"the task called os._exit({code}); Kyte stopped it there")
+
+        os._exit = _exit  # type: ignore[assignment]
+        try:
+            yield log_file
+        finally:
+            os._exit = real_exit
+            root.removeHandler(_HANDLER)
+            _Capture.log, _Capture.echo = None, True
+            sys.stdout, sys.stderr = out, err
+
+
+Progress = Callable[[dict[str, str]], None]
+
+
+class Runner:
+    """Runs the notebook's DAGs and tasks in its session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # ---- public -------------------------------------------------------------------------
+    def run_dag(
+        self,
+        dag: DAG,
+        *,
+        logical_date: _dt.datetime | None = None,
+        conf: dict[str, Any] | None = None,
+        echo_logs: bool = False,
+        progress: Progress | None = None,
+    ) -> RunSummary:
+        """Run every task of a new run of ``dag`` in dependency order, as ``DAG.test()``."""
+        start = time.perf_counter()
+        sdag = _airflow.scheduler_dag(dag)
+        with _airflow.db_session() as db:
+            dr = _airflow.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
+            db.commit()
+            summary = RunSummary(dag.dag_id, dr.run_id, "running")
+            self._loop(dag, dr, db, only=None, force=set(), summary=summary,
+                       echo=echo_logs, progress=progress)
+            summary.state = _airflow.state_name(dr.state)
+        summary.duration = time.perf_counter() - start
+        return summary
+
+    def run_tasks(
+        self,
+        dag: DAG,
+        task_id: str,
+        *,
+        upstream: bool = False,
+        downstream: bool = False,
+        map_index: int | None = None,
+        logical_date: _dt.datetime | None = None,
+        conf: dict[str, Any] | None = None,
+        echo_logs: bool = True,
+        progress: Progress | None = None,
+    ) -> RunSummary:
+        """Run one task (and optionally its upstream or downstream) in the current run."""
+        start = time.perf_counter()
+        task = dag.get_task(task_id)
+        selected = {task_id}
+        if upstream:
+            selected |= {t.task_id for t in task.get_flat_relatives(upstream=True)}
+        if downstream:
+            selected |= {t.task_id for t in task.get_flat_relatives(upstream=False)}
+        sdag = _airflow.scheduler_dag(dag)
+        with _airflow.db_session() as db:
+            dr = None
+            if logical_date is None and conf is None:
+                dr = _airflow.latest_run(dag.dag_id, db)
+            if dr is None:
+                dr = _airflow.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
+            _airflow.attach_latest_version(dr, sdag, db)
+            # Re-running tasks in the current run: clear them so the scheduler logic decides
+            # afresh, as `airflow tasks clear` would.
+            for ti in _airflow.task_instances(dr, db):
+                if ti.task_id in selected and (map_index is None or ti.map_index == map_index
+                                               or ti.task_id != task_id):
+                    ti.state = None
+                    db.merge(ti)
+            dr.state = "running"
+            db.merge(dr)
+            db.commit()
+            summary = RunSummary(dag.dag_id, dr.run_id, "running")
+            force = set() if upstream else {task_id}
+            self._loop(dag, dr, db, only=selected, force=force, summary=summary,
+                       echo=echo_logs, progress=progress, map_index=map_index)
+            summary.state = _airflow.state_name(dr.state)
+        summary.duration = time.perf_counter() - start
+        return summary
+
+    # ---- the loop -------------------------------------------------------------------------
+    def _loop(
+        self,
+        dag: DAG,
+        dr: Any,
+        db: Any,
+        *,
+        only: set[str] | None,
+        force: set[str],
+        summary: RunSummary,
+        echo: bool,
+        progress: Progress | None,
+        map_index: int | None = None,
+    ) -> None:
+        """Run schedulable task instances until nothing in ``only`` can run any more.
+
+        ``force`` names tasks to start regardless of their upstream states, as
+        ``airflow tasks test`` does for the one task asked for.
+        """
+        states: dict[str, str] = {}
+        for ti in _airflow.task_instances(dr, db):
+            if only is None or ti.task_id in only:
+                states[ti_key(ti.task_id, ti.map_index)] = _airflow.state_name(ti.state)
+        if progress:
+            progress(dict(states))
+        pending_force = set(force)
+        while True:
+            ready: list[Any] = []
+            if pending_force:
+                for tid in sorted(pending_force):
+                    _airflow.expand_mapped(dr, tid, db)
+                tis = _airflow.task_instances(dr, db)
+                ready = [ti for ti in tis if ti.task_id in pending_force
+                         and (map_index is None or ti.map_index == map_index)
+                         and ti.state not in ("removed",)]
+                pending_force.clear()
+                if not ready:
+                    break
+            else:
+                if dr.state != "running":
+                    break
+                tis = _airflow.schedulable(dr, db)
+                ready = [ti for ti in tis if only is None or ti.task_id in only]
+                if not ready:
+                    if only is None and dr.state == "running":
+                        remaining = [
+                            ti for ti in _airflow.task_instances(dr, db)
+                            if ti.state not in _airflow.FINISHED
+                        ]
+                        if remaining and not any(
+                            ti.state in ("deferred", "up_for_reschedule", "up_for_retry")
+                            for ti in remaining
+                        ):
+                            break  # nothing can ever run: avoid spinning
+                        if remaining:
+                            time.sleep(0.2)  # waiting for a retry delay or a reschedule
+                            continue
+                    break
+            for ti in ready:
+                _airflow.prepare_try(ti, db)
+            for ti in ready:
+                key = ti_key(ti.task_id, ti.map_index)
+                states[key] = "running"
+                if progress:
+                    progress(dict(states))
+                state, took, error = self._run_one(dag, ti, echo)
+                states[key] = state
+                summary.tries[key] = ti.try_number
+                summary.durations[key] = took
+                if error is not None and state != "success":
+                    summary.errors[key] = error
+                self.session.audit(
+                    "task.run", dag_id=dag.dag_id, task_id=key, run_id=dr.run_id,
+                    try_number=ti.try_number, outcome=state,
+                )
+            if progress:
+                progress(dict(states))
+        # Final states as the metastore has them (the scheduler may have skipped some, and
+        # a mapped task's placeholder became its expanded instances).
+        if only is None:
+            dr.update_state(session=db)
+        db.commit()
+        states = {}
+        for ti in _airflow.task_instances(dr, db):
+            if only is not None and ti.task_id not in only:
+                continue
+            if map_index is not None and ti.task_id in force and ti.map_index != map_index:
+                continue
+            states[ti_key(ti.task_id, ti.map_index)] = _airflow.state_name(ti.state)
+        summary.task_states = _ordered(dag, states)
+        if progress:
+            progress(dict(summary.task_states))
+
+    def _run_one(self, dag: DAG, ti: Any, echo: bool) -> tuple[str, float, BaseException | None]:
+        task = dag.task_dict[ti.task_id]
+        path = log_path(self.session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
+                        ti.try_number)
+        t0 = time.perf_counter()
+        error: BaseException | None = None
+        while True:
+            with _capture(path, echo) as log_file:
+                try:
+                    result = _airflow.run_try(ti, task)
+                except Exception as e:  # Kyte or Airflow failed around the task
+                    log_file.write(f"Kyte could not run this task: {e!r}\n")
+                    _airflow.set_state(ti, "failed")
+                    return "failed", time.perf_counter() - t0, e
+            state = _airflow.state_name(result.ti.state)
+            error = result.error
+            _airflow.set_state(ti, state)
+            if state == "deferred" and _airflow.is_deferral(result):
+                with _capture(path, echo):
+                    _airflow.run_deferred(ti, result)
+                continue
+            break
+        return state, time.perf_counter() - t0, error
+
+
+def _ordered(dag: DAG, states: dict[str, str]) -> dict[str, str]:
+    """Order task instance keys by the DAG's topological order, then map index."""
+    order = {t.task_id: i for i, t in enumerate(dag.topological_sort())}
+
+    def sort_key(k: str) -> tuple[int, int]:
+        tid, _, rest = k.partition("[")
+        return order.get(tid, 1 << 30), int(rest[:-1]) if rest else -1
+
+    return {k: states[k] for k in sorted(states, key=sort_key)}
