@@ -395,6 +395,10 @@ class _Planner:
                     self._parse_scratch(cell, body)
                     self.cells.append(cell)
                     continue
+                if not body.strip():
+                    # The kernel refuses an empty %%dag cell, so it contributes nothing.
+                    self.cells.append(_Cell(number, "magic", body, offset, magic=name))
+                    continue
                 try:
                     options = parse_dag_line(line)
                 except UsageError as e:
@@ -597,14 +601,23 @@ class _FileWriter:
         self.includes = includes
 
     def header(self) -> str:
-        ids = ", ".join(f'"{d}"' for d in self.unit.dag_ids)
         noun = "DAG" if len(self.unit.dag_ids) == 1 else "DAGs"
-        return (
-            f"{HEADER_MARK} from the notebook {_comment_safe(self.notebook_name)}: "
-            f"Airflow {noun} {ids}.\n"
-            "# Edit the notebook and export it again: the next export overwrites this file.\n"
-            "# To keep manual edits, delete these lines; Kyte then never overwrites the file.\n"
+        lines = [f"{HEADER_MARK} from the notebook {_comment_safe(self.notebook_name)}."]
+        line = f"# Airflow {noun}:"
+        for i, dag_id in enumerate(self.unit.dag_ids):
+            item = f' "{dag_id}"' + ("," if i < len(self.unit.dag_ids) - 1 else ".")
+            if len(line) + len(item) > 100:
+                lines.append(line)
+                line = "#"
+            line += item
+        lines.append(line)
+        lines.append(
+            "# Edit the notebook and export it again: the next export overwrites this file."
         )
+        lines.append(
+            "# To keep manual edits, delete these lines; Kyte then never overwrites the file."
+        )
+        return "\n".join(lines) + "\n"
 
     def render(self) -> str:
         if not self.unit.grown and not self.includes:
@@ -616,6 +629,7 @@ class _FileWriter:
             body = _hoist_imports(cell, futures, imports)
             if body:
                 bodies.append(body)
+        imports = self._prune(imports)
         grown_bodies: list[str] = []
         if self.unit.grown:
             for cell in self.unit.cells:
@@ -644,6 +658,37 @@ class _FileWriter:
             gap = "\n" if i == 0 and len(parts) > 1 and not _starts_with_def(section) else "\n\n"
             out += gap + section + "\n"
         return out
+
+    def _prune(self, imports: list[_Import]) -> list[_Import]:
+        """Drop the shared imports this file does not use (ruff would flag them: F401).
+
+        An import line with a ``# noqa`` comment is kept, as ruff keeps it.
+        """
+        cells = [*self.includes, *self.unit.cells]
+        if any(c.names.star_import for c in cells):
+            return imports
+        used = {name for c in cells for name, _, _ in c.names.loads}
+        if self.unit.grown:
+            used |= {"DAG", "pendulum"}
+        kept: list[_Import] = []
+        for imp in imports:
+            if "noqa" in imp.text:
+                kept.append(imp)
+                continue
+            aliases = [a for a in imp.node.names if _bound_name(a) in used]
+            if len(aliases) == len(imp.node.names):
+                kept.append(imp)
+            elif aliases:
+                node: ast.Import | ast.ImportFrom
+                if isinstance(imp.node, ast.ImportFrom):
+                    node = ast.ImportFrom(imp.node.module, aliases, imp.node.level)
+                else:
+                    node = ast.Import(aliases)
+                text = _import_text(node)
+                kept.append(_Import(ast.dump(node), text, node, imp.gap_before))
+        if kept and imports and kept[0] is not imports[0]:
+            kept[0].gap_before = False
+        return kept
 
     def _render_verbatim(self) -> str:
         first, *rest = self.unit.cells
@@ -767,6 +812,20 @@ def _hoist_imports(
     if prefix:
         return "\n".join(prefix).strip("\n") + ("\n\n" + rest if rest else "")
     return rest
+
+
+def _bound_name(alias: ast.alias) -> str:
+    return alias.asname or alias.name.split(".")[0]
+
+
+def _import_text(node: ast.Import | ast.ImportFrom) -> str:
+    """One import statement as ruff format writes it (wrapped in parentheses when long)."""
+    text = ast.unparse(node)
+    if len(text) <= 100 or not isinstance(node, ast.ImportFrom):
+        return text
+    head = "from " + "." * node.level + (node.module or "") + " import ("
+    items = [f"    {a.name}" + (f" as {a.asname}" if a.asname else "") + "," for a in node.names]
+    return "\n".join([head, *items, ")"])
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:
