@@ -179,8 +179,7 @@ def build_dag_files(
 def read_notebook(path: Path) -> NotebookNode:
     """Read a notebook file, or raise :class:`ExportError` saying why it cannot be read."""
     try:
-        with path.open(encoding="utf-8") as f:
-            nb: NotebookNode = nbformat.read(f, as_version=4)  # type: ignore[no-untyped-call]
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ExportError([f"there is no notebook at {path}."], path.name) from None
     except IsADirectoryError:
@@ -189,7 +188,17 @@ def read_notebook(path: Path) -> NotebookNode:
         raise ExportError([f"cannot read {path}: {e.strerror or e}."], path.name) from e
     except UnicodeDecodeError:
         raise ExportError([f"{path} is not a notebook (not UTF-8 text)."], path.name) from None
-    except Exception as e:  # nbformat raises JSON, reader and version errors
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        why = f"not JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        raise ExportError([_invalid(path, why)], path.name) from None
+    problem = _structure_problem(raw)
+    if problem is not None:
+        raise ExportError([_invalid(path, problem)], path.name)
+    try:
+        nb: NotebookNode = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
+    except Exception as e:  # nbformat raises reader, version and conversion errors
         raise ExportError([_invalid(path, str(e))], path.name) from e
     problem = _structure_problem(nb)
     if problem is not None:
@@ -205,7 +214,13 @@ def _invalid(path: Path, why: str) -> str:
 def _structure_problem(nb: Any) -> str | None:
     """What makes a notebook unusable for export (a lenient check: Jupyter opens notebooks
     with small schema slips, and so does export)."""
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+    if not isinstance(nb, dict):
+        return "it is not a JSON object"
+    if not isinstance(nb.get("nbformat"), int):
+        return "it has no nbformat version"
+    if nb["nbformat"] < 4:
+        return None  # older notebooks keep cells in worksheets; nbformat converts them
+    if not isinstance(nb.get("cells"), list):
         return "it has no list of cells"
     for number, cell in enumerate(nb["cells"], start=1):
         if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
@@ -271,7 +286,8 @@ class KyteDagExporter(Exporter):
             res["unique_key"] = first.filename.removesuffix(".py")
         outputs = res.setdefault("outputs", {})
         for f in rest:
-            outputs[f.filename] = f.source.encode("utf-8")
+            # "./" because nbconvert's writer makes the parent folder of each extra output.
+            outputs[os.path.join(os.curdir, f.filename)] = f.source.encode("utf-8")
         return first.source, res
 
 
@@ -472,7 +488,7 @@ class _Planner:
                     continue
                 found, problems = _find_dags(
                     cell.tree,
-                    {**constants, **_string_constants([cell.tree])},
+                    _string_constants([cell.tree], constants),
                     aliases | _dag_aliases([cell.tree]),
                 )
                 self.general.extend(f"{cell.where(line)}: {msg}" for line, msg in problems)
@@ -748,6 +764,8 @@ class _FileWriter:
         text = "\n".join(lines) + "\n"
         if not bodies:
             return text + "    pass"
+        if _starts_with_def(bodies[0]):
+            text += "\n"  # ruff format puts an empty line before a nested def, even here
         return text + "\n\n".join(_indent(b) for b in bodies)
 
 
@@ -1288,9 +1306,11 @@ def _module_names(tree: ast.Module) -> _Names:
     return names
 
 
-def _string_constants(trees: Iterable[ast.Module]) -> dict[str, str]:
+def _string_constants(
+    trees: Iterable[ast.Module], known: dict[str, str] | None = None
+) -> dict[str, str]:
     """Module-level ``NAME = "text"`` assignments, so ``DAG(DAG_ID)`` can be resolved."""
-    out: dict[str, str] = {}
+    out: dict[str, str] = dict(known or {})
     for tree in trees:
         for stmt in tree.body:
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:

@@ -98,7 +98,7 @@ batches = split(extract())
 """,
     "%kyte",
     """\
-%%dag orders --default-args {"owner":"data","retries":1}
+%%dag orders --default-args '{"owner": "data", "retries": 1}'
 @task
 def score(batch, factor):
     return sum(r["amount"] for r in batch) * factor
