@@ -27,11 +27,21 @@ TOKEN = "kyte-test-token"
 
 
 @pytest.fixture(scope="session")
-def kyte_template_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A sessions root whose template metastore has been migrated (shared, read-only)."""
-    root = tmp_path_factory.mktemp("kyte-template")
-    SessionStore(root).template_db()
-    return root
+def kyte_template_root(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A sessions root whose template metastore has been migrated (shared, read-only).
+
+    Reuses the kernel tests' ``template_root`` when the whole suite runs, so the template is
+    migrated once per run.
+    """
+    try:
+        shared: Path = request.getfixturevalue("template_root")
+        return shared
+    except pytest.FixtureLookupError:
+        root = tmp_path_factory.mktemp("kyte-template")
+        SessionStore(root).template_db()
+        return root
 
 
 @pytest.fixture

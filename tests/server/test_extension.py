@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -406,3 +407,111 @@ def test_the_config_file_enables_the_extension(tmp_path: Path) -> None:
     section = output.split(f"Config dir: {tmp_path / 'config'}", 1)[1].split("Config dir:")[0]
     assert "kyte_jupyter" in section and "enabled" in section, output
     assert "OK" in section, output
+
+
+# ---- end to end: a real kernel runs a real DAG, the API follows it ------------------------------
+
+LIVE_DAG = """%%dag
+import time
+import pendulum
+from airflow.sdk import DAG, task
+
+with DAG("live", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")):
+    @task
+    def slow():
+        for i in range(8):
+            print(f"tick {i} <b>not html</b>", flush=True)
+            time.sleep(0.5)
+
+    @task
+    def after():
+        print("done")
+
+    slow() >> after()
+"""
+
+
+@pytest.mark.timeout(300)
+async def test_api_follows_a_dag_run_by_the_notebook_kernel(
+    jp_fetch: Any, jp_serverapp: Any, jp_root_dir: Path
+) -> None:
+    """The kernel's graph snapshot, states and logs are what the sidebar reads, live."""
+    write_notebook(jp_root_dir / "live.ipynb", "1")
+    body = {"path": "live.ipynb", "name": "live.ipynb", "type": "notebook",
+            "kernel": {"name": "python3"}}  # fmt: skip
+    model = json.loads((await jp_fetch("api", "sessions", method="POST",
+                                       body=json.dumps(body))).body)  # fmt: skip
+    kc = jp_serverapp.kernel_manager.get_kernel(model["kernel"]["id"]).client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=90)
+        await _execute(kc, LIVE_DAG)
+        sessions = json.loads((await jp_fetch("kyte", "sessions",
+                                              params={"path": "live.ipynb"})).body)  # fmt: skip
+        sid = sessions[0]["id"]
+
+        async def dag() -> dict[str, Any]:
+            dags = json.loads((await jp_fetch("kyte", "sessions", sid, "dags")).body)
+            return next(d for d in dags if d["dag_id"] == "live")
+
+        before = await dag()
+        assert before["edges"] == [["slow", "after"]] and before["source"] == "notebook"
+        assert {n["task_id"]: n["state"] for n in before["nodes"]} == {
+            "slow": None, "after": None
+        }  # fmt: skip
+
+        run = asyncio.ensure_future(_execute(kc, "r = %run_dag live"))
+
+        async def slow_log(offset: int = 0) -> dict[str, Any]:
+            run_id = (await dag())["latest_run"]["run_id"]
+            return dict(json.loads((await jp_fetch(
+                "kyte", "sessions", sid, "dags", "live", "runs", run_id, "tasks", "slow",
+                "logs", params={"offset": offset})).body))  # fmt: skip
+
+        # The task prints "tick 0" once Airflow has marked it running: from the moment its
+        # log shows that, the graph must show it running within a second.
+        seen_state = seen_log = None
+        timeline = []
+        for _ in range(1200):
+            current = await dag()
+            state = next(n for n in current["nodes"] if n["task_id"] == "slow")["state"]
+            now = time.monotonic()
+            logged = current["latest_run"] is not None and "tick 0" in (await slow_log())["text"]
+            timeline.append((round(now, 2), state, logged))
+            if state == "running" and seen_state is None:
+                seen_state = now
+            if logged and seen_log is None:
+                seen_log = now
+            if seen_state is not None and seen_log is not None:
+                break
+            assert not run.done(), f"the run ended before the API saw it: {timeline}"
+            await asyncio.sleep(0.05)
+        assert seen_state is not None and seen_log is not None, timeline
+        assert seen_state - seen_log < 1.0, timeline
+        run_id = current["latest_run"]["run_id"]
+
+        # Follow the growing log by byte offsets until the try is complete.
+        text, offset = "", 0
+        for _ in range(300):
+            got = json.loads((await jp_fetch(
+                "kyte", "sessions", sid, "dags", "live", "runs", run_id, "tasks", "slow",
+                "logs", params={"offset": offset})).body)  # fmt: skip
+            text += got["text"]
+            offset = got["next_offset"]
+            if got["complete"]:
+                break
+            await asyncio.sleep(0.1)
+        assert got["complete"] and got["state"] == "success" and got["tries"] == [1]
+        assert "tick 0 <b>not html</b>" in text and "tick 7" in text
+        await run
+
+        final = await dag()
+        assert final["latest_run"]["state"] == "success"
+        assert {n["task_id"]: n["state"] for n in final["nodes"]} == {
+            "slow": "success", "after": "success"
+        }  # fmt: skip
+        audit = json.loads((await jp_fetch("kyte", "sessions", sid, "audit")).body)
+        assert "dag.define" in [e["action"] for e in audit]
+    finally:
+        kc.stop_channels()
+        await jp_fetch("api", "sessions", model["id"], method="DELETE")
