@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbconvert.utils.exceptions import ConversionException
 
 from kyte_jupyter import cli
 from kyte_jupyter.export import (
@@ -411,8 +412,8 @@ def test_syntax_errors_in_exported_cells_are_reported_with_cell_and_line() -> No
             include("x = 1\ndef f(:\n    pass"),
         ]
     )
-    assert found[0].startswith("cell 4, line 2: SyntaxError:")
-    assert found[1].startswith("cell 3, line 2: SyntaxError:") and "was never closed" in found[1]
+    assert found[0].startswith("cell 3, line 2: SyntaxError:") and "was never closed" in found[0]
+    assert found[1].startswith("cell 4, line 2: SyntaxError:")
 
 
 def test_ipython_syntax_in_an_exported_cell_is_explained() -> None:
@@ -477,6 +478,14 @@ def test_include_cells_must_not_create_dags_or_be_other_magics() -> None:
     with pytest.raises(ExportError) as info:
         export_dags(nb, "nb.ipynb")
     assert info.value.problems[0].startswith("cell 1: it is tagged `kyte-include` but is a %%time")
+
+
+def test_dag_ids_differing_only_in_case_are_reported() -> None:
+    found = problems(["%%dag ETL\nx = 1", "%%dag etl\nx = 2"])
+    assert found == [
+        "cell 2: DAG 'etl' and DAG 'ETL' differ only in case, so their files would collide on "
+        "some systems; rename one of them."
+    ]
 
 
 def test_dag_id_unusable_as_a_file_name_is_reported() -> None:
@@ -607,26 +616,15 @@ def test_console_script_runs_as_jupyter_kyte(tmp_path: Path) -> None:
 
 def test_nbconvert_exporter_writes_every_dag_file(tmp_path: Path) -> None:
     nb = write_notebook(tmp_path / "etl.ipynb", GOOD)
-    nbconvert = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "kyte_dag"]
-    proc = subprocess.run([*nbconvert, nb.name], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "kyte_dag", nb.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert written_by_kyte(tmp_path / "a.py") and written_by_kyte(tmp_path / "b.py")
     assert not (tmp_path / "etl.py").exists()
-    proc = subprocess.run(
-        [*nbconvert, "--KyteDagExporter.dag_id=b", "--output-dir", "only_b", nb.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "only_b").iterdir()) == ["b.py"]
-    proc = subprocess.run(
-        [*nbconvert, "--KyteDagExporter.dag_id=nope", nb.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode != 0 and "there is no DAG 'nope'" in proc.stderr
 
 
 def test_nbconvert_exporter_in_process(tmp_path: Path) -> None:
@@ -636,3 +634,8 @@ def test_nbconvert_exporter_in_process(tmp_path: Path) -> None:
     assert resources["output_extension"] == ".py"
     b = resources["outputs"][os.path.join(os.curdir, "b.py")].decode()
     assert b == export_dags(build(GOOD), "etl.ipynb")["b"]
+    assert resources["unique_key"] == "a"  # the main output is named after its DAG
+    source, resources = KyteDagExporter(dag_id="b").from_filename(str(nb))
+    assert source == b and resources["unique_key"] == "b" and not resources["outputs"]
+    with pytest.raises(ConversionException, match="there is no DAG 'nope'"):
+        KyteDagExporter(dag_id="nope").from_filename(str(nb))
