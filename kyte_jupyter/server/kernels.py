@@ -45,8 +45,8 @@ class KyteKernelManager(AsyncMappingKernelManager):
         session_id = None
         if service is not None and (kernel_id is None or kernel_id not in self):
             env = dict(kwargs.get("env") or {})
-            notebook = env.get("JPY_SESSION_NAME")
-            if notebook and service.wants_home(notebook):
+            notebook = service.kernel_notebook(env.get("JPY_SESSION_NAME"))
+            if notebook is not None:
                 try:
                     session = await service.session_for_notebook(notebook)
                 except Exception:

@@ -243,9 +243,16 @@ class KyteService:
         return paths
 
     # ---- kernels -------------------------------------------------------------------------
-    def wants_home(self, notebook_path: str) -> bool:
-        """Whether a kernel started for this file gets a Kyte session (notebooks only)."""
-        return notebook_path.lower().endswith(self.notebook_extensions)
+    def kernel_notebook(self, session_name: str | None) -> str | None:
+        """The notebook a kernel is started for, from its ``JPY_SESSION_NAME``, or ``None``.
+
+        Only notebooks (``notebook_extensions``) get a session, not consoles or scripts. A
+        relative name (clients that send no session name get the API path) is taken as
+        relative to the server root, not to the server's working directory.
+        """
+        if not session_name or not session_name.lower().endswith(self.notebook_extensions):
+            return None
+        return os.path.normpath(os.path.join(self.root_dir, session_name))
 
     async def session_for_notebook(self, notebook_path: str) -> Session:
         """The notebook's session, created on first use (may migrate the template once)."""

@@ -318,9 +318,15 @@ async def _probe(jp_serverapp: Any, kernel_id: str) -> list[str]:
         kc.stop_channels()
 
 
-@pytest.mark.parametrize(
-    "kyte_extension_config", [{"extra_env": {"KYTE_TEST_EXTRA": "from-config"}}], indirect=True
-)
+KERNEL_CONFIG = {
+    "extra_env": {"KYTE_TEST_EXTRA": "from-config"},
+    "airflow_config": {"core": {"default_task_retries": 2}},
+    "connections_files": ["/srv/airflow/connections.yaml"],
+    "variables_files": ["/srv/airflow/variables.json"],
+}
+
+
+@pytest.mark.parametrize("kyte_extension_config", [KERNEL_CONFIG], indirect=True)
 @pytest.mark.timeout(300)
 async def test_notebook_kernel_starts_in_its_session_with_the_magics(
     jp_fetch: Any, jp_serverapp: Any, jp_root_dir: Path, store: SessionStore
@@ -333,6 +339,11 @@ async def test_notebook_kernel_starts_in_its_session_with_the_magics(
     kernel_id = model["kernel"]["id"]
     session = store.find(str(jp_root_dir / "work" / "nb.ipynb"))
     assert session is not None, "the server creates the notebook's home at kernel start"
+    # Operator configuration reaches the new home.
+    assert "[core]\ndefault_task_retries = 2\n" in (session.home / "airflow.cfg").read_text()
+    assert session.extra["preload_files"] == [
+        "/srv/airflow/connections.yaml", "/srv/airflow/variables.json"
+    ]  # fmt: skip
     assert await _probe(jp_serverapp, kernel_id) == [
         str(session.home), str(session.home), "from-config", "True"
     ]  # fmt: skip
