@@ -286,6 +286,8 @@ class KyteDagExporter(Exporter):
         if res.get("unique_key") in (None, name):
             res["unique_key"] = first.filename.removesuffix(".py")
         outputs = res.setdefault("outputs", {})
+        if rest:
+            res["output_files_dir"] = os.curdir  # what nbconvert logs as "support files" folder
         for f in rest:
             # "./" because nbconvert's writer makes the parent folder of each extra output.
             outputs[os.path.join(os.curdir, f.filename)] = f.source.encode("utf-8")
@@ -580,10 +582,16 @@ class _Planner:
                 if name in later_bound[k]:
                     if eager:
                         definer = next(c for c in chunks[k + 1 :] if name in c.names.bound)
+                        if cell.kind == "include" and definer.kind != "include":
+                            fix = (
+                                f"shared code comes first in the exported file, so define "
+                                f"`{name}` in a `{INCLUDE_TAG}` cell instead"
+                            )
+                        else:
+                            fix = f"move cell {definer.number} above cell {cell.number}"
                         problems.append(
                             f"{cell.where(line)}: `{name}` is used here but defined only later, "
-                            f"in cell {definer.number}; move cell {definer.number} above cell "
-                            f"{cell.number}."
+                            f"in cell {definer.number}; {fix}."
                         )
                     continue
                 if star:

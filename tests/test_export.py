@@ -391,6 +391,14 @@ def test_name_used_before_the_cell_that_defines_it_is_reported() -> None:
     ]
 
 
+def test_shared_code_using_a_dag_cells_name_is_reported() -> None:
+    found = problems([IMPORTS, "%%dag d\nCOMMAND = 'echo'", include("DEFAULT = COMMAND")])
+    assert found == [
+        "cell 3, line 1: `COMMAND` is used here but defined only later, in cell 2; shared code "
+        "comes first in the exported file, so define `COMMAND` in a `kyte-include` cell instead."
+    ]
+
+
 # ---- bad input ----------------------------------------------------------------------------
 
 
