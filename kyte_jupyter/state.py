@@ -195,20 +195,20 @@ class SessionState:
 
     def _translate(self, e: sqlite3.Error) -> MetastoreError:
         text = str(e)
-        where = f"the metastore of session {self.session.id} ({self.session.db_path})"
+        what = f"metastore of session {self.session.id} ({self.session.db_path})"
         if isinstance(e, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
             return MetastoreError(
-                f"{where.capitalize()} is locked by another process ({text}). Try again in a "
-                "moment; if it stays locked, restart the notebook's kernel.",
+                f"The {what} is locked by another process ({text}). Try again in a moment; "
+                "if it stays locked, restart the notebook's kernel.",
                 status=503,
             )
         if isinstance(e, sqlite3.OperationalError) and text.startswith("no such"):
             return MetastoreError(
-                f"{where.capitalize()} does not have the tables this Kyte expects ({text}). "
-                "It may come from another Airflow version: delete the session to start over."
+                f"The {what} does not have the tables this Kyte expects ({text}). It may come "
+                "from another Airflow version: delete the session to start over."
             )
         return MetastoreError(
-            f"Could not read {where}: {text}. If the file is damaged, delete the session "
+            f"Could not read the {what}: {text}. If the file is damaged, delete the session "
             "(its runs and logs go with it) and restart the notebook's kernel."
         )
 
@@ -260,7 +260,8 @@ class SessionState:
             graph = graph_from_serialized(ser["data"], ser["data_compressed"])
             if graph is None:
                 continue
-            graph.setdefault("description", row["description"])
+            if graph.get("description") is None:
+                graph["description"] = row["description"]
             graph["schedule"] = row["timetable_summary"]
             graph["fileloc"] = fileloc
             out[row["dag_id"]] = graph
@@ -448,8 +449,13 @@ class SessionState:
         if try_number is not None and try_number not in tries:
             listed = ", ".join(map(str, sorted(tries))) or "none yet"
             raise NotFoundError(f"Task {task_id!r} has no try {try_number} (tries: {listed}).")
-        state = ti["state"] if chosen == current else history.get(chosen)
-        ended = chosen < current or state in _TRY_ENDED_STATES
+        # History rows are written when a try ends (retry, clear), so they win over the
+        # instance's own state, which already describes the next try after a clear.
+        if chosen in history:
+            state, ended = history[chosen], True
+        else:
+            state = ti["state"] if chosen == current else None
+            ended = chosen < current or state in _TRY_ENDED_STATES
         reply: dict[str, Any] = {
             "try_number": chosen,
             "tries": sorted(tries),

@@ -263,6 +263,15 @@ async def test_log_latest_try_by_default_and_older_tries(
     assert first["size"] == first["next_offset"] == len(b"first try\nboom\n")
 
 
+async def test_log_of_a_cleared_task_is_complete(fetch_json: Any, etl_session: Session) -> None:
+    # Clearing keeps the try number, records the ended try in history and resets the state.
+    add_run(etl_session, "etl", "manual__cleared", "queued", [("extract", -1, None, 1)],
+            start="2026-01-04 00:00:00", history=[("extract", -1, 1, "failed")])  # fmt: skip
+    write_log(etl_session, "etl", "manual__cleared", "extract", 1, b"it failed\n")
+    got = await fetch_json(*log_url(etl_session, "extract", run_id="manual__cleared"))
+    assert got["try_number"] == 1 and got["state"] == "failed" and got["complete"] is True
+
+
 async def test_log_byte_ranges_follow_a_growing_log(fetch_json: Any, etl_session: Session) -> None:
     path = write_log(etl_session, "etl", RUN_ID, "double", 1, b"line 1\n", map_index=1)
     url = log_url(etl_session, "double")
