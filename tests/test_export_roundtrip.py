@@ -104,6 +104,7 @@ class Roundtrip:
     parsed: dict[str, Any]  # file path -> {"import_errors", "dags"}
     kernel: dict[str, dict[str, Any]]  # notebook name -> {dag_id: description}
     originals: dict[str, Path]  # example relative path -> installed file
+    control: Path  # orders.py with its SQL indented the naive way (must NOT compare equal)
 
     def file_dags(self, notebook: str) -> dict[str, Any]:
         dags: dict[str, Any] = {}
@@ -127,10 +128,14 @@ def roundtrip(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> 
         nbformat.write(make(), path)
         exported[name] = export_notebook(path)
     originals = {rel: notebooks.example_path(rel) for rel in notebooks.AIRFLOW_EXAMPLES}
+    control = work / "control" / "orders.py"
+    control.parent.mkdir()
+    orders = (work / "dags" / "orders.py").read_text()
+    control.write_text(orders.replace("\n    SELECT '{{ ds }}'", "\n        SELECT '{{ ds }}'"))
     files = [p for paths in exported.values() for p in paths] + list(originals.values())
-    parsed = describe_files(files, work / "clean-airflow-home")
+    parsed = describe_files([*files, control], work / "clean-airflow-home")
     kernel = {name: describe_in_kernel(work / name, sessions_root) for name in NOTEBOOKS}
-    yield Roundtrip(exported, parsed, kernel, originals)
+    yield Roundtrip(exported, parsed, kernel, originals, control)
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
@@ -171,10 +176,19 @@ def test_pipeline_files_equal_the_kernel_session_dags(roundtrip: Roundtrip) -> N
     _assert_same(from_files, in_kernel, "pipeline.ipynb")
 
 
+def test_comparison_sees_a_change_inside_a_templated_string(roundtrip: Roundtrip) -> None:
+    # Guards the guarantee tests against comparing too little: indenting the lines of a
+    # multi-line SQL string (as a naive re-indent would) must show up as a difference.
+    mutated = roundtrip.parsed[str(roundtrip.control)]["dags"]["orders"]
+    found = _differences(mutated, roundtrip.kernel["pipeline.ipynb"]["orders"])
+    assert found and all("quality.totals" in d or "tasks[" in d for d in found), found
+    assert any("/templates/sql" in d for d in found)
+
+
 def test_pipeline_covers_groups_mapping_branching_and_templates(roundtrip: Roundtrip) -> None:
     orders = roundtrip.file_dags("pipeline.ipynb")["orders"]["summary"]
     tasks = orders["tasks"]
-    assert orders["schedule"].startswith("<CronTriggerTimetable") or "daily" in orders["schedule"]
+    assert "CronTriggerTimetable(expression='0 0 * * *'" in orders["schedule"]  # @daily
     assert orders["start_date"] == "2024-03-01T00:00:00+00:00"
     assert orders["tags"] == ["daily", "orders"]
     assert orders["default_args"] == {"owner": "data", "retries": 1}
@@ -188,6 +202,11 @@ def test_pipeline_covers_groups_mapping_branching_and_templates(roundtrip: Round
     assert tasks["choose"]["task_type"] == "_BranchPythonDecoratedOperator"
     assert tasks["done"]["trigger_rule"].endswith("NONE_FAILED_MIN_ONE_SUCCESS")
     assert tasks["extract"]["retries"] == 3 and tasks["split"]["retries"] == 1
+    assert orders["description"] == "Daily orders, scored and checked"
+    maintenance = roundtrip.file_dags("pipeline.ipynb")["maintenance"]["summary"]
+    assert (
+        maintenance["schedule"].startswith("<NullTimetable") and maintenance["start_date"] is None
+    )
 
 
 def test_airflow_examples_export_equal_to_the_original_files(roundtrip: Roundtrip) -> None:
