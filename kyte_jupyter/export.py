@@ -267,6 +267,10 @@ class KyteDagExporter(Exporter):
         None, allow_none=True, help="Export only this DAG (default: every DAG of the notebook)."
     ).tag(config=True)
 
+    def __init__(self, config: Any = None, **kw: Any) -> None:
+        """Create the exporter; ``dag_id=...`` selects one DAG, like the config option."""
+        super().__init__(config=config, **kw)
+
     @default("file_extension")
     def _file_extension_default(self) -> str:
         return ".py"
