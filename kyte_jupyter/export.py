@@ -269,7 +269,7 @@ class KyteDagExporter(Exporter):
 
     def __init__(self, config: Any = None, **kw: Any) -> None:
         """Create the exporter; ``dag_id=...`` selects one DAG, like the config option."""
-        super().__init__(config=config, **kw)
+        super().__init__(config=config, **kw)  # type: ignore[no-untyped-call]
 
     @default("file_extension")
     def _file_extension_default(self) -> str:
