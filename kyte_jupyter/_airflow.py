@@ -50,6 +50,31 @@ def quiet_server_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def tune_sqlite() -> None:
+    """Make the session's SQLite metastore cheap to write.
+
+    Every task try commits a handful of small transactions. In WAL mode,
+    ``synchronous=NORMAL`` keeps the database consistent after a crash of the kernel (only an
+    OS crash can lose the last transactions), and saves an fsync per commit.
+    """
+    from airflow import settings
+    from sqlalchemy import event
+
+    engine = settings.engine
+    if engine is None or engine.dialect.name != "sqlite":
+        return
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()
+
+
 def check_dag(dag: DAG) -> None:
     """Raise what the DAG processor would: cycles, bad params, unserializable arguments."""
     from airflow.serialization.serialized_objects import DagSerialization
@@ -88,14 +113,25 @@ def sync_dags(dags: Iterable[DAG]) -> None:
         )
 
 
+_scheduler_dags: dict[int, tuple[Any, Any]] = {}
+
+
 def scheduler_dag(dag: DAG) -> Any:
-    """The scheduler's view of a DAG (what ``DAG.test()`` builds), for dependency decisions."""
+    """The scheduler's view of a DAG (what ``DAG.test()`` builds), for dependency decisions.
+
+    Cached per DAG object: the registry builds a new object whenever a cell changes a DAG.
+    """
     from airflow.serialization.serialized_objects import DagSerialization
+
+    cached = _scheduler_dags.get(id(dag))
+    if cached is not None and cached[0] is dag:
+        return cached[1]
 
     sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     # As in DAG.test(): callbacks are lost by serialization; keep the notebook's ones.
     sdag.on_success_callback = dag.on_success_callback
     sdag.on_failure_callback = dag.on_failure_callback
+    _scheduler_dags[id(dag)] = (dag, sdag)
     return sdag
 
 
@@ -151,15 +187,27 @@ def create_run(
     )
 
 
+_attached: dict[tuple[str, str], Any] = {}
+
+
 def attach_latest_version(dr: DagRun, sdag: Any, session: Any) -> None:
-    """Point an existing run at the DAG's latest version, adding task instances it lacks."""
+    """Point an existing run at the DAG's latest version, adding task instances it lacks.
+
+    ``verify_integrity`` is costly (it loads every task instance), so it runs only when the
+    DAG got a new version since this run was last checked.
+    """
     from airflow.models.dag_version import DagVersion
 
     dr.dag = sdag
     version = DagVersion.get_latest_version(sdag.dag_id, session=session)
-    if version is not None:
-        dr.verify_integrity(session=session, dag_version_id=version.id)
-        session.flush()
+    if version is None:
+        return
+    key = (dr.dag_id, dr.run_id)
+    if _attached.get(key) == version.id:
+        return
+    dr.verify_integrity(session=session, dag_version_id=version.id)
+    session.flush()
+    _attached[key] = version.id
 
 
 def schedulable(dr: DagRun, session: Any) -> list[TaskInstance]:
@@ -182,19 +230,35 @@ def expand_mapped(dr: DagRun, task_id: str, session: Any) -> None:
     session.flush()
 
 
-def task_instances(dr: DagRun, session: Any) -> list[TaskInstance]:
-    """All task instances of a run, fresh from the database."""
+def task_instances(
+    dr: DagRun, session: Any, task_ids: Iterable[str] | None = None
+) -> list[TaskInstance]:
+    """Task instances of a run (all, or of some tasks), fresh from the database."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
     session.expire_all()
-    return list(dr.get_task_instances(session=session))
+    if task_ids is None:
+        return list(dr.get_task_instances(session=session))
+    query = select(TaskInstance).where(
+        TaskInstance.dag_id == dr.dag_id,
+        TaskInstance.run_id == dr.run_id,
+        TaskInstance.task_id.in_(list(task_ids)),
+    )
+    return list(session.scalars(query))
 
 
-def prepare_try(ti: TaskInstance, session: Any) -> None:
-    """Start a new try of a task instance, as the scheduler would before queueing it."""
-    if ti.state != "up_for_reschedule":
-        ti.try_number += 1
-    ti.state = "scheduled"
-    ti.end_date = None
-    session.merge(ti)
+def prepare_try(tis: list[TaskInstance], session: Any) -> None:
+    """Start a new try of task instances and queue them, as the scheduler would.
+
+    One commit for the batch: the execution API only starts queued instances.
+    """
+    for ti in tis:
+        if ti.state != "up_for_reschedule":
+            ti.try_number += 1
+        ti.state = "queued"
+        ti.end_date = None
+        session.merge(ti)
     session.commit()
 
 
@@ -206,7 +270,6 @@ def run_try(ti: TaskInstance, task: Any) -> Any:
     from airflow.sdk.api.datamodels._generated import TaskInstance as SDKTaskInstance
     from airflow.sdk.execution_time.supervisor import run_task_in_process
 
-    ti.set_state("queued")  # the execution API only starts queued instances
     sdk_ti = SDKTaskInstance(
         id=UUID(str(ti.id)),
         task_id=ti.task_id,

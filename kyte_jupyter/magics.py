@@ -561,6 +561,7 @@ def import_airflow() -> None:
     from . import _airflow
 
     _airflow.quiet_server_logs()
+    _airflow.tune_sqlite()
     _state["kyte_airflow_ready"] = True
 
 

@@ -271,9 +271,8 @@ class Runner:
             _airflow.attach_latest_version(dr, sdag, db)
             # Re-running tasks in the current run: clear them so the scheduler logic decides
             # afresh, as `airflow tasks clear` would.
-            for ti in _airflow.task_instances(dr, db):
-                if ti.task_id in selected and (map_index is None or ti.map_index == map_index
-                                               or ti.task_id != task_id):
+            for ti in _airflow.task_instances(dr, db, selected):
+                if map_index is None or ti.map_index == map_index or ti.task_id != task_id:
                     ti.state = None
                     db.merge(ti)
             dr.state = "running"
@@ -307,9 +306,8 @@ class Runner:
         ``airflow tasks test`` does for the one task asked for.
         """
         states: dict[str, str] = {}
-        for ti in _airflow.task_instances(dr, db):
-            if only is None or ti.task_id in only:
-                states[ti_key(ti.task_id, ti.map_index)] = _airflow.state_name(ti.state)
+        for ti in _airflow.task_instances(dr, db, only):
+            states[ti_key(ti.task_id, ti.map_index)] = _airflow.state_name(ti.state)
         if progress:
             progress(dict(states))
         pending_force = set(force)
@@ -318,7 +316,7 @@ class Runner:
             if pending_force:
                 for tid in sorted(pending_force):
                     _airflow.expand_mapped(dr, tid, db)
-                tis = _airflow.task_instances(dr, db)
+                tis = _airflow.task_instances(dr, db, pending_force)
                 ready = [ti for ti in tis if ti.task_id in pending_force
                          and (map_index is None or ti.map_index == map_index)
                          and ti.state not in ("removed",)]
@@ -345,8 +343,7 @@ class Runner:
                             time.sleep(0.2)  # waiting for a retry delay or a reschedule
                             continue
                     break
-            for ti in ready:
-                _airflow.prepare_try(ti, db)
+            _airflow.prepare_try(ready, db)
             for ti in ready:
                 key = ti_key(ti.task_id, ti.map_index)
                 states[key] = "running"
@@ -370,9 +367,7 @@ class Runner:
             dr.update_state(session=db)
         db.commit()
         states = {}
-        for ti in _airflow.task_instances(dr, db):
-            if only is not None and ti.task_id not in only:
-                continue
+        for ti in _airflow.task_instances(dr, db, only):
             if map_index is not None and ti.task_id in force and ti.map_index != map_index:
                 continue
             states[ti_key(ti.task_id, ti.map_index)] = _airflow.state_name(ti.state)
@@ -394,9 +389,9 @@ class Runner:
                     log_file.write(f"Kyte could not run this task: {e!r}\n")
                     _airflow.set_state(ti, "failed")
                     return "failed", time.perf_counter() - t0, e
+            # The execution API has recorded the final state in the metastore already.
             state = _airflow.state_name(result.ti.state)
             error = result.error
-            _airflow.set_state(ti, state)
             if state == "deferred" and _airflow.is_deferral(result):
                 with _capture(path, echo):
                     _airflow.run_deferred(ti, result)

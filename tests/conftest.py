@@ -139,6 +139,8 @@ class Kernel:
             elif kind == "status" and c["execution_state"] == "idle":
                 break
         reply = self.kc.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=timeout)
         result.status = reply["content"]["status"]
         if result.status == "error" and result.error is None:
             result.error = reply["content"]  # UsageError: shown on stderr, named in the reply
