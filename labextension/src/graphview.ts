@@ -17,6 +17,8 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 /** Below this zoom factor, labels are hidden (they would be unreadable anyway). */
 const LABEL_MIN_SCALE = 0.35;
 const MIN_SCALE = 0.02;
+/** A new graph opens at least this zoomed in (labels readable), unless it fits entirely. */
+const READABLE_SCALE = 0.75;
 const MAX_SCALE = 3;
 
 /** Timings of the last full render, in milliseconds. */
@@ -181,7 +183,7 @@ export class GraphView extends Widget {
       nodeEls.get(this._selected)!.classList.add('jp-mod-selected');
     }
     if (!keepView || !this._hasView) {
-      this.fit();
+      this.initialView();
     } else {
       this._applyTransform();
     }
@@ -244,6 +246,29 @@ export class GraphView extends Widget {
     this._k = k;
     this._tx = (w - this._width * k) / 2;
     this._ty = Math.max(8, (h - this._height * k) / 2);
+    this._hasView = true;
+    this._applyTransform();
+  }
+
+  /**
+   * The view a newly drawn graph opens with: fitted when that stays readable, otherwise at a
+   * readable zoom showing the DAG's start (its left end), vertically centred.
+   */
+  initialView(): void {
+    const w = this.node.clientWidth || 300;
+    const h = this.node.clientHeight || 300;
+    if (!this._width || !this._height) {
+      return;
+    }
+    const fitK = Math.min(1, (w - 16) / this._width, (h - 16) / this._height);
+    if (fitK >= READABLE_SCALE) {
+      this.fit();
+      return;
+    }
+    const k = READABLE_SCALE;
+    this._k = k;
+    this._tx = 8;
+    this._ty = this._height * k < h ? (h - this._height * k) / 2 : 8;
     this._hasView = true;
     this._applyTransform();
   }

@@ -51,8 +51,15 @@ export const NODE_MAX_WIDTH = 240;
 /** Approximate advance of one character of the label font (12px sans-serif). */
 const CHAR_WIDTH = 7;
 /** Room above a group's members for its header. */
-export const GROUP_HEADER = 20;
-const GROUP_PAD = 8;
+export const GROUP_HEADER = 16;
+const GROUP_PAD = 4;
+/**
+ * dagre's `edgesep` when there are groups. dagre keeps `(nodesep + edgesep) / 2` between a
+ * cluster's border and the nodes on either side of it, and draws no room for a title; a wider
+ * edgesep leaves room for the group's header and padding (GROUP_HEADER + GROUP_PAD) inside
+ * that gap, so group boxes never cover nodes outside them.
+ */
+const GROUP_EDGESEP = 34;
 
 /**
  * Above this many nodes, rank with dagre's `tight-tree` ranker instead of network simplex:
@@ -81,7 +88,7 @@ export function layoutGraph(model: IGraphModel): IGraphLayout {
     rankdir: 'LR',
     nodesep: 14,
     ranksep: 36,
-    edgesep: 8,
+    edgesep: model.groups.length ? GROUP_EDGESEP : 8,
     marginx: 16,
     marginy: 16 + (model.groups.length ? GROUP_HEADER : 0),
     ranker: large ? 'tight-tree' : 'network-simplex'

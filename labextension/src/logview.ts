@@ -225,7 +225,12 @@ export class LogView extends Widget {
         target.dagId,
         target.runId!,
         target.taskId,
-        { tryNumber: this._latest && this._try === undefined ? undefined : this._try, offset: this._next, mapIndex: this._mapIndex },
+        {
+          tryNumber: this._try !== undefined && this._try >= 1 ? this._try : undefined,
+          offset: this._next,
+          mapIndex: this._mapIndex,
+          limit: RANGE
+        },
         { signal: this._abort.signal }
       );
     } catch (error) {
@@ -334,7 +339,7 @@ export class LogView extends Widget {
           target.dagId,
           target.runId,
           target.taskId,
-          { tryNumber: this._try, offset, mapIndex: this._mapIndex }
+          { tryNumber: this._try, offset, mapIndex: this._mapIndex, limit: end - offset }
         );
         if (generation !== this._generation || chunk.next_offset <= offset) {
           break;
@@ -435,14 +440,14 @@ export class LogView extends Widget {
   }
 
   private _updateTries(tries: number[], current: number): void {
-    const list = tries.length ? [...tries].sort((a, b) => a - b) : [current];
+    const list = (tries.length ? [...tries] : [current]).filter(t => t >= 1).sort((a, b) => a - b);
     const key = list.join(',') + (this._latest ? '|latest' : `|${this._try}`);
     if (key === this._triesKey) {
       return;
     }
     this._triesKey = key;
     const newest = list[list.length - 1];
-    const options = [option('latest', `Latest (${newest})`)];
+    const options = [option('latest', newest ? `Latest (${newest})` : 'Latest')];
     for (const t of [...list].reverse()) {
       options.push(option(String(t), String(t)));
     }

@@ -55,6 +55,9 @@ export class KyteService implements IKyteService {
     }
     query.set('offset', String(request.offset ?? 0));
     query.set('map_index', String(request.mapIndex ?? -1));
+    if (request.limit !== undefined) {
+      query.set('limit', String(request.limit));
+    }
     return this._get<ILogChunk>(
       `sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs/${enc(runId)}/tasks/${enc(
         taskId

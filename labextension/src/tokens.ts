@@ -195,6 +195,8 @@ export interface ILogRequest {
   offset?: number;
   /** Map index for mapped tasks, -1 otherwise. */
   mapIndex?: number;
+  /** Read at most this many bytes (the server's default when omitted). */
+  limit?: number;
 }
 
 /**

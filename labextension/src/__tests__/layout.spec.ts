@@ -45,6 +45,48 @@ describe('layoutGraph', () => {
     expect(layout.width).toBeGreaterThanOrEqual(g.x + g.width);
   });
 
+  it('keeps group boxes and headers off nodes beside the group', () => {
+    const node = (task_id: string, task_group: string | null = null) => ({
+      task_id,
+      operator: 'EmptyOperator',
+      task_group,
+      is_mapped: false,
+      state: null
+    });
+    const dag = {
+      ...etlDag,
+      nodes: [
+        node('start'),
+        node('side_a'),
+        node('g.a', 'g'),
+        node('g.b', 'g'),
+        node('side_b'),
+        node('end')
+      ],
+      edges: [
+        ['start', 'g.a'],
+        ['start', 'side_a'],
+        ['side_a', 'side_b'],
+        ['g.a', 'g.b'],
+        ['g.b', 'end'],
+        ['side_b', 'end']
+      ] as [string, string][],
+      task_groups: [{ group_id: 'g', parent: null, label: 'g' }]
+    };
+    const layout = layoutGraph(buildGraphModel(dag, new Set()));
+    const g = layout.groups.get('g')!;
+    // At least 4px of air between the group box (with its header) and any other node.
+    const grow = (b: IBox, m: number): IBox => ({
+      x: b.x - m,
+      y: b.y - m,
+      width: b.width + 2 * m,
+      height: b.height + 2 * m
+    });
+    for (const id of ['start', 'side_a', 'side_b', 'end']) {
+      expect(overlaps(grow(g, 4), layout.nodes.get(id)!)).toBe(false);
+    }
+  });
+
   it('never overlaps boxes, also with many groups', () => {
     const model = buildGraphModel(syntheticDag(120, 4, 6), new Set());
     const layout = layoutGraph(model);

@@ -1,0 +1,309 @@
+/**
+ * Selectors and actions of the Kyte sidebar, its log viewer and its REST API mocks, so the
+ * specs read as user steps.
+ */
+import { IJupyterLabPageFixture } from '@jupyterlab/galata';
+import { Locator, Page, Route } from '@playwright/test';
+
+/** Airflow's state colours as the browser computes them. */
+export const STATE_RGB: Record<string, string> = {
+  success: 'rgb(0, 128, 0)',
+  failed: 'rgb(255, 0, 0)',
+  running: 'rgb(0, 255, 0)',
+  queued: 'rgb(128, 128, 128)',
+  skipped: 'rgb(255, 105, 180)',
+  upstream_failed: 'rgb(255, 165, 0)',
+  up_for_retry: 'rgb(255, 215, 0)',
+  scheduled: 'rgb(210, 180, 140)',
+  deferred: 'rgb(147, 112, 219)',
+  removed: 'rgb(211, 211, 211)'
+};
+
+export class KyteHelper {
+  constructor(readonly page: IJupyterLabPageFixture) {}
+
+  /** The sidebar panel. */
+  get panel(): Locator {
+    return this.page.locator('#kyte-sidebar');
+  }
+
+  /** The sidebar tab (the Kyte icon). */
+  get tab(): Locator {
+    return this.page.locator('.jp-SideBar.jp-mod-left [data-id="kyte-sidebar"]');
+  }
+
+  /** The empty-state box of the panel. */
+  get empty(): Locator {
+    return this.panel.locator('.jp-kyte-Panel-empty');
+  }
+
+  /** The graph. */
+  get graph(): Locator {
+    return this.panel.locator('.jp-kyte-GraphView');
+  }
+
+  /** Every drawn box (tasks and collapsed groups). */
+  get nodes(): Locator {
+    return this.panel.locator('.jp-kyte-node');
+  }
+
+  /** Every drawn edge. */
+  get edges(): Locator {
+    return this.panel.locator('.jp-kyte-edge');
+  }
+
+  /** The box of a task. */
+  node(taskId: string): Locator {
+    return this.panel.locator(`.jp-kyte-node[data-task-id="${taskId}"]`);
+  }
+
+  /** The box of a collapsed task group. */
+  collapsedGroup(groupId: string): Locator {
+    return this.panel.locator(`.jp-kyte-node[data-group-id="${groupId}"]`);
+  }
+
+  /** The header of an expanded task group (click to collapse). */
+  groupHeader(groupId: string): Locator {
+    return this.panel.locator(`.jp-kyte-group-header[data-group-id="${groupId}"]`);
+  }
+
+  /** The edge between two drawn boxes. */
+  edge(from: string, to: string): Locator {
+    return this.panel.locator(`.jp-kyte-edge[data-from="${from}"][data-to="${to}"]`);
+  }
+
+  /** The log viewer. */
+  get log(): Locator {
+    return this.page.locator('#kyte-log');
+  }
+
+  /** The text of the log viewer. */
+  get logText(): Locator {
+    return this.log.locator('.jp-kyte-LogView-text');
+  }
+
+  /** Open the Kyte sidebar by its icon. */
+  async openPanel(): Promise<void> {
+    if (!(await this.panel.isVisible())) {
+      await this.tab.click();
+    }
+    await this.panel.waitFor({ state: 'visible' });
+  }
+
+  /** The `data-state` of a task's box (`none` when it has no state). */
+  async stateOf(taskId: string): Promise<string | null> {
+    return this.node(taskId).getAttribute('data-state');
+  }
+
+  /** The stroke colour the browser computed for a task's box. */
+  async colorOf(taskId: string): Promise<string> {
+    return this.node(taskId)
+      .locator('.jp-kyte-node-box')
+      .evaluate(el => getComputedStyle(el).stroke);
+  }
+
+  /** Right-click a task and pick an item of its context menu. */
+  async contextMenu(taskId: string, item: string): Promise<void> {
+    await this.node(taskId).click({ button: 'right' });
+    const menu = this.page.locator('.lm-Menu');
+    await menu.getByText(item, { exact: false }).first().click();
+  }
+
+  /** The panel's measurements of the last graph drawn (ms). */
+  async timings(): Promise<{ total: number; layout: number; render: number; tasks: number }> {
+    return this.panel.evaluate(el => ({
+      total: Number((el as HTMLElement).dataset.totalMs),
+      layout: Number((el as HTMLElement).dataset.layoutMs),
+      render: Number((el as HTMLElement).dataset.renderMs),
+      tasks: Number((el as HTMLElement).dataset.tasks)
+    }));
+  }
+}
+
+/** A mocked Kyte REST API: the panel sees whatever the test puts here. */
+export interface IMockApi {
+  /** Sessions returned for any notebook. */
+  sessions: unknown[];
+  /** DAGs returned for the session. */
+  dags: unknown[];
+  /** Log reply for any task (offset honoured). */
+  logText: string;
+  /** Whether the log is complete. */
+  logComplete: boolean;
+  /** Export reply: status and body. */
+  exportReply: { status: number; body: unknown };
+  /** Requests seen, by path. */
+  calls: string[];
+}
+
+/**
+ * Answer every `kyte/...` request of the page from `api` instead of the server.
+ */
+export async function mockKyteApi(page: Page, api: IMockApi): Promise<void> {
+  await page.route(/\/kyte\//, async (route: Route) => {
+    const url = new URL(route.request().url());
+    const path = url.pathname.replace(/^.*?\/kyte\//, '');
+    api.calls.push(path);
+    const json = (body: unknown, status = 200) =>
+      route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+    if (path === 'sessions') {
+      return json(api.sessions);
+    }
+    if (/^sessions\/[^/]+\/dags$/.test(path)) {
+      return json(api.dags);
+    }
+    if (/\/logs$/.test(path)) {
+      const bytes = Buffer.from(api.logText, 'utf-8');
+      const offset = Number(url.searchParams.get('offset') ?? 0);
+      const limit = Number(url.searchParams.get('limit') ?? 1024 * 1024);
+      const start = Math.min(Math.max(0, offset), bytes.length);
+      const end = Math.min(bytes.length, start + limit);
+      return json({
+        text: bytes.subarray(start, end).toString('utf-8'),
+        offset: start,
+        next_offset: end,
+        size: bytes.length,
+        try_number: 2,
+        tries: [1, 2],
+        state: api.logComplete ? 'success' : 'running',
+        complete: api.logComplete && end >= bytes.length
+      });
+    }
+    if (/\/tasks$/.test(path)) {
+      return json([]);
+    }
+    if (path === 'export') {
+      return json(api.exportReply.body, api.exportReply.status);
+    }
+    return json({ message: `not mocked: ${path}` }, 404);
+  });
+}
+
+/** A fresh mock with one session and no DAG. */
+export function newMockApi(): IMockApi {
+  return {
+    sessions: [
+      {
+        id: 'mocked-0123456789',
+        notebook_path: 'mocked.ipynb',
+        home: '/tmp/mocked',
+        created: '2026-01-01T00:00:00+00:00',
+        airflow_version: '3.3.2'
+      }
+    ],
+    dags: [],
+    logText: '',
+    logComplete: true,
+    exportReply: { status: 200, body: { files: [] } },
+    calls: []
+  };
+}
+
+/** The DAG the mocked tests draw: a task group, every kind of state, a mapped task. */
+export function etlDag(): Record<string, unknown> {
+  const node = (
+    task_id: string,
+    operator: string,
+    state: string | null,
+    task_group: string | null = null,
+    extra: Record<string, unknown> = {}
+  ) => ({
+    task_id,
+    label: task_group ? task_id.slice(task_group.length + 1) : task_id,
+    operator,
+    task_group,
+    is_mapped: false,
+    state,
+    ...extra
+  });
+  return {
+    dag_id: 'etl',
+    description: 'Extract, transform, load',
+    schedule: '@daily',
+    nodes: [
+      node('extract', 'PythonOperator', 'success'),
+      node('transform.clean', '@task', 'success', 'transform'),
+      node('transform.enrich', '@task', 'failed', 'transform'),
+      node('transform.validate', 'SQLCheckOperator', 'up_for_retry', 'transform'),
+      node('load', 'BashOperator', 'upstream_failed'),
+      node('report', 'EmailOperator', 'skipped'),
+      node('notify', 'SlackOperator', 'queued', null, {
+        is_mapped: true,
+        map_states: ['queued', 'scheduled', null]
+      }),
+      node('archive', 'EmptyOperator', null),
+      node('wait', 'TimeDeltaSensorAsync', 'deferred'),
+      node('publish', 'PythonOperator', 'running')
+    ],
+    edges: [
+      ['extract', 'transform.clean'],
+      ['transform.clean', 'transform.enrich'],
+      ['transform.clean', 'transform.validate'],
+      ['transform.enrich', 'load'],
+      ['transform.validate', 'load'],
+      ['load', 'report'],
+      ['load', 'notify'],
+      ['extract', 'wait'],
+      ['wait', 'publish'],
+      ['publish', 'archive']
+    ],
+    task_groups: [{ group_id: 'transform', parent: null, label: 'transform' }],
+    latest_run: {
+      run_id: 'manual__2026-01-01T00:00:00+00:00',
+      state: 'running',
+      logical_date: '2026-01-01T00:00:00+00:00',
+      start_date: '2026-01-01T00:00:01+00:00',
+      end_date: null
+    }
+  };
+}
+
+/**
+ * A synthetic DAG of `n` tasks: 20 parallel chains between a start and an end task, with a
+ * few cross edges (the shape of a wide ETL DAG), no task groups.
+ */
+export function syntheticDag(n: number): Record<string, unknown> {
+  const width = 20;
+  const states = ['success', 'running', 'failed', 'queued', 'skipped', null];
+  const nodes: Record<string, unknown>[] = [];
+  const edges: [string, string][] = [];
+  const mk = (id: string, state: string | null) => ({
+    task_id: id,
+    label: id,
+    operator: 'PythonOperator',
+    task_group: null,
+    is_mapped: false,
+    state
+  });
+  nodes.push(mk('start', 'success'));
+  const perChain = Math.ceil((n - 2) / width);
+  const ends: string[] = [];
+  let count = 1;
+  for (let c = 0; c < width && count < n - 1; c++) {
+    let prev = 'start';
+    for (let i = 0; i < perChain && count < n - 1; i++) {
+      const id = `task_${c}_${i}`;
+      nodes.push(mk(id, states[(c + i) % states.length]));
+      edges.push([prev, id]);
+      if (c > 0 && i > 1 && i % 7 === 0) {
+        edges.push([`task_${c - 1}_${i - 1}`, id]);
+      }
+      prev = id;
+      count++;
+    }
+    ends.push(prev);
+  }
+  nodes.push(mk('end', null));
+  for (const e of ends) {
+    edges.push([e, 'end']);
+  }
+  return {
+    dag_id: `synthetic_${n}`,
+    description: null,
+    schedule: null,
+    nodes,
+    edges,
+    task_groups: [],
+    latest_run: null
+  };
+}

@@ -1,0 +1,261 @@
+/**
+ * The sidebar against a mocked REST API: deterministic graphs for colours, groups, logs,
+ * export dialogs, screenshots in light and dark theme, and layout+render timings.
+ * (kyte.spec.ts drives the same UI against the real server and kernel.)
+ */
+import { expect, test } from '@jupyterlab/galata';
+
+import {
+  IMockApi,
+  KyteHelper,
+  STATE_RGB,
+  etlDag,
+  mockKyteApi,
+  newMockApi,
+  syntheticDag
+} from './helpers/KyteHelper';
+
+test.use({ autoGoto: false });
+
+/** A notebook name of its own for each test (they share the server's root). */
+function notebookName(): string {
+  return `mocked-${test.info().testId.split("-").pop()}-${test.info().retry}.ipynb`;
+}
+
+let api: IMockApi;
+let kyte: KyteHelper;
+
+test.beforeEach(async ({ page }) => {
+  api = newMockApi();
+  await mockKyteApi(page, api);
+  kyte = new KyteHelper(page);
+  await page.goto();
+});
+
+test('teaches what to do when there is no notebook or no DAG', async ({ page }) => {
+  await kyte.openPanel();
+  await expect(kyte.empty).toContainText('No notebook');
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await expect(kyte.empty).toContainText('No DAG yet');
+  await expect(kyte.empty.locator('pre')).toContainText('%%dag');
+  // The example can be inserted as a cell.
+  await kyte.empty.getByRole('button', { name: 'Insert this cell' }).click();
+  await expect(page.locator('.jp-Notebook .jp-Cell').nth(1)).toContainText('%%dag');
+});
+
+test('draws the graph with groups, edges, state colours and a legend', async ({ page }) => {
+  api.dags = [etlDag()];
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel();
+  await expect(kyte.nodes).toHaveCount(10);
+  await expect(kyte.edges).toHaveCount(10);
+  await expect(kyte.edge('transform.clean', 'transform.enrich')).toHaveCount(1);
+  await expect(kyte.groupHeader('transform')).toHaveCount(1);
+  await expect(kyte.node('transform.clean').locator('.jp-kyte-node-label')).toHaveText('clean');
+  await expect(kyte.node('extract').locator('.jp-kyte-node-detail')).toHaveText('PythonOperator');
+
+  for (const [task, state] of [
+    ['extract', 'success'],
+    ['transform.enrich', 'failed'],
+    ['publish', 'running'],
+    ['transform.validate', 'up_for_retry'],
+    ['load', 'upstream_failed'],
+    ['report', 'skipped'],
+    ['notify', 'queued'],
+    ['wait', 'deferred']
+  ]) {
+    expect(await kyte.stateOf(task)).toBe(state);
+    expect(await kyte.colorOf(task)).toBe(STATE_RGB[state]);
+  }
+  expect(await kyte.stateOf('archive')).toBe('none');
+  // No status uses the theme's border colour, not a state colour.
+  expect(Object.values(STATE_RGB)).not.toContain(await kyte.colorOf('archive'));
+
+  const legend = kyte.panel.locator('.jp-kyte-Panel-legendItem');
+  await expect(legend).toHaveCount(13);
+  await expect(kyte.panel.locator('.jp-kyte-Panel-run')).toContainText('running');
+
+  // State changes are applied by the next poll, without a new layout.
+  const before = await kyte.node('publish').getAttribute('transform');
+  const dag = etlDag() as { nodes: { task_id: string; state: string | null }[] };
+  dag.nodes.find(n => n.task_id === 'publish')!.state = 'success';
+  api.dags = [dag];
+  await expect(kyte.node('publish')).toHaveAttribute('data-state', 'success', { timeout: 2000 });
+  expect(await kyte.colorOf('publish')).toBe(STATE_RGB.success);
+  expect(await kyte.node('publish').getAttribute('transform')).toBe(before);
+});
+
+test('collapses and expands task groups', async ({ page }) => {
+  api.dags = [etlDag()];
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel();
+  await expect(kyte.nodes).toHaveCount(10);
+  await kyte.groupHeader('transform').click();
+  await expect(kyte.collapsedGroup('transform')).toHaveCount(1);
+  await expect(kyte.nodes).toHaveCount(8);
+  await expect(kyte.edge('extract', 'group:transform')).toHaveCount(1);
+  await expect(kyte.edge('group:transform', 'load')).toHaveCount(1);
+  // The group shows its most urgent state.
+  await expect(kyte.collapsedGroup('transform')).toHaveAttribute('data-state', 'failed');
+  await kyte.collapsedGroup('transform').click();
+  await expect(kyte.nodes).toHaveCount(10);
+});
+
+test('pans, zooms and fits', async ({ page }) => {
+  api.dags = [etlDag()];
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel();
+  await expect(kyte.nodes).toHaveCount(10);
+  const scale = async () => Number(await kyte.graph.getAttribute('data-scale'));
+  const initial = await scale();
+  const box = (await kyte.graph.boundingBox())!;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, -300);
+  await expect.poll(scale).toBeGreaterThan(initial);
+  const viewport = kyte.panel.locator('.jp-kyte-GraphView-viewport');
+  const t0 = await viewport.getAttribute('transform');
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 60, box.y + box.height / 2 + 30, { steps: 4 });
+  await page.mouse.up();
+  expect(await viewport.getAttribute('transform')).not.toBe(t0);
+  await kyte.panel.locator('[title^="Fit the graph"]').first().click();
+  // Fitted: every box is inside the view.
+  await expect
+    .poll(async () => {
+      const view = (await kyte.graph.boundingBox())!;
+      const boxes = await kyte.nodes.evaluateAll(els =>
+        els.map(el => el.getBoundingClientRect().toJSON())
+      );
+      return boxes.every(
+        b =>
+          b.left >= view.x - 1 &&
+          b.top >= view.y - 1 &&
+          b.right <= view.x + view.width + 1 &&
+          b.bottom <= view.y + view.height + 1
+      );
+    })
+    .toBe(true);
+});
+
+test('shows a task log as text, filterable, following new text', async ({ page }) => {
+  api.dags = [etlDag()];
+  api.logText =
+    'line one\n<img src=x onerror="window.__kyteXss=1"><b>not bold</b>\nERROR something broke\n';
+  api.logComplete = false;
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel();
+  await kyte.node('extract').click();
+  await expect(kyte.log).toBeVisible();
+  await expect(kyte.logText).toContainText('line one');
+  // Hostile content is shown as text, never as HTML.
+  await expect(kyte.logText).toContainText('<b>not bold</b>');
+  await expect(kyte.log.locator('img, b')).toHaveCount(0);
+  expect(await page.evaluate(() => (window as any).__kyteXss)).toBeUndefined();
+  // Tries: latest plus each try.
+  await expect(kyte.log.locator('.jp-kyte-LogView-try option')).toHaveText([
+    'Latest (2)',
+    '2',
+    '1'
+  ]);
+  // Followed live: new text appears.
+  api.logText += 'appended later\n';
+  await expect(kyte.logText).toContainText('appended later');
+  // Filter.
+  await kyte.log.locator('.jp-kyte-LogView-filter').fill('error something');
+  await expect(kyte.logText.locator('.jp-kyte-LogView-line')).toHaveCount(1);
+  await expect(kyte.logText).toContainText('ERROR something broke');
+  await expect(kyte.logText.locator('mark')).toHaveText('ERROR something');
+});
+
+test('reads a large log by range, tail first', async ({ page }) => {
+  api.dags = [etlDag()];
+  const line = 'x'.repeat(99) + '\n';
+  api.logText = 'FIRST LINE\n' + line.repeat(20000) + 'LAST LINE\n';
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel();
+  await kyte.node('extract').click();
+  await expect(kyte.logText).toContainText('LAST LINE');
+  await expect(kyte.logText).not.toContainText('FIRST LINE');
+  const earlier = kyte.log.locator('.jp-kyte-LogView-earlier');
+  await expect(earlier).toBeVisible();
+  for (let i = 0; i < 10 && (await earlier.isVisible()); i++) {
+    await earlier.click();
+  }
+  await expect(kyte.logText).toContainText('FIRST LINE');
+  expect(api.calls.filter(c => c.endsWith('/logs')).length).toBeGreaterThan(2);
+});
+
+test('exports from the notebook toolbar and shows the problems', async ({ page }) => {
+  api.dags = [etlDag()];
+  api.exportReply = {
+    status: 400,
+    body: {
+      message: 'The notebook cannot be exported yet.',
+      problems: [{ message: "name 'helper' is defined only in a scratch cell", cell: 3, line: 2 }]
+    }
+  };
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await page.locator('.jp-NotebookPanel-toolbar .jp-kyte-exportButton').click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog).toContainText('Could not export');
+  await expect(dialog).toContainText("cell 3, line 2: name 'helper' is defined only in a scratch cell");
+  await dialog.getByRole('button', { name: 'Ok' }).click();
+
+  api.exportReply = { status: 200, body: { files: ['dags/etl.py'] } };
+  await page.evaluate(() => {
+    // Not awaited: the command resolves when its dialog closes.
+    void (window as any).jupyterapp.commands.execute('kyte:export');
+  });
+  await expect(dialog).toContainText('dags/etl.py');
+  await dialog.getByRole('button', { name: 'Ok' }).click();
+  expect(api.calls.filter(c => c === 'export')).toHaveLength(2);
+});
+
+test.describe('screenshots', () => {
+  test('panel in the light theme', async ({ page }) => {
+    api.dags = [etlDag()];
+    await page.notebook.createNew(notebookName(), { kernel: null });
+    await kyte.openPanel();
+    await expect(kyte.nodes).toHaveCount(10);
+    await page.mouse.move(0, 0);
+    expect(await kyte.panel.screenshot()).toMatchSnapshot('kyte-panel-light.png');
+  });
+
+  test('panel in the dark theme', async ({ page }) => {
+    api.dags = [etlDag()];
+    await page.theme.setDarkTheme();
+    await page.notebook.createNew(notebookName(), { kernel: null });
+    await kyte.openPanel();
+    await expect(kyte.nodes).toHaveCount(10);
+    await page.mouse.move(0, 0);
+    expect(await kyte.panel.screenshot()).toMatchSnapshot('kyte-panel-dark.png');
+  });
+});
+
+test.describe('performance', () => {
+  for (const n of [100, 1000]) {
+    test(`lays out and renders ${n} tasks`, async ({ page }) => {
+      api.dags = [syntheticDag(n)];
+      await page.notebook.createNew(notebookName(), { kernel: null });
+      await kyte.openPanel();
+      await expect(kyte.nodes).toHaveCount(n, { timeout: 30000 });
+      await expect.poll(async () => (await kyte.timings()).tasks).toBe(n);
+      const t = await kyte.timings();
+      // Responsiveness once drawn: a wheel zoom until the next painted frame.
+      const zoomMs = await kyte.graph.evaluate(async el => {
+        const t0 = performance.now();
+        el.dispatchEvent(
+          new WheelEvent('wheel', { deltaY: -200, clientX: 100, clientY: 100, bubbles: true })
+        );
+        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        return performance.now() - t0;
+      });
+      const line =
+        `KYTE-PERF ${n} tasks: layout ${t.layout.toFixed(0)} ms, render ${t.render.toFixed(0)} ms, ` +
+        `data-to-paint ${t.total.toFixed(0)} ms; zoom frame ${zoomMs.toFixed(0)} ms`;
+      console.log(line);
+      test.info().annotations.push({ type: 'perf', description: line });
+      expect(t.total).toBeLessThan(n <= 100 ? 1000 : 4000);
+    });
+  }
+});
