@@ -129,8 +129,8 @@ def scheduler_dag(dag: DAG) -> Any:
 
     sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     # As in DAG.test(): callbacks are lost by serialization; keep the notebook's ones.
-    sdag.on_success_callback = dag.on_success_callback
-    sdag.on_failure_callback = dag.on_failure_callback
+    sdag.on_success_callback = dag.on_success_callback  # type: ignore[attr-defined]
+    sdag.on_failure_callback = dag.on_failure_callback  # type: ignore[attr-defined]
     _scheduler_dags[id(dag)] = (dag, sdag)
     return sdag
 
@@ -140,9 +140,10 @@ def latest_run(dag_id: str, session: Any) -> DagRun | None:
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
-    return session.scalar(
+    run: DagRun | None = session.scalar(
         select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
     )
+    return run
 
 
 def get_run(dag_id: str, run_id: str, session: Any) -> DagRun | None:
@@ -150,7 +151,10 @@ def get_run(dag_id: str, run_id: str, session: Any) -> DagRun | None:
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
-    return session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    run: DagRun | None = session.scalar(
+        select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    )
+    return run
 
 
 def create_run(
@@ -222,6 +226,7 @@ def expand_mapped(dr: DagRun, task_id: str, session: Any) -> None:
     from airflow.exceptions import NotMapped
     from airflow.models.taskmap import TaskMap
 
+    assert dr.dag is not None, "attach_latest_version() sets the run's DAG first"
     task = dr.dag.get_task(task_id)
     try:
         TaskMap.expand_mapped_task(task, dr.run_id, session=session)
@@ -301,7 +306,8 @@ def run_deferred(ti: TaskInstance, result: Any) -> None:
         map_index=ti.map_index,
         dag_version_id=UUID(str(ti.dag_version_id)),
     )
-    trigger = import_string(msg.classpath)(**deserialize(msg.trigger_kwargs))
+    kwargs: dict[str, Any] = deserialize(msg.trigger_kwargs)  # type: ignore[assignment]
+    trigger = import_string(msg.classpath)(**kwargs)
     event = InProcessTestSupervisor.run_trigger_in_process(trigger=trigger, ti=sdk_ti)
     with db_session() as session:
         ti.next_method = msg.next_method

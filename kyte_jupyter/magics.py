@@ -83,6 +83,22 @@ def recover_interrupted(session: Session) -> list[str]:
     return interrupted
 
 
+def current_registry() -> Any:
+    """The DAG registry of this kernel's notebook (``registry.dags`` maps ids to DAGs)."""
+    magics = _state.get("magics")
+    if magics is None:
+        raise RuntimeError("Kyte is not loaded in this kernel: run `%load_ext kyte_jupyter`.")
+    return magics.registry
+
+
+def current_session() -> Session:
+    """This kernel's Kyte session (its Airflow home)."""
+    magics = _state.get("magics")
+    if magics is None:
+        raise RuntimeError("Kyte is not loaded in this kernel: run `%load_ext kyte_jupyter`.")
+    return magics.session  # type: ignore[no-any-return]
+
+
 def load(ipython: Any) -> None:
     """Register the magics and attach the kernel to its session."""
     if "magics" in _state:
@@ -117,6 +133,11 @@ class KyteMagics(Magics):
     def _pre_run_cell(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)
         self._raw_cell = getattr(info, "raw_cell", "") or ""
+
+    @property
+    def _shell(self) -> Any:
+        assert self.shell is not None, "magics are always bound to a shell"
+        return self.shell
 
     @property
     def registry(self) -> Any:
@@ -154,8 +175,8 @@ class KyteMagics(Magics):
         """Register the cell for tracebacks so errors point at the cell's own lines."""
         # The body starts on the cell's second line (the first is `%%dag ...`).
         source = "\n" + body
-        number = self.shell.execution_count
-        return str(self.shell.compile.cache(source, number))
+        number = self._shell.execution_count
+        return str(self._shell.compile.cache(source, number))
 
     # ---- %%dag ----------------------------------------------------------------------------
     @cell_magic
@@ -208,10 +229,10 @@ class KyteMagics(Magics):
 
         try:
             if opts.dag_id is None:
-                result = registry.define_file_cell(key, "\n" + cell, self.shell.user_ns, filename)
+                result = registry.define_file_cell(key, "\n" + cell, self._shell.user_ns, filename)
             else:
                 result = registry.define_grown_cell(
-                    key, opts, "\n" + cell, self.shell.user_ns, filename
+                    key, opts, "\n" + cell, self._shell.user_ns, filename
                 )
         except DagDefinitionError as e:
             self.session.audit("dag.define", outcome="error", code_hash=code_hash(cell),
@@ -277,7 +298,7 @@ class KyteMagics(Magics):
             dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
             map_index=args.map_index, logical_date=logical, conf=conf, echo_logs=not args.quiet,
         )
-        self.shell.user_ns["_kyte_last_run"] = summary
+        self._shell.user_ns["_kyte_last_run"] = summary
         failed = [k for k in summary.failed if k in summary.errors]
         if failed:
             display(summary)
@@ -339,7 +360,7 @@ class KyteMagics(Magics):
             self._remember_error(next(iter(summary.errors.values())))
             print("Run %debug to inspect the first failure, %task_log "
                   f"{dag.dag_id} TASK for a log.", file=sys.stderr)
-        self.shell.user_ns["_kyte_last_run"] = summary
+        self._shell.user_ns["_kyte_last_run"] = summary
         return summary
 
     def _remember_error(self, error: BaseException) -> None:
@@ -493,9 +514,10 @@ def _recent_runs(session: Session, limit: int = 5) -> list[tuple[str, str, str]]
     try:
         con = sqlite3.connect(f"file:{session.db_path}?mode=ro", uri=True, timeout=5)
         try:
-            return [tuple(r) for r in con.execute(  # type: ignore[misc]
+            rows = con.execute(
                 "SELECT dag_id, run_id, state FROM dag_run ORDER BY id DESC LIMIT ?", (limit,)
-            )]
+            )
+            return [(str(d), str(r), str(s)) for d, r, s in rows]
         finally:
             con.close()
     except sqlite3.Error:
@@ -565,4 +587,7 @@ def import_airflow() -> None:
     _state["kyte_airflow_ready"] = True
 
 
-__all__ = ["KyteMagics", "DagCellOptions", "SessionError", "load", "unload"]
+__all__ = [
+    "DagCellOptions", "KyteMagics", "SessionError", "current_registry", "current_session",
+    "load", "unload",
+]

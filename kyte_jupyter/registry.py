@@ -136,7 +136,9 @@ class Registry:
                 )
             owner = self._file_owner(dag_id)
             if owner is not None and owner != key:
-                warnings.append(f"DAG {dag_id!r} was defined by another cell; this cell replaces it.")
+                warnings.append(
+                    f"DAG {dag_id!r} was defined by another cell; this cell replaces it."
+                )
                 self.file_cells[owner].remove(dag_id)
         dags = list(made.values())
         self._check_and_sync(dags, source=body)

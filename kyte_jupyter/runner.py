@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import logging
 import os
 import sys
@@ -134,11 +135,15 @@ class _Capture:
     echo: bool = True
 
 
-class _Tee(IO[str]):
+class _Tee(io.TextIOBase):
     """Write to the cell (when echoing) and to the active try's log file."""
 
     def __init__(self, primary: Any) -> None:
+        super().__init__()
         self._primary = primary
+
+    def writable(self) -> bool:
+        return True
 
     def write(self, s: str) -> int:
         log = _Capture.log
@@ -159,9 +164,7 @@ class _Tee(IO[str]):
     def fileno(self) -> int:
         return int(self._primary.fileno())
 
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
+    encoding = "utf-8"
 
 
 class _LogHandler(logging.Handler):

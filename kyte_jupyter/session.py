@@ -14,6 +14,7 @@ This module never imports Airflow (the server uses it) and never imports jupyter
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as _dt
 import fcntl
@@ -390,10 +391,10 @@ class SessionStore:
         os.rename(home, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
-    def prune(self, max_age_days: float) -> list[str]:
+    def prune(self, max_age_days: float) -> builtins.list[str]:
         """Delete sessions not used for ``max_age_days``; return their ids."""
         cutoff = time.time() - max_age_days * 86400
-        removed = []
+        removed: builtins.list[str] = []
         for s in self.list():
             try:
                 last = max(p.stat().st_mtime for p in (s.home, s.db_path, s.audit_path)

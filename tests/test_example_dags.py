@@ -40,10 +40,10 @@ DAG_TEST = textwrap.dedent('''
     assert not bag.import_errors, bag.import_errors
     for dag_id in sys.argv[2:]:
         dr = bag.get_dag(dag_id).test()
-        out[dag_id] = {
-            ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(getattr(ti.state, "value", ti.state))
-            for ti in dr.get_task_instances()
-        }
+        out[dag_id] = {}
+        for ti in dr.get_task_instances():
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            out[dag_id][key] = str(getattr(ti.state, "value", ti.state))
     print("RESULT" + json.dumps(out))
 ''')
 

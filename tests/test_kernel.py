@@ -24,7 +24,10 @@ with DAG("etl", schedule=None, tags=["demo"]) as dag:
         print("got", rows)
         return sum(rows)
 
-    report = BashOperator(task_id="report", bash_command="echo total={{ ti.xcom_pull('transform') }} ds={{ ds }}")
+    report = BashOperator(
+        task_id="report",
+        bash_command="echo total={{ ti.xcom_pull('transform') }} ds={{ ds }}",
+    )
     transform(extract()) >> report
 '''
 

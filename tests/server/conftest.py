@@ -60,14 +60,23 @@ def kyte_extension_config(request: pytest.FixtureRequest) -> dict[str, Any]:
     return dict(getattr(request, "param", {}))
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture
-def jp_server_config(kyte_root: Path, kyte_extension_config: dict[str, Any]) -> Config:
-    """Kyte enabled as the installed JSON config enables it; auth required for everything."""
+def jp_server_config(
+    kyte_root: Path, kyte_extension_config: dict[str, Any], jp_config_dir: Path
+) -> Config:
+    """Kyte enabled as an installed package enables it; auth required for everything.
+
+    The extension's own config file (``jupyter_kyte_config.json``, which selects Kyte's kernel
+    manager) is read from the test's Jupyter config dir, as from ``etc/jupyter`` when installed.
+    """
+    shutil.copy(REPO / "jupyter-config" / "kyte-config" / "jupyter_kyte_config.json", jp_config_dir)
     return Config(
         {
             "ServerApp": {
                 "jpserver_extensions": {"kyte_jupyter": True, "jupyter_server_terminals": False},
-                "kernel_manager_class": "kyte_jupyter.server.kernels.KyteKernelManager",
                 "allow_root": True,
                 "allow_unauthenticated_access": False,
             },

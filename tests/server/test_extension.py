@@ -20,7 +20,9 @@ from jupyter_server.utils import url_path_join
 from server_homes import RUN_ID, write_log
 from tornado.httpclient import HTTPClientError
 
+from kyte_jupyter.server.app import KERNEL_MANAGER_CLASS
 from kyte_jupyter.server.handlers import MAX_BODY_SIZE, ROUTES, KyteHandler, route_pattern
+from kyte_jupyter.server.kernels import KyteKernelManager
 from kyte_jupyter.session import Session, SessionStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -400,24 +402,35 @@ async def test_serving_the_api_does_not_import_airflow(
 # ---- installation -------------------------------------------------------------------------------
 
 
-def test_the_config_file_enables_the_extension(tmp_path: Path) -> None:
-    """What pip installs into etc/jupyter/jupyter_server_config.d turns Kyte on."""
-    conf_d = tmp_path / "config" / "jupyter_server_config.d"
-    conf_d.mkdir(parents=True)
-    shutil.copy(REPO / "jupyter-config" / "server-config" / "kyte_jupyter.json", conf_d)
-    config = json.loads((conf_d / "kyte_jupyter.json").read_text())
-    assert config["ServerApp"]["kernel_manager_class"] == (
-        "kyte_jupyter.server.kernels.KyteKernelManager"
-    )
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "NO_COLOR": "1"}
+def test_the_config_files_enable_the_extension_and_its_kernel_manager(tmp_path: Path) -> None:
+    """What pip installs into etc/jupyter turns Kyte and its kernel manager on.
+
+    ``jupyter_server_config.d/*.json`` only contribute ``jpserver_extensions``; the kernel
+    manager comes from the extension's own ``jupyter_kyte_config.json``, which jupyter-server
+    merges into the server's config when it links the extension (before kernels exist).
+    """
+    config_dir = tmp_path / "config"
+    (config_dir / "jupyter_server_config.d").mkdir(parents=True)
+    shutil.copy(REPO / "jupyter-config" / "server-config" / "kyte_jupyter.json",
+                config_dir / "jupyter_server_config.d")  # fmt: skip
+    shutil.copy(REPO / "jupyter-config" / "kyte-config" / "jupyter_kyte_config.json", config_dir)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir), "NO_COLOR": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "jupyter_server.extension.serverextension", "list"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     output = proc.stdout + proc.stderr
-    section = output.split(f"Config dir: {tmp_path / 'config'}", 1)[1].split("Config dir:")[0]
-    assert "kyte_jupyter" in section and "enabled" in section, output
-    assert "OK" in section, output
+    section = output.split(f"Config dir: {config_dir}", 1)[1].split("Config dir:")[0]
+    assert "kyte_jupyter" in section and "enabled" in section and "OK" in section, output
+
+
+def test_installed_config_selects_the_kyte_kernel_manager(jp_serverapp: Any) -> None:
+    # jp_server_config sets no kernel manager: it comes from jupyter_kyte_config.json.
+    assert "kernel_manager_class" not in jp_serverapp.config.ServerApp or (
+        jp_serverapp.config.ServerApp.kernel_manager_class == KERNEL_MANAGER_CLASS
+    )
+    assert isinstance(jp_serverapp.kernel_manager, KyteKernelManager)
+    assert jp_serverapp.kernel_manager.kyte_service is not None
 
 
 # ---- end to end: a real kernel runs a real DAG, the API follows it ------------------------------
