@@ -1,8 +1,11 @@
 """A kernel manager that starts each notebook's kernel inside the notebook's Kyte session.
 
 jupyter-server starts a notebook's kernel through ``ServerApp.kernel_manager_class`` with the
-notebook's full path in ``env["JPY_SESSION_NAME"]``. This subclass, configured as that class by
-``jupyter-config/server-config/kyte_jupyter.json``, adds the session's environment
+notebook's full path in ``env["JPY_SESSION_NAME"]``. This subclass is made that class by the
+extension's own config file, ``etc/jupyter/jupyter_kyte_config.json``: jupyter-server merges an
+extension's config into the server's when it links the extension, before it creates the kernel
+manager (``jupyter_server_config.d`` files only enable extensions). A ``kernel_manager_class``
+the user sets in their server config wins. It adds the session's environment
 (``AIRFLOW_HOME``, ``AIRFLOW_CONFIG``, ``KYTE_SESSION_HOME`` and the operator's extra
 variables) and, for ipykernel kernels, ``--IPKernelApp.extra_extensions=kyte_jupyter`` so
 the magics are loaded before the first cell runs. jupyter_client keeps both in the kernel's
