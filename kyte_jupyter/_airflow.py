@@ -375,3 +375,28 @@ def set_dag_paused(dag_ids: Iterable[str], session: Any) -> None:
     from sqlalchemy import update
 
     session.execute(update(DagModel).where(DagModel.dag_id.in_(list(dag_ids))).values(is_paused=True))
+
+
+def preload(home: str, connections: list[str], variables: list[str]) -> tuple[int, int]:
+    """Import connection and variable files (JSON, YAML or .env, as ``airflow connections
+    import`` reads them) into the session metastore; returns the counts imported."""
+    import os
+
+    from airflow.models import Connection, Variable
+    from airflow.secrets.local_filesystem import load_connections_dict, load_variables
+    from sqlalchemy import select
+
+    n_conn = n_var = 0
+    with db_session() as session:
+        for rel in connections:
+            for conn_id, conn in load_connections_dict(os.path.join(home, rel)).items():
+                if session.scalar(select(Connection).where(Connection.conn_id == conn_id)):
+                    continue
+                session.add(conn)
+                n_conn += 1
+        session.commit()
+    for rel in variables:
+        for key, value in load_variables(os.path.join(home, rel)).items():
+            Variable.set(key, value, serialize_json=not isinstance(value, str))
+            n_var += 1
+    return n_conn, n_var

@@ -139,10 +139,24 @@ class KyteMagics(Magics):
         assert self.shell is not None, "magics are always bound to a shell"
         return self.shell
 
+    def _airflow(self) -> None:
+        """Import Airflow for this session, and import its preload files the first time."""
+        import_airflow()
+        preload = self.session.extra.get("preload")
+        if preload and not self.session.extra.get("preloaded"):
+            from . import _airflow
+
+            n_conn, n_var = _airflow.preload(
+                str(self.session.home), preload.get("connections", []),
+                preload.get("variables", []),
+            )
+            self.session.mark_preloaded()
+            self.session.audit("session.preload", connections=n_conn, variables=n_var)
+
     @property
     def registry(self) -> Any:
         if self._registry is None:
-            import_airflow()
+            self._airflow()
             from .registry import Registry
 
             self._registry = Registry(self.session, self.session.notebook_path)
@@ -151,7 +165,7 @@ class KyteMagics(Magics):
     @property
     def runner(self) -> Any:
         if self._runner is None:
-            import_airflow()
+            self._airflow()
             from .runner import Runner
 
             self._runner = Runner(self.session)

@@ -198,6 +198,11 @@ class Session:
                     continue  # a torn line from a killed writer: skip it, keep the rest
         return entries[-limit:] if limit else entries
 
+    def mark_preloaded(self) -> None:
+        """Record that the preload files were imported into the metastore."""
+        self.extra["preloaded"] = True
+        self._write_meta()
+
     def _write_meta(self) -> None:
         meta = {
             "id": self.id,
@@ -254,12 +259,14 @@ class SessionStore:
         *,
         airflow_config: Mapping[str, Mapping[str, str]] | None = None,
         env: Mapping[str, str] | None = None,
-        preload_files: list[str] | None = None,
+        connections_files: list[str] | None = None,
+        variables_files: list[str] | None = None,
     ) -> None:
         self.root = Path(root).expanduser() if root else default_sessions_root()
         self.airflow_config = {k: dict(v) for k, v in (airflow_config or {}).items()}
         self.extra_env = dict(env or {})
-        self.preload_files = list(preload_files or [])
+        self.connections_files = list(connections_files or [])
+        self.variables_files = list(variables_files or [])
 
     # ---- lookup -------------------------------------------------------------------------
     def _home(self, session_id: str) -> Path:
@@ -355,8 +362,9 @@ class SessionStore:
             )
             if self.extra_env:
                 session.extra["env"] = dict(self.extra_env)
-            if self.preload_files:
-                session.extra["preload_files"] = list(self.preload_files)
+            preload = self._copy_preload(tmp)
+            if preload:
+                session.extra["preload"] = preload
             session._write_meta()
             os.rename(tmp, home)
         except BaseException:
@@ -366,6 +374,21 @@ class SessionStore:
         session.audit("session.create", notebook_path=key)
         return session
 
+    def _copy_preload(self, home: Path) -> dict[str, builtins.list[str]]:
+        """Copy the operator's connection/variable files into a new home (imported later,
+        by the kernel, the first time it uses Airflow: see ``_airflow.preload``)."""
+        out: dict[str, builtins.list[str]] = {}
+        for kind, files in (("connections", self.connections_files),
+                            ("variables", self.variables_files)):
+            for i, src in enumerate(files):
+                if not os.path.isfile(src):
+                    continue  # the server warns about missing files at start-up
+                dest = home / "kyte" / "preload" / f"{kind}-{i}{Path(src).suffix}"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+                out.setdefault(kind, []).append(str(dest.relative_to(home)))
+        return out
+
     def _airflow_cfg(self, home: Path) -> str:
         text = _AIRFLOW_CFG.format(home=home)
         for section, values in self.airflow_config.items():
@@ -373,10 +396,19 @@ class SessionStore:
         return text
 
     def rename(self, old_path: str, new_path: str) -> Session | None:
-        """Move a notebook's session with it when the notebook is renamed."""
+        """Move a notebook's session with it when the notebook is renamed.
+
+        A session already recorded at the new path (a notebook deleted there earlier) is
+        detached, never deleted: its path becomes ``<path>.detached-<id>``.
+        """
         s = self.find(old_path)
         if s is None:
             return None
+        target = self.find(new_path)
+        if target is not None and target.id != s.id:
+            target.notebook_path = f"{target.notebook_path}.detached-{target.id}"
+            target._write_meta()
+            target.audit("session.detach", notebook_path=target.notebook_path)
         s.notebook_path = _normalise(new_path)
         s._write_meta()
         s.audit("session.rename", old_path=_normalise(old_path), notebook_path=s.notebook_path)

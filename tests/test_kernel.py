@@ -344,3 +344,26 @@ def test_reset_wipes_runs_keeps_dags_and_audit_records_actions(make_kernel, sess
     assert {"time", "user", "outcome"} <= set(define)
     run = [e for e in entries if e["action"] == "task.run"][-1]
     assert run["task_id"] == "extract" and run["outcome"] == "success"
+
+
+def test_operator_preload_files_reach_tasks(make_kernel, sessions_root, tmp_path):
+    conns = tmp_path / "conns.json"
+    conns.write_text(json.dumps({"warehouse": {"conn_type": "sqlite", "host": "/tmp/w.db"}}))
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({"region": "eu-west", "limits": {"rows": 10}}))
+    SessionStore(sessions_root, connections_files=[str(conns)],
+                 variables_files=[str(variables)]).for_notebook(str(tmp_path / "pre.ipynb"))
+    k = make_kernel("pre.ipynb")
+    k.ok('''%%dag
+from airflow.sdk import DAG, task, Variable
+from airflow.sdk.bases.hook import BaseHook
+with DAG("pre", schedule=None):
+    @task
+    def read():
+        conn = BaseHook.get_connection("warehouse")
+        return [conn.conn_type, conn.host, Variable.get("region"),
+                Variable.get("limits", deserialize_json=True)["rows"]]
+    read()
+''')
+    k.ok("%run_task pre read -q")
+    assert k.value("%xcom pre read") == ["sqlite", "/tmp/w.db", "eu-west", 10]

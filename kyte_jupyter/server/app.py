@@ -108,7 +108,8 @@ class KyteExtensionApp(ExtensionApp):
             self.sessions_root,
             airflow_config=self.airflow_config,
             env=self.extra_env,
-            preload_files=[*self.connections_files, *self.variables_files],
+            connections_files=list(self.connections_files),
+            variables_files=list(self.variables_files),
         )
         self.service = KyteService(
             store,

@@ -320,11 +320,12 @@ async def _probe(jp_serverapp: Any, kernel_id: str) -> list[str]:
         kc.stop_channels()
 
 
+PRELOAD_DIR = Path(__file__).parent / "preload"
 KERNEL_CONFIG = {
     "extra_env": {"KYTE_TEST_EXTRA": "from-config"},
     "airflow_config": {"core": {"default_task_retries": 2}},
-    "connections_files": ["/srv/airflow/connections.yaml"],
-    "variables_files": ["/srv/airflow/variables.json"],
+    "connections_files": [str(PRELOAD_DIR / "connections.yaml")],
+    "variables_files": [str(PRELOAD_DIR / "variables.json")],
 }
 
 
@@ -343,9 +344,12 @@ async def test_notebook_kernel_starts_in_its_session_with_the_magics(
     assert session is not None, "the server creates the notebook's home at kernel start"
     # Operator configuration reaches the new home.
     assert "[core]\ndefault_task_retries = 2\n" in (session.home / "airflow.cfg").read_text()
-    assert session.extra["preload_files"] == [
-        "/srv/airflow/connections.yaml", "/srv/airflow/variables.json"
-    ]  # fmt: skip
+    # The operator's preload files are copied into the home, for the kernel to import.
+    assert session.extra["preload"] == {
+        "connections": ["kyte/preload/connections-0.yaml"],
+        "variables": ["kyte/preload/variables-0.json"],
+    }
+    assert "warehouse" in (session.home / "kyte/preload/connections-0.yaml").read_text()
     assert await _probe(jp_serverapp, kernel_id) == [
         str(session.home), str(session.home), "from-config", "True"
     ]  # fmt: skip
