@@ -400,3 +400,31 @@ def preload(home: str, connections: list[str], variables: list[str]) -> tuple[in
             Variable.set(key, value, serialize_json=not isinstance(value, str))
             n_var += 1
     return n_conn, n_var
+
+
+def after_fork() -> None:
+    """In a forked task process: drop the parent's DB connections and API loop thread.
+
+    Why internal: the in-process execution API caches a transport whose event-loop thread
+    exists only in the parent; the FastAPI app itself can be reused.
+    """
+    from airflow import settings
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    if settings.engine is not None:
+        settings.engine.dispose(close=False)
+    api = in_process_api_server()
+    try:
+        del api.transport  # a cached property: the next use builds a loop in this process
+    except AttributeError:
+        in_process_api_server.cache_clear()
+
+
+def refresh_state(ti: TaskInstance) -> str:
+    """A task instance's state as the metastore has it now."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from sqlalchemy import select
+
+    with db_session() as session:
+        state = session.scalar(select(TI.state).where(TI.id == ti.id))
+    return state_name(state)

@@ -42,7 +42,6 @@ def attach(ipython: Any) -> Session:
             "`%load_ext kyte_jupyter` before anything imports airflow."
         )
     os.environ.update(session.env())
-    recover_interrupted(session)
     return session
 
 
@@ -104,7 +103,13 @@ def load(ipython: Any) -> None:
     if "magics" in _state:
         return
     session = attach(ipython)
+    interrupted = recover_interrupted(session)
     magics = KyteMagics(ipython, session)
+    if interrupted:
+        magics.notice = (
+            f"Kyte: the kernel stopped while {', '.join(interrupted)} ran; marked failed. "
+            "If a task crashes its process, run it with --isolated."
+        )
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
     _state["magics"] = magics
@@ -128,6 +133,13 @@ class KyteMagics(Magics):
         self._raw_cell: str = ""
         self._registry: Any = None
         self._runner: Any = None
+        self.notice: str | None = None
+
+    def _announce(self) -> None:
+        """Say once, in the first Kyte cell, what happened while the kernel was away."""
+        if self.notice:
+            print(self.notice, file=sys.stderr)
+            self.notice = None
 
     # ---- plumbing -------------------------------------------------------------------------
     def _pre_run_cell(self, info: Any) -> None:
@@ -233,6 +245,7 @@ class KyteMagics(Magics):
             load(rows)
         """
         __tracebackhide__ = True
+        self._announce()
         opts = cellspec.parse_dag_line(line)
         if not cell.strip():
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
@@ -279,6 +292,10 @@ class KyteMagics(Magics):
     @magic_arguments.argument("--conf", default=None, help="JSON conf for a new run.")
     @magic_arguments.argument("--quiet", "-q", action="store_true",
                               help="Do not stream the task's log into the cell.")
+    @magic_arguments.argument("--isolated", action="store_true",
+                              help="Run in a separate (forked) process: a task that crashes "
+                                   "its process fails instead of killing the kernel; "
+                                   "%%debug is not available then.")
     @line_magic
     def run_task(self, line: str) -> Any:
         """Run one task through Airflow's task runner in this notebook's Airflow.
@@ -297,10 +314,12 @@ class KyteMagics(Magics):
             %run_task etl load --upstream
             %run_task etl transform --downstream
             %run_task etl square --map-index 2
+            %run_task etl flaky_c_extension --isolated
             r = %run_task etl extract -q
             r.task_states
         """
         __tracebackhide__ = True
+        self._announce()
         args = _parse(self.run_task, line, "%run_task DAG_ID TASK_ID")
         dag = self._dag(args.dag_id)
         task = self._task(dag, args.task_id)
@@ -311,6 +330,7 @@ class KyteMagics(Magics):
         summary = self.runner.run_tasks(
             dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
             map_index=args.map_index, logical_date=logical, conf=conf, echo_logs=not args.quiet,
+            isolated=args.isolated,
         )
         self._shell.user_ns["_kyte_last_run"] = summary
         failed = [k for k in summary.failed if k in summary.errors]
@@ -333,6 +353,9 @@ class KyteMagics(Magics):
                               help="Logical date of the run (YYYY-MM-DD[THH:MM]).")
     @magic_arguments.argument("--logs", action="store_true",
                               help="Stream every task's log into the cell.")
+    @magic_arguments.argument("--isolated", action="store_true",
+                              help="Run each task in a separate (forked) process, so a task "
+                                   "that crashes its process cannot kill the kernel.")
     @line_magic
     def run_dag(self, line: str) -> Any:
         """Run a whole DAG in a new run, without a scheduler, as ``dag.test()`` does.
@@ -351,6 +374,7 @@ class KyteMagics(Magics):
             r.task_states
         """
         __tracebackhide__ = True
+        self._announce()
         args = _parse(self.run_dag, line, "%run_dag DAG_ID")
         dag = self._dag(args.dag_id)
         logical = _parse_when(args.logical_date)
@@ -365,7 +389,8 @@ class KyteMagics(Magics):
                 handle.update(HTML(_progress_html(dag.dag_id, states)))
 
         summary = self.runner.run_dag(dag, logical_date=logical, conf=conf,
-                                      echo_logs=args.logs, progress=progress)
+                                      echo_logs=args.logs, progress=progress,
+                                      isolated=args.isolated)
         if handle is not None:
             handle.update(HTML(_progress_html(dag.dag_id, summary.task_states, done=True)))
         for key, error in summary.errors.items():
@@ -492,6 +517,7 @@ class KyteMagics(Magics):
             %kyte reset --yes
         """
         __tracebackhide__ = True
+        self._announce()
         args = _parse(self.kyte, line, "%kyte [info|reset] [--yes]")
         if args.action == "reset":
             if not args.yes:

@@ -219,6 +219,7 @@ class Runner:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.isolated = False
 
     # ---- public -------------------------------------------------------------------------
     def run_dag(
@@ -229,9 +230,15 @@ class Runner:
         conf: dict[str, Any] | None = None,
         echo_logs: bool = False,
         progress: Progress | None = None,
+        isolated: bool = False,
     ) -> RunSummary:
-        """Run every task of a new run of ``dag`` in dependency order, as ``DAG.test()``."""
+        """Run every task of a new run of ``dag`` in dependency order, as ``DAG.test()``.
+
+        ``isolated`` runs each try in a forked copy of the kernel, so a task that crashes its
+        process (a segfault, ``SIGKILL``) fails instead of taking the kernel down.
+        """
         start = time.perf_counter()
+        self.isolated = isolated
         sdag = _airflow.scheduler_dag(dag)
         with _airflow.db_session() as db:
             dr = _airflow.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
@@ -255,9 +262,11 @@ class Runner:
         conf: dict[str, Any] | None = None,
         echo_logs: bool = True,
         progress: Progress | None = None,
+        isolated: bool = False,
     ) -> RunSummary:
         """Run one task (and optionally its upstream or downstream) in the current run."""
         start = time.perf_counter()
+        self.isolated = isolated
         task = dag.get_task(task_id)
         selected = {task_id}
         if upstream:
@@ -384,6 +393,9 @@ class Runner:
                         ti.try_number)
         t0 = time.perf_counter()
         error: BaseException | None = None
+        if self.isolated:
+            state = _run_forked(ti, task, path, echo)
+            return state, time.perf_counter() - t0, None
         while True:
             with _capture(path, echo) as log_file:
                 try:
@@ -401,6 +413,93 @@ class Runner:
                 continue
             break
         return state, time.perf_counter() - t0, error
+
+
+_REAL_EXIT = os._exit
+
+
+class _Fanout(io.TextIOBase):
+    """In a forked task process: write to the try's log file and to the pipe to the kernel."""
+
+    def __init__(self, *targets: IO[str]) -> None:
+        super().__init__()
+        self._targets = targets
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        for t in self._targets:
+            t.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        for t in self._targets:
+            t.flush()
+
+
+def _run_forked(ti: Any, task: Any, path: Path, echo: bool) -> str:
+    """Run one try in a forked copy of the kernel; return the state the metastore records.
+
+    The child inherits the notebook's namespace and DAG objects, so the task is the same
+    object as in-process. It opens its own metastore connections and its own in-process
+    execution API (threads do not survive ``fork``), streams its output to the kernel over
+    a pipe and leaves with ``os._exit``, so it never touches the kernel's sockets. If it dies
+    from a signal, the kernel marks the try failed and says why.
+    """
+    import signal
+    import traceback
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the task process
+        code = 1
+        try:
+            os.close(read_fd)
+            pipe = os.fdopen(write_fd, "w", buffering=1, encoding="utf-8", errors="replace")
+            log_file = path.open("a", encoding="utf-8", buffering=1)
+            fan = _Fanout(log_file, pipe)
+            sys.stdout = sys.stderr = fan
+            _Capture.log, _Capture.echo = fan, False
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    handler.setStream(fan)  # the kernel's streams belong to the parent
+            logging.getLogger().addHandler(_HANDLER)
+            _airflow.after_fork()
+            result = _airflow.run_try(ti, task)
+            if result.error is not None:
+                traceback.print_exception(result.error, file=fan)
+            fan.flush()
+            code = 0
+        except BaseException:
+            with contextlib.suppress(Exception):
+                traceback.print_exc(file=sys.stdout)
+                sys.stdout.flush()
+        finally:
+            _REAL_EXIT(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as pipe:
+        for line in pipe:
+            if echo:
+                sys.stdout.write(line)
+    _, status = os.waitpid(pid, 0)
+    state = _airflow.refresh_state(ti)
+    if os.WIFSIGNALED(status) or state in ("queued", "running", "none"):
+        if os.WIFSIGNALED(status):
+            sig = signal.Signals(os.WTERMSIG(status)).name
+            why = f"the task's process was killed by {sig}"
+        else:
+            why = f"the task's process exited with code {os.WEXITSTATUS(status)}"
+        message = f"Kyte: {why} before the task finished; the try is marked failed.\n"
+        with path.open("a", encoding="utf-8") as log_file:
+            log_file.write(message)
+        sys.stderr.write(message)
+        _airflow.set_state(ti, "failed")
+        state = "failed"
+    return state
 
 
 def _ordered(dag: DAG, states: dict[str, str]) -> dict[str, str]:

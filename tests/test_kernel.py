@@ -367,3 +367,37 @@ with DAG("pre", schedule=None):
 ''')
     k.ok("%run_task pre read -q")
     assert k.value("%xcom pre read") == ["sqlite", "/tmp/w.db", "eu-west", 10]
+
+
+def test_isolated_runs_survive_a_segfaulting_task(make_kernel, sessions_root):
+    k = make_kernel()
+    k.ok('''%%dag
+import ctypes, os, signal
+from airflow.sdk import DAG, task
+with DAG("crashy", schedule=None):
+    @task
+    def segfault():
+        print("about to crash")
+        ctypes.string_at(0)
+
+    @task
+    def fine():
+        print("fine ran in", "a child" if os.getpid() != KERNEL_PID else "the kernel")
+        return 7
+
+    segfault() >> fine()
+KERNEL_PID = os.getpid()
+''')
+    r = k.fails("%run_task crashy segfault --isolated")
+    assert "about to crash" in r.stdout
+    assert "killed by SIGSEGV" in r.stderr
+    assert "segfault did not succeed" in r.error["evalue"]
+    assert k.value("1 + 1") == 2  # the kernel is alive
+    r = k.ok("r = %run_dag crashy --isolated\nprint(r.task_states)")
+    assert "{'segfault': 'failed', 'fine': 'upstream_failed'}" in r.stdout
+    r = k.ok("%run_task crashy fine --isolated")
+    assert "fine ran in a child" in r.stdout
+    assert k.value("%xcom crashy fine") == 7
+    log = next((_session_home(sessions_root, k.notebook) / "logs/dag_id=crashy").glob(
+        "run_id=*/task_id=segfault/attempt=1.log"))
+    assert "killed by SIGSEGV" in log.read_text()
