@@ -131,7 +131,7 @@ class _Capture:
     they consult this state on every write instead of holding a log file themselves.
     """
 
-    log: IO[str] | None = None
+    log: IO[str] | io.TextIOBase | None = None
     echo: bool = True
 
 

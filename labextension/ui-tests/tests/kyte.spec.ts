@@ -3,7 +3,7 @@
  * the sidebar. Define a DAG with %%dag, run it with %run_dag, watch states and logs, run a task
  * from its context menu.
  */
-import { expect, galata, test } from '@jupyterlab/galata';
+import { IJupyterLabPageFixture, expect, test } from '@jupyterlab/galata';
 
 import { KyteHelper, STATE_RGB } from './helpers/KyteHelper';
 
@@ -14,34 +14,74 @@ from datetime import datetime
 
 from airflow.sdk import DAG, TaskGroup, task
 
+
+@task
+def extract():
+    print("hello from extract")
+    return [1, 2, 3]
+
+
+@task
+def double(values):
+    return [v * 2 for v in values]
+
+
+@task
+def check(values):
+    print("checking", values)
+    if SHOULD_FAIL:
+        raise ValueError("asked to fail")
+    time.sleep(3)
+    return sum(values)
+
+
+@task
+def load(total):
+    print("loaded", total)
+
+
 with DAG("kyte_ui", start_date=datetime(2025, 1, 1), schedule=None):
-
-    @task
-    def extract():
-        print("hello from extract")
-        return [1, 2, 3]
-
+    values = extract()
     with TaskGroup("transform"):
-
-        @task
-        def double(values):
-            return [v * 2 for v in values]
-
-        @task
-        def check(values):
-            print("checking", values)
-            if SHOULD_FAIL:
-                raise ValueError("asked to fail")
-            time.sleep(3)
-            return sum(values)
-
-    @task
-    def load(total):
-        print("loaded", total)
-
-    load(check(double(extract())))`;
+        total = check(double(values))
+    load(total)`;
 
 const TASKS = ['extract', 'transform.double', 'transform.check', 'load'];
+
+/**
+ * Write a notebook of code cells into the test folder and open it. (Typing cells in the editor
+ * would auto-indent the Python.)
+ */
+async function openNotebook(
+  page: IJupyterLabPageFixture,
+  tmpPath: string,
+  name: string,
+  cells: string[]
+): Promise<void> {
+  const notebook = {
+    cells: cells.map(source => ({
+      cell_type: 'code',
+      execution_count: null,
+      metadata: {},
+      outputs: [],
+      source
+    })),
+    metadata: {
+      kernelspec: { display_name: 'Python 3 (ipykernel)', language: 'python', name: 'python3' }
+    },
+    nbformat: 4,
+    nbformat_minor: 5
+  };
+  await page.contents.uploadContent(JSON.stringify(notebook), 'text', `${tmpPath}/${name}`);
+  await page.notebook.openByPath(`${tmpPath}/${name}`);
+  await page.notebook.activate(name);
+}
+
+/** Run a cell to completion and return its output area. */
+async function runCell(page: IJupyterLabPageFixture, index: number) {
+  await page.notebook.runCell(index);
+  return page.locator('.jp-Notebook .jp-Cell').nth(index).locator('.jp-OutputArea');
+}
 
 test.describe.configure({ mode: 'serial' });
 
@@ -51,18 +91,19 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
 }) => {
   test.setTimeout(6 * 60 * 1000);
   const kyte = new KyteHelper(page);
-  await page.notebook.createNew('kyte_ui.ipynb');
+  await openNotebook(page, tmpPath, 'kyte_ui.ipynb', [
+    'SHOULD_FAIL = True',
+    DAG_CELL,
+    'r = %run_dag kyte_ui\nr.task_states',
+    'SHOULD_FAIL = False'
+  ]);
   await kyte.openPanel();
   await expect(kyte.empty).toContainText('No DAG yet', { timeout: 60000 });
 
   // Define the DAG in a cell: the graph appears.
-  await page.notebook.setCell(0, 'code', 'SHOULD_FAIL = True');
-  await page.notebook.runCell(0);
-  await page.notebook.addCell('code', DAG_CELL);
-  await page.notebook.runCell(1);
-  await expect(page.locator('.jp-Cell').nth(1).locator('.jp-OutputArea-output')).not.toHaveCount(
-    0
-  );
+  await runCell(page, 0);
+  const dagOutput = await runCell(page, 1);
+  await expect(dagOutput).not.toContainText('Error');
   await expect(kyte.nodes).toHaveCount(4, { timeout: 30000 });
   for (const t of TASKS) {
     await expect(kyte.node(t)).toHaveCount(1);
@@ -73,11 +114,10 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
   await expect(kyte.edge('transform.double', 'transform.check')).toHaveCount(1);
   await expect(kyte.edge('transform.check', 'load')).toHaveCount(1);
   await expect(kyte.groupHeader('transform')).toHaveCount(1);
-  await expect(kyte.node('extract').locator('.jp-kyte-node-detail')).toContainText('Operator');
+  await expect(kyte.node('extract').locator('.jp-kyte-node-detail')).not.toHaveText('');
 
   // Run the whole DAG: check fails, load is upstream_failed.
-  await page.notebook.addCell('code', 'r = %run_dag kyte_ui\nr.task_states');
-  await page.notebook.runCell(2);
+  await runCell(page, 2);
   const final: Record<string, string> = {
     extract: 'success',
     'transform.double': 'success',
@@ -99,8 +139,7 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
 
   // Fix the cause, then re-run the failed task and its downstream from the context menu:
   // the slow task is seen running, then everything ends green.
-  await page.notebook.addCell('code', 'SHOULD_FAIL = False');
-  await page.notebook.runCell(3);
+  await runCell(page, 3);
   await kyte.contextMenu('transform.check', 'Run with downstream');
   await expect(kyte.node('transform.check')).toHaveAttribute('data-state', 'running', {
     timeout: 30000
@@ -127,11 +166,12 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
   await dialog.getByRole('button', { name: 'Ok' }).click();
 });
 
-test('the export command answers with files or problems', async ({ page }) => {
+test('the export command answers with files or problems', async ({ page, tmpPath }) => {
   const kyte = new KyteHelper(page);
-  await page.notebook.createNew('kyte_export.ipynb');
-  await page.notebook.setCell(0, 'code', DAG_CELL.replace('if SHOULD_FAIL:', 'if False:'));
-  await page.notebook.runCell(0);
+  await openNotebook(page, tmpPath, 'kyte_export.ipynb', [
+    DAG_CELL.replace('if SHOULD_FAIL:', 'if False:')
+  ]);
+  await runCell(page, 0);
   await kyte.openPanel();
   await expect(kyte.nodes).toHaveCount(4, { timeout: 60000 });
   await page.locator('.jp-NotebookPanel-toolbar .jp-kyte-exportButton').click();
@@ -139,7 +179,6 @@ test('the export command answers with files or problems', async ({ page }) => {
   await expect(dialog).toContainText(/Exported to Airflow DAG|Could not export/, {
     timeout: 60000
   });
-  await expect(dialog).toContainText(/kyte_ui|problem|scratch|cell/i);
+  await expect(dialog).toContainText(/kyte_ui/);
   await dialog.getByRole('button', { name: 'Ok' }).click();
-  void galata;
 });
