@@ -1,0 +1,1 @@
+"""Kyte's benchmarks against Airflow's own tools; run ``python -m benchmarks``."""
