@@ -46,6 +46,9 @@ with DAG("kyte_ui", start_date=datetime(2025, 1, 1), schedule=None):
         total = check(double(values))
     load(total)`;
 
+/** The test notebook of the current test. */
+let NOTEBOOK = 'kyte_ui.ipynb';
+
 const TASKS = ['extract', 'transform.double', 'transform.check', 'load'];
 
 /**
@@ -72,14 +75,20 @@ async function openNotebook(
     nbformat: 4,
     nbformat_minor: 5
   };
+  NOTEBOOK = name;
   await page.contents.uploadContent(JSON.stringify(notebook), 'text', `${tmpPath}/${name}`);
   await page.notebook.openByPath(`${tmpPath}/${name}`);
   await page.notebook.activate(name);
 }
 
-/** Run a cell to completion and return its output area. */
+/** Run a cell of the test notebook to completion and return its output area. */
 async function runCell(page: IJupyterLabPageFixture, index: number) {
+  // The log viewer may be the active tab: cells run in the active notebook.
+  await page.notebook.activate(NOTEBOOK);
   await page.notebook.runCell(index);
+  await expect(
+    page.locator('.jp-Notebook .jp-Cell').nth(index).locator('.jp-InputPrompt')
+  ).toHaveText(/\[\d+\]/);
   return page.locator('.jp-Notebook .jp-Cell').nth(index).locator('.jp-OutputArea');
 }
 
@@ -131,10 +140,10 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
   await expect(kyte.panel.locator('.jp-kyte-Panel-run')).toContainText('failed');
 
   // Click a task: its log opens with the task's own output.
-  await kyte.node('extract').click();
+  await kyte.clickNode('extract');
   await expect(kyte.log).toBeVisible();
   await expect(kyte.logText).toContainText('hello from extract', { timeout: 30000 });
-  await kyte.node('transform.check').click();
+  await kyte.clickNode('transform.check');
   await expect(kyte.logText).toContainText('asked to fail', { timeout: 30000 });
 
   // Fix the cause, then re-run the failed task and its downstream from the context menu:
@@ -153,7 +162,7 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
   await expect(page.locator('.jp-Notification-Toast-success, .Toastify__toast--success')).not.toHaveCount(0);
 
   // The log followed the new try: a try selector with both tries.
-  await kyte.node('transform.check').click();
+  await kyte.clickNode('transform.check');
   await expect(kyte.log.locator('.jp-kyte-LogView-try option')).toHaveCount(3, {
     timeout: 30000
   });

@@ -144,7 +144,7 @@ test('shows a task log as text, filterable, following new text', async ({ page }
   api.logComplete = false;
   await page.notebook.createNew(notebookName(), { kernel: null });
   await kyte.openPanel();
-  await kyte.node('extract').click();
+  await kyte.clickNode('extract');
   await expect(kyte.log).toBeVisible();
   await expect(kyte.logText).toContainText('line one');
   // Hostile content is shown as text, never as HTML.
@@ -173,7 +173,7 @@ test('reads a large log by range, tail first', async ({ page }) => {
   api.logText = 'FIRST LINE\n' + line.repeat(20000) + 'LAST LINE\n';
   await page.notebook.createNew(notebookName(), { kernel: null });
   await kyte.openPanel();
-  await kyte.node('extract').click();
+  await kyte.clickNode('extract');
   await expect(kyte.logText).toContainText('LAST LINE');
   await expect(kyte.logText).not.toContainText('FIRST LINE');
   const earlier = kyte.log.locator('.jp-kyte-LogView-earlier');

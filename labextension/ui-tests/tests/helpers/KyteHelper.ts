@@ -20,7 +20,25 @@ export const STATE_RGB: Record<string, string> = {
 };
 
 export class KyteHelper {
-  constructor(readonly page: IJupyterLabPageFixture) {}
+  constructor(readonly page: IJupyterLabPageFixture) {
+    // Browser errors in the test log help to see why a step failed.
+    page.on('console', msg => {
+      if (msg.type() === 'error' || msg.text().includes('Kyte')) {
+        console.log(`[browser ${msg.type()}] ${msg.text()}`);
+      }
+    });
+  }
+
+  /** Texts of the notifications shown so far (JupyterLab's notification manager). */
+  async notifications(): Promise<string[]> {
+    return this.page.evaluate(() => {
+      const apputils = (window as any).jupyterapp?.serviceManager && (window as any).galata;
+      void apputils;
+      return Array.from(document.querySelectorAll('.jp-toast-message, .Toastify__toast-body')).map(
+        el => el.textContent ?? ''
+      );
+    });
+  }
 
   /** The sidebar panel. */
   get panel(): Locator {
@@ -82,12 +100,36 @@ export class KyteHelper {
     return this.log.locator('.jp-kyte-LogView-text');
   }
 
-  /** Open the Kyte sidebar by its icon. */
+  /** Open the Kyte sidebar by its icon, and make the sidebar wide enough for a graph. */
   async openPanel(): Promise<void> {
     if (!(await this.panel.isVisible())) {
       await this.tab.click();
     }
     await this.panel.waitFor({ state: 'visible' });
+    await this.page.sidebar.setWidth(460, 'left');
+  }
+
+  /** Fit the graph into the panel when a task's box is (partly) out of view. */
+  async ensureVisible(taskId: string): Promise<void> {
+    const view = await this.graph.boundingBox();
+    const box = await this.node(taskId).boundingBox();
+    if (
+      view &&
+      box &&
+      box.x >= view.x &&
+      box.y >= view.y &&
+      box.x + box.width <= view.x + view.width &&
+      box.y + box.height <= view.y + view.height
+    ) {
+      return;
+    }
+    await this.panel.locator('[title^="Fit the graph"]').first().click();
+  }
+
+  /** Click a task (opens its log). */
+  async clickNode(taskId: string): Promise<void> {
+    await this.ensureVisible(taskId);
+    await this.node(taskId).click();
   }
 
   /** The `data-state` of a task's box (`none` when it has no state). */
@@ -104,6 +146,7 @@ export class KyteHelper {
 
   /** Right-click a task and pick an item of its context menu. */
   async contextMenu(taskId: string, item: string): Promise<void> {
+    await this.ensureVisible(taskId);
     await this.node(taskId).click({ button: 'right' });
     const menu = this.page.locator('.lm-Menu');
     await menu.getByText(item, { exact: false }).first().click();
