@@ -64,10 +64,14 @@ export class GraphView extends Widget {
       markerHeight: '7',
       orient: 'auto-start-reverse'
     });
-    marker.appendChild(svg('path', { d: 'M0,0L10,5L0,10z', class: 'jp-kyte-GraphView-arrow' }));
+    marker.appendChild(
+      svg('path', { d: 'M0,0L10,5L0,10z', class: 'jp-kyte-GraphView-arrow' })
+    );
     defs.appendChild(marker);
     this._svg.appendChild(defs);
-    this._viewport = svg('g', { class: 'jp-kyte-GraphView-viewport' }) as SVGGElement;
+    this._viewport = svg('g', {
+      class: 'jp-kyte-GraphView-viewport'
+    }) as SVGGElement;
     this._svg.appendChild(this._viewport);
     this.node.appendChild(this._svg);
   }
@@ -242,7 +246,10 @@ export class GraphView extends Widget {
     if (!this._width || !this._height) {
       return;
     }
-    const k = Math.max(MIN_SCALE, Math.min(1, (w - 16) / this._width, (h - 16) / this._height));
+    const k = Math.max(
+      MIN_SCALE,
+      Math.min(1, (w - 16) / this._width, (h - 16) / this._height)
+    );
     this._k = k;
     this._tx = (w - this._width * k) / 2;
     this._ty = Math.max(8, (h - this._height * k) / 2);
@@ -293,7 +300,9 @@ export class GraphView extends Widget {
       return;
     }
     const box = el.getBBox();
-    const m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(el.getAttribute('transform') ?? '');
+    const m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(
+      el.getAttribute('transform') ?? ''
+    );
     const x = (m ? parseFloat(m[1]) : 0) + box.width / 2;
     const y = (m ? parseFloat(m[2]) : 0) + box.height / 2;
     this._tx = this.node.clientWidth / 2 - x * this._k;
@@ -352,7 +361,13 @@ export class GraphView extends Widget {
     this.node.removeEventListener('keydown', this);
   }
 
-  private _drawNode(node: IGraphNode, x: number, y: number, w: number, h: number): SVGGElement {
+  private _drawNode(
+    node: IGraphNode,
+    x: number,
+    y: number,
+    w: number,
+    h: number
+  ): SVGGElement {
     const isGroup = node.kind === 'group';
     const g = svg('g', {
       class: isGroup ? 'jp-kyte-node jp-kyte-node-collapsed' : 'jp-kyte-node',
@@ -377,12 +392,39 @@ export class GraphView extends Widget {
         })
       );
     }
-    g.appendChild(svg('rect', { class: 'jp-kyte-node-box', width: r(w), height: r(h), rx: '4' }));
-    g.appendChild(svg('rect', { class: 'jp-kyte-node-bar', width: '6', height: r(h), rx: '2' }));
-    const maxChars = Math.floor((Math.min(w, NODE_MAX_WIDTH) - 26 - (node.isMapped ? 24 : 0)) / 7);
-    const label = svg('text', { class: 'jp-kyte-node-label', x: '14', y: '17' });
-    label.textContent = truncate(isGroup ? `\u25B8 ${node.label}` : node.label, maxChars);
-    const detail = svg('text', { class: 'jp-kyte-node-detail', x: '14', y: '31' });
+    g.appendChild(
+      svg('rect', {
+        class: 'jp-kyte-node-box',
+        width: r(w),
+        height: r(h),
+        rx: '4'
+      })
+    );
+    g.appendChild(
+      svg('rect', {
+        class: 'jp-kyte-node-bar',
+        width: '6',
+        height: r(h),
+        rx: '2'
+      })
+    );
+    const maxChars = Math.floor(
+      (Math.min(w, NODE_MAX_WIDTH) - 26 - (node.isMapped ? 24 : 0)) / 7
+    );
+    const label = svg('text', {
+      class: 'jp-kyte-node-label',
+      x: '14',
+      y: '17'
+    });
+    label.textContent = truncate(
+      isGroup ? `\u25B8 ${node.label}` : node.label,
+      maxChars
+    );
+    const detail = svg('text', {
+      class: 'jp-kyte-node-detail',
+      x: '14',
+      y: '31'
+    });
     detail.textContent = truncate(node.detail, maxChars + 2);
     g.appendChild(label);
     g.appendChild(detail);
@@ -405,11 +447,16 @@ export class GraphView extends Widget {
     g.style.setProperty('--jp-kyte-state-color', node.color);
     g.setAttribute('data-state', node.state ?? 'none');
     const title = g.lastChild as SVGTitleElement;
-    const what = node.kind === 'group' ? `Task group ${node.refId} (${node.detail})` : node.refId;
+    const what =
+      node.kind === 'group'
+        ? `Task group ${node.refId} (${node.detail})`
+        : node.refId;
     title.textContent =
       `${what}\n${node.kind === 'group' ? 'summary state' : node.detail}: ` +
       `${node.state ?? 'no status'}` +
-      (node.kind === 'group' ? '\nClick to expand.' : '\nClick for the log, right-click to run.');
+      (node.kind === 'group'
+        ? '\nClick to expand.'
+        : '\nClick for the log, right-click to run.');
   }
 
   private _applyTransform(): void {
@@ -417,7 +464,10 @@ export class GraphView extends Widget {
       'transform',
       `translate(${this._tx.toFixed(1)},${this._ty.toFixed(1)}) scale(${this._k.toFixed(4)})`
     );
-    this.node.classList.toggle('jp-kyte-mod-zoomedOut', this._k < LABEL_MIN_SCALE);
+    this.node.classList.toggle(
+      'jp-kyte-mod-zoomedOut',
+      this._k < LABEL_MIN_SCALE
+    );
     this.node.dataset.scale = this._k.toFixed(3);
   }
 
@@ -426,7 +476,11 @@ export class GraphView extends Widget {
     const rect = this.node.getBoundingClientRect();
     const delta = event.deltaMode === 1 ? event.deltaY * 16 : event.deltaY;
     if (event.ctrlKey || event.metaKey || !event.shiftKey) {
-      this.zoomBy(Math.exp(-delta * 0.0015), event.clientX - rect.left, event.clientY - rect.top);
+      this.zoomBy(
+        Math.exp(-delta * 0.0015),
+        event.clientX - rect.left,
+        event.clientY - rect.top
+      );
     } else {
       this._tx -= event.deltaX || delta;
       this._applyTransform();
@@ -437,7 +491,13 @@ export class GraphView extends Widget {
     if (event.button !== 0) {
       return;
     }
-    this._drag = { x: event.clientX, y: event.clientY, tx: this._tx, ty: this._ty, moved: false };
+    this._drag = {
+      x: event.clientX,
+      y: event.clientY,
+      tx: this._tx,
+      ty: this._ty,
+      moved: false
+    };
   }
 
   private _onPointerMove(event: PointerEvent): void {
@@ -486,7 +546,10 @@ export class GraphView extends Widget {
     const target = event.target as Element;
     const header = target.closest('.jp-kyte-group-header');
     if (header) {
-      this._activated.emit({ kind: 'group', id: header.getAttribute('data-group-id')! });
+      this._activated.emit({
+        kind: 'group',
+        id: header.getAttribute('data-group-id')!
+      });
       return;
     }
     const node = target.closest('.jp-kyte-node');
@@ -497,7 +560,10 @@ export class GraphView extends Widget {
     if (groupId) {
       this._activated.emit({ kind: 'group', id: groupId });
     } else {
-      this._activated.emit({ kind: 'task', id: node.getAttribute('data-task-id')! });
+      this._activated.emit({
+        kind: 'task',
+        id: node.getAttribute('data-task-id')!
+      });
     }
   }
 
@@ -553,8 +619,13 @@ export class GraphView extends Widget {
   private _hasView = false;
   private _frame = 0;
   private _suppressClick = false;
-  private _drag: { x: number; y: number; tx: number; ty: number; moved: boolean } | null =
-    null;
+  private _drag: {
+    x: number;
+    y: number;
+    tx: number;
+    ty: number;
+    moved: boolean;
+  } | null = null;
 }
 
 function svg(tag: string, attrs: Record<string, string> = {}): SVGElement {
@@ -570,5 +641,7 @@ function r(v: number): string {
 }
 
 function truncate(text: string, max: number): string {
-  return text.length > max && max > 1 ? text.slice(0, max - 1) + '\u2026' : text;
+  return text.length > max && max > 1
+    ? text.slice(0, max - 1) + '\u2026'
+    : text;
 }

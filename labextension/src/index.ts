@@ -11,6 +11,11 @@ import {
   showDialog
 } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import {
+  ITranslator,
+  TranslationBundle,
+  nullTranslator
+} from '@jupyterlab/translation';
 import { CommandToolbarButton, runIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
@@ -22,13 +27,29 @@ import {
   runTaskCode,
   xcomCode
 } from './kernel';
-import { LogView } from './logview';
+import type { LogView } from './logview';
+// The panel is the sidebar itself: it is created at activation, so it is imported eagerly.
+// eslint-disable-next-line jupyter/prefer-lazy-imports
 import { ITaskRef, KytePanel } from './panel';
 import { KyteRequestError } from './request';
 import { KyteService } from './service';
 import { CommandIDs, IExportProblem, IKyteService } from './tokens';
 
 export { CommandIDs, IKyteService } from './tokens';
+
+/** Arguments of the task commands (the right-clicked or selected task when omitted). */
+const TASK_ARGS = {
+  args: {
+    type: 'object' as const,
+    properties: {
+      dagId: { type: 'string' as const, description: 'The DAG id' },
+      taskId: { type: 'string' as const, description: 'The task id' }
+    }
+  }
+};
+
+/** Commands that take no arguments. */
+const NO_ARGS = { args: { type: 'object' as const, properties: {} } };
 
 /**
  * The REST client of the Kyte server extension.
@@ -51,24 +72,29 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     'A left-sidebar panel showing the DAGs of the active notebook, their live task states and logs.',
   autoStart: true,
   requires: [IKyteService, INotebookTracker],
-  optional: [ILayoutRestorer, ICommandPalette],
+  optional: [ILayoutRestorer, ICommandPalette, ITranslator],
   activate: (
     app: JupyterFrontEnd,
     service: IKyteService,
     tracker: INotebookTracker,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    translator: ITranslator | null
   ): void => {
     const { commands, shell } = app;
-    const panel = new KytePanel({ service, commands });
+    translator = translator ?? nullTranslator;
+    const trans = translator.load('kyte_jupyter');
+    const panel = new KytePanel({ service, commands, translator });
     shell.add(panel, 'left', { rank: 650, type: 'Kyte' });
     restorer?.add(panel, 'kyte-sidebar');
 
     panel.setNotebook(tracker.currentWidget);
-    tracker.currentChanged.connect((_, notebook) => panel.setNotebook(notebook));
+    tracker.currentChanged.connect((_, notebook) =>
+      panel.setNotebook(notebook)
+    );
 
     let logWidget: MainAreaWidget<LogView> | null = null;
-    const openLog = (ref: ITaskRef, activate = true): void => {
+    const openLog = async (ref: ITaskRef, activate = true): Promise<void> => {
       const session = panel.session;
       const dag = panel.dags.find(d => d.dag_id === ref.dagId);
       if (!session || !dag) {
@@ -76,7 +102,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       }
       const node = dag.nodes.find(n => n.task_id === ref.taskId);
       if (!logWidget || logWidget.isDisposed) {
-        const content = new LogView(service);
+        const { LogView } = await import('./logview');
+        const content = new LogView(service, translator ?? nullTranslator);
         logWidget = new MainAreaWidget({ content });
         logWidget.id = 'kyte-log';
         logWidget.title.icon = kyteIcon;
@@ -88,7 +115,11 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
           }
         });
         const ref = panel.notebook?.id;
-        shell.add(logWidget, 'main', ref ? { ref, mode: 'split-bottom' } : { mode: 'split-right' });
+        shell.add(
+          logWidget,
+          'main',
+          ref ? { ref, mode: 'split-bottom' } : { mode: 'split-right' }
+        );
       }
       logWidget.content.setTarget({
         sessionId: session.id,
@@ -102,9 +133,10 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
         shell.activateById(logWidget.id);
       }
     };
-    panel.taskActivated.connect((_, ref) => openLog(ref));
+    panel.taskActivated.connect((_, ref) => void openLog(ref));
     panel.dagsChanged.connect((_, dags) => {
-      const target = logWidget && !logWidget.isDisposed ? logWidget.content.target : null;
+      const target =
+        logWidget && !logWidget.isDisposed ? logWidget.content.target : null;
       if (!target) {
         return;
       }
@@ -135,19 +167,24 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       const notebook = panel.notebook;
       if (!notebook?.sessionContext.session?.kernel) {
         Notification.warning(
-          'The notebook has no running kernel: start it (Kernel \u203A Restart Kernel), then try again.',
+          trans.__(
+            'The notebook has no running kernel: start it (Kernel \u203A Restart Kernel), then try again.'
+          ),
           { autoClose: 8000 }
         );
         return null;
       }
       const busy = notebook.sessionContext.kernelDisplayStatus === 'busy';
       const id = Notification.emit(
-        `${what}\u2026${busy ? ' (waits for the running cell: the kernel is busy)' : ''}`,
+        `${what}\u2026` +
+          (busy
+            ? ' ' + trans.__('(waits for the running cell: the kernel is busy)')
+            : ''),
         'in-progress',
         { autoClose: false }
       );
       if (follow) {
-        openLog(follow, false);
+        void openLog(follow, false);
       }
       let result: IExecutionResult;
       try {
@@ -155,15 +192,15 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       } catch (error) {
         Notification.update({
           id,
-          message: `${what} failed: ${(error as Error).message}`,
+          message: trans.__('%1 failed: %2', what, (error as Error).message),
           type: 'error',
           autoClose: false
         });
         return null;
       }
       const summary = result.ok
-        ? firstLine(result.result) || 'done'
-        : firstLine(result.error) || 'failed';
+        ? firstLine(result.result) || trans.__('done')
+        : firstLine(result.error) || trans.__('failed');
       Notification.update({
         id,
         message: `${code}: ${summary}`,
@@ -171,9 +208,9 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
         autoClose: result.ok ? 6000 : false,
         actions: [
           {
-            label: 'Show output',
-            caption: 'Show everything the command printed',
-            callback: () => showOutput(code, result)
+            label: trans.__('Show output'),
+            caption: trans.__('Show everything the command printed'),
+            callback: () => showOutput(trans, code, result)
           }
         ]
       });
@@ -191,7 +228,11 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
           const ref = taskRef(args);
           return ref && args.dagId ? `${label} (${ref.taskId})` : label;
         },
-        caption: `Run in the notebook's kernel: %run_task DAG TASK${direction ? ` --${direction}` : ''}`,
+        caption: trans.__(
+          "Run in the notebook's kernel: %1",
+          `%run_task DAG TASK${direction ? ` --${direction}` : ''}`
+        ),
+        describedBy: TASK_ARGS,
         icon: direction ? undefined : runIcon,
         isEnabled: args => !!taskRef(args) && !!panel.notebook,
         execute: async args => {
@@ -200,17 +241,26 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
             return;
           }
           const code = runTaskCode(ref.dagId, ref.taskId, direction);
-          await runInNotebook(code, `Running ${code}`, ref);
+          await runInNotebook(code, trans.__('Running %1', code), ref);
         }
       });
     };
-    addRunCommand(CommandIDs.runTask, 'Run task', null);
-    addRunCommand(CommandIDs.runTaskUpstream, 'Run with upstream', 'upstream');
-    addRunCommand(CommandIDs.runTaskDownstream, 'Run with downstream', 'downstream');
+    addRunCommand(CommandIDs.runTask, trans.__('Run task'), null);
+    addRunCommand(
+      CommandIDs.runTaskUpstream,
+      trans.__('Run with upstream'),
+      'upstream'
+    );
+    addRunCommand(
+      CommandIDs.runTaskDownstream,
+      trans.__('Run with downstream'),
+      'downstream'
+    );
 
     commands.addCommand(CommandIDs.showXCom, {
-      label: 'Show XCom',
-      caption: "Show the task's XCom value (%xcom DAG TASK)",
+      label: trans.__('Show XCom'),
+      caption: trans.__("Show the task's XCom value (%xcom DAG TASK)"),
+      describedBy: TASK_ARGS,
       isEnabled: args => !!taskRef(args) && !!panel.notebook,
       execute: async args => {
         const ref = taskRef(args);
@@ -218,62 +268,102 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         const code = xcomCode(ref.dagId, ref.taskId);
-        const result = await runInNotebook(code, `Reading ${code}`, null);
+        const result = await runInNotebook(
+          code,
+          trans.__('Reading %1', code),
+          null
+        );
         if (result) {
-          showOutput(`XCom of ${ref.dagId}.${ref.taskId}`, result, true);
+          showOutput(
+            trans,
+            trans.__('XCom of %1.%2', ref.dagId, ref.taskId),
+            result,
+            true
+          );
         }
       }
     });
 
     commands.addCommand(CommandIDs.openLog, {
-      label: 'Show log',
-      caption: "Open the task's log",
+      label: trans.__('Show log'),
+      caption: trans.__("Open the task's log"),
+      describedBy: TASK_ARGS,
       isEnabled: args => !!taskRef(args),
       execute: args => {
         const ref = taskRef(args);
         if (ref) {
-          openLog(ref);
+          return openLog(ref);
         }
       }
     });
 
     commands.addCommand(CommandIDs.runDag, {
-      label: args => (args.dagId ? `Run DAG ${args.dagId}` : 'Run DAG'),
-      caption: "Run the whole DAG in the notebook's kernel (%run_dag)",
+      label: args =>
+        args.dagId
+          ? trans.__('Run DAG %1', String(args.dagId))
+          : trans.__('Run DAG'),
+      caption: trans.__(
+        "Run the whole DAG in the notebook's kernel (%run_dag)"
+      ),
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            dagId: { type: 'string', description: 'The DAG id (the shown DAG)' }
+          }
+        }
+      },
       icon: runIcon,
       isEnabled: () => !!panel.currentDag && !!panel.notebook,
       execute: async args => {
-        const dagId = typeof args.dagId === 'string' ? args.dagId : panel.currentDag?.dag_id;
+        const dagId =
+          typeof args.dagId === 'string'
+            ? args.dagId
+            : panel.currentDag?.dag_id;
         if (!dagId) {
           return;
         }
         const code = runDagCode(dagId);
-        await runInNotebook(code, `Running ${code}`, null);
+        await runInNotebook(code, trans.__('Running %1', code), null);
       }
     });
 
     commands.addCommand(CommandIDs.fitGraph, {
-      label: 'Fit DAG Graph',
+      label: trans.__('Fit DAG Graph'),
+      describedBy: NO_ARGS,
       icon: fitIcon,
       execute: () => panel.fit()
     });
 
     commands.addCommand(CommandIDs.openPanel, {
-      label: 'Show Kyte DAG Viewer',
+      label: trans.__('Show Kyte DAG Viewer'),
+      describedBy: NO_ARGS,
       icon: kyteIcon,
       execute: () => shell.activateById(panel.id)
     });
 
     const selector = '.jp-kyte-node[data-task-id]';
     app.contextMenu.addItem({ command: CommandIDs.runTask, selector, rank: 1 });
-    app.contextMenu.addItem({ command: CommandIDs.runTaskUpstream, selector, rank: 2 });
-    app.contextMenu.addItem({ command: CommandIDs.runTaskDownstream, selector, rank: 3 });
+    app.contextMenu.addItem({
+      command: CommandIDs.runTaskUpstream,
+      selector,
+      rank: 2
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.runTaskDownstream,
+      selector,
+      rank: 3
+    });
     app.contextMenu.addItem({ type: 'separator', selector, rank: 4 });
     app.contextMenu.addItem({ command: CommandIDs.openLog, selector, rank: 5 });
-    app.contextMenu.addItem({ command: CommandIDs.showXCom, selector, rank: 6 });
+    app.contextMenu.addItem({
+      command: CommandIDs.showXCom,
+      selector,
+      rank: 6
+    });
 
     if (palette) {
-      const category = 'Kyte';
+      const category = trans.__('Kyte');
       palette.addItem({ command: CommandIDs.openPanel, category });
       palette.addItem({ command: CommandIDs.runDag, category });
       palette.addItem({ command: CommandIDs.fitGraph, category });
@@ -286,22 +376,39 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
  */
 const exportPlugin: JupyterFrontEndPlugin<void> = {
   id: 'kyte-jupyter:export',
-  description: 'Exports the active notebook to Airflow DAG files, from the palette and toolbar.',
+  description:
+    'Exports the active notebook to Airflow DAG files, from the palette and toolbar.',
   autoStart: true,
   requires: [IKyteService, INotebookTracker],
-  optional: [ICommandPalette],
+  optional: [ICommandPalette, ITranslator],
   activate: (
     app: JupyterFrontEnd,
     service: IKyteService,
     tracker: INotebookTracker,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    translator: ITranslator | null
   ): void => {
     const { commands } = app;
+    const trans = (translator ?? nullTranslator).load('kyte_jupyter');
     commands.addCommand(CommandIDs.exportDag, {
-      label: 'Export to Airflow DAG',
-      caption:
-        'Write one Airflow DAG file per DAG of this notebook (kyte-include cells and %%dag cells)',
+      label: trans.__('Export to Airflow DAG'),
+      caption: trans.__(
+        'Write one Airflow DAG file per DAG of this notebook (kyte-include cells and %%dag cells)'
+      ),
       icon: exportIcon,
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            path: {
+              type: 'string',
+              description:
+                'Notebook path relative to the server root (the active notebook)'
+            },
+            dagId: { type: 'string', description: 'Export only this DAG' }
+          }
+        }
+      },
       isEnabled: () => !!tracker.currentWidget,
       execute: async args => {
         const notebook =
@@ -311,10 +418,18 @@ const exportPlugin: JupyterFrontEndPlugin<void> = {
         if (!notebook) {
           return;
         }
-        await exportNotebook(service, notebook, args.dagId as string | undefined);
+        await exportNotebook(
+          trans,
+          service,
+          notebook,
+          args.dagId as string | undefined
+        );
       }
     });
-    palette?.addItem({ command: CommandIDs.exportDag, category: 'Kyte' });
+    palette?.addItem({
+      command: CommandIDs.exportDag,
+      category: trans.__('Kyte')
+    });
 
     app.docRegistry.addWidgetExtension('Notebook', {
       createNew: (panel: NotebookPanel) => {
@@ -332,6 +447,7 @@ const exportPlugin: JupyterFrontEndPlugin<void> = {
 };
 
 async function exportNotebook(
+  trans: TranslationBundle,
   service: IKyteService,
   notebook: NotebookPanel,
   dagId?: string
@@ -347,8 +463,12 @@ async function exportNotebook(
     body.className = 'jp-kyte-ExportDialog';
     const p = document.createElement('p');
     p.textContent = result.files.length
-      ? `Wrote ${result.files.length} DAG file${result.files.length === 1 ? '' : 's'}:`
-      : 'The notebook has no %%dag cell, so no DAG file was written.';
+      ? trans._n(
+          'Wrote %1 DAG file:',
+          'Wrote %1 DAG files:',
+          result.files.length
+        )
+      : trans.__('The notebook has no %%dag cell, so no DAG file was written.');
     const ul = document.createElement('ul');
     for (const f of result.files) {
       const li = document.createElement('li');
@@ -359,7 +479,7 @@ async function exportNotebook(
     }
     body.append(p, ul);
     await showDialog({
-      title: 'Exported to Airflow DAG',
+      title: trans.__('Exported to Airflow DAG'),
       body: new Widget({ node: body }),
       buttons: [Dialog.okButton()]
     });
@@ -374,13 +494,13 @@ async function exportNotebook(
       const ul = document.createElement('ul');
       for (const problem of problems) {
         const li = document.createElement('li');
-        li.textContent = describeProblem(problem);
+        li.textContent = describeProblem(trans, problem);
         ul.appendChild(li);
       }
       body.appendChild(ul);
     }
     await showDialog({
-      title: 'Could not export to an Airflow DAG',
+      title: trans.__('Could not export to an Airflow DAG'),
       body: new Widget({ node: body }),
       buttons: [Dialog.okButton()]
     });
@@ -388,19 +508,23 @@ async function exportNotebook(
 }
 
 /** One export problem as a sentence. */
-export function describeProblem(problem: unknown): string {
+export function describeProblem(
+  trans: TranslationBundle,
+  problem: unknown
+): string {
   if (typeof problem === 'string') {
     return problem;
   }
   if (problem && typeof problem === 'object') {
     const p = problem as IExportProblem;
     const where = [
-      p.cell !== undefined ? `cell ${p.cell}` : '',
-      p.line !== undefined ? `line ${p.line}` : ''
+      p.cell !== undefined ? trans.__('cell %1', String(p.cell)) : '',
+      p.line !== undefined ? trans.__('line %1', p.line) : ''
     ]
       .filter(Boolean)
       .join(', ');
-    const message = typeof p.message === 'string' ? p.message : JSON.stringify(problem);
+    const message =
+      typeof p.message === 'string' ? p.message : JSON.stringify(problem);
     return where ? `${where}: ${message}` : message;
   }
   return String(problem);
@@ -411,19 +535,24 @@ function firstLine(text: string): string {
   return line.length > 200 ? line.slice(0, 199) + '\u2026' : line;
 }
 
-function showOutput(title: string, result: IExecutionResult, valueFirst = false): void {
+function showOutput(
+  trans: TranslationBundle,
+  title: string,
+  result: IExecutionResult,
+  valueFirst = false
+): void {
   const body = document.createElement('div');
   body.className = 'jp-kyte-OutputDialog';
   const sections: [string, string][] = valueFirst
     ? [
-        ['Value', result.result],
-        ['Error', result.error],
-        ['Output', result.output]
+        [trans.__('Value'), result.result],
+        [trans.__('Error'), result.error],
+        [trans.__('Output'), result.output]
       ]
     : [
-        ['Output', result.output],
-        ['Error', result.error],
-        ['Result', result.result]
+        [trans.__('Output'), result.output],
+        [trans.__('Error'), result.error],
+        [trans.__('Result'), result.result]
       ];
   for (const [name, text] of sections) {
     if (!text) {
@@ -436,9 +565,13 @@ function showOutput(title: string, result: IExecutionResult, valueFirst = false)
     body.append(h, pre);
   }
   if (!body.childElementCount) {
-    body.textContent = 'Nothing was printed.';
+    body.textContent = trans.__('Nothing was printed.');
   }
-  void showDialog({ title, body: new Widget({ node: body }), buttons: [Dialog.okButton()] });
+  void showDialog({
+    title,
+    body: new Widget({ node: body }),
+    buttons: [Dialog.okButton()]
+  });
 }
 
 export default [servicePlugin, sidebarPlugin, exportPlugin];

@@ -72,7 +72,9 @@ export async function executeInKernel(
 ): Promise<IExecutionResult> {
   const kernel = sessionContext.session?.kernel;
   if (!kernel) {
-    throw new Error('The notebook has no running kernel. Start its kernel, then try again.');
+    throw new Error(
+      'The notebook has no running kernel. Start its kernel, then try again.'
+    );
   }
   const future = kernel.requestExecute({
     code,

@@ -72,7 +72,10 @@ export const LARGE_GRAPH = 400;
  * The width of a node's box: wide enough for its label and operator, within bounds.
  */
 export function nodeWidth(node: IGraphNode): number {
-  const chars = Math.max(node.label.length + (node.kind === 'group' ? 2 : 0), node.detail.length);
+  const chars = Math.max(
+    node.label.length + (node.kind === 'group' ? 2 : 0),
+    node.detail.length
+  );
   const w = 26 + chars * CHAR_WIDTH + (node.isMapped ? 24 : 0);
   return Math.max(NODE_MIN_WIDTH, Math.min(NODE_MAX_WIDTH, Math.round(w)));
 }
@@ -83,7 +86,10 @@ export function nodeWidth(node: IGraphNode): number {
 export function layoutGraph(model: IGraphModel): IGraphLayout {
   const t0 = now();
   const large = model.nodes.length > LARGE_GRAPH;
-  const g = new dagre.graphlib.Graph({ compound: model.groups.length > 0, multigraph: false });
+  const g = new dagre.graphlib.Graph({
+    compound: model.groups.length > 0,
+    multigraph: false
+  });
   g.setGraph({
     rankdir: 'LR',
     nodesep: 14,
@@ -121,7 +127,12 @@ export function layoutGraph(model: IGraphModel): IGraphLayout {
   let maxY = 0;
   for (const node of model.nodes) {
     const n = g.node(node.id);
-    const box = { x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width, height: n.height };
+    const box = {
+      x: n.x - n.width / 2,
+      y: n.y - n.height / 2,
+      width: n.width,
+      height: n.height
+    };
     nodes.set(node.id, box);
     maxX = Math.max(maxX, box.x + box.width);
     maxY = Math.max(maxY, box.y + box.height);
@@ -178,7 +189,8 @@ export function layoutGraph(model: IGraphModel): IGraphLayout {
   }
 
   const edges: IEdgeLayout[] = model.edges.map(([from, to]) => {
-    const e = g.edge(from, to) as { points?: { x: number; y: number }[] } | undefined;
+    const e = g.edge(from, to) as
+      { points?: { x: number; y: number }[] } | undefined;
     return { from, to, points: e?.points ?? [] };
   });
 

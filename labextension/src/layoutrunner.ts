@@ -33,7 +33,10 @@ export class LayoutRunner implements IDisposable {
       this._pending.set(id, { resolve, reject });
       this._worker!.postMessage({ id, model });
     }).catch(error => {
-      console.warn('Kyte: layout worker failed, laying out on the main thread.', error);
+      console.warn(
+        'Kyte: layout worker failed, laying out on the main thread.',
+        error
+      );
       return layoutGraph(model);
     });
   }
@@ -90,7 +93,7 @@ export class LayoutRunner implements IDisposable {
       };
       this._worker = worker;
       return true;
-    } catch (error) {
+    } catch {
       this._workerFailed = true;
       return false;
     }

@@ -29,7 +29,10 @@ export function formatLogLine(line: string): string {
   }
   const head = parts.join(' ');
   const logger = typeof record.logger === 'string' ? ` - ${record.logger}` : '';
-  const event = typeof record.event === 'string' ? record.event : JSON.stringify(record.event);
+  const event =
+    typeof record.event === 'string'
+      ? record.event
+      : JSON.stringify(record.event);
   let text = `${head}${logger} - ${event}`;
   const error = record.error_detail ?? record.exception ?? record.exc_info;
   if (typeof error === 'string') {
@@ -52,7 +55,9 @@ function formatErrorDetail(detail: unknown[]): string {
     const frames = Array.isArray(e.frames) ? e.frames : [];
     for (const f of frames) {
       const frame = f as Record<string, unknown>;
-      out.push(`  File "${frame.filename}", line ${frame.lineno}, in ${frame.name}`);
+      out.push(
+        `  File "${frame.filename}", line ${frame.lineno}, in ${frame.name}`
+      );
     }
     out.push(`${e.exc_type ?? 'Exception'}: ${e.exc_value ?? ''}`);
   }

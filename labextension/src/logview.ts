@@ -3,6 +3,11 @@
  * with a byte offset, rendered as text only, filterable, and reading large logs by range
  * (the tail first, earlier parts on demand).
  */
+import {
+  ITranslator,
+  TranslationBundle,
+  nullTranslator
+} from '@jupyterlab/translation';
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
@@ -36,36 +41,62 @@ const MAX_MATCHES = 5000;
  * A widget showing one task's log.
  */
 export class LogView extends Widget {
-  constructor(private readonly _service: IKyteService) {
+  constructor(
+    private readonly _service: IKyteService,
+    translator: ITranslator = nullTranslator
+  ) {
     super();
+    const trans = (this._trans = translator.load('kyte_jupyter'));
     this.addClass('jp-kyte-LogView');
-    this.title.label = 'Task log';
+    this.title.label = trans.__('Task log');
     this.title.closable = true;
 
     const bar = el('div', 'jp-kyte-LogView-toolbar');
     this._heading = el('span', 'jp-kyte-LogView-heading');
     this._trySelect = el('select', 'jp-kyte-LogView-try') as HTMLSelectElement;
-    this._trySelect.title = 'Which try of the task to show';
+    this._trySelect.title = trans.__('Which try of the task to show');
     this._mapSelect = el('select', 'jp-kyte-LogView-map') as HTMLSelectElement;
-    this._mapSelect.title = 'Which mapped instance to show';
-    this._filter = el('input', 'jp-kyte-LogView-filter jp-mod-styled') as HTMLInputElement;
+    this._mapSelect.title = trans.__('Which mapped instance to show');
+    this._filter = el(
+      'input',
+      'jp-kyte-LogView-filter jp-mod-styled'
+    ) as HTMLInputElement;
     this._filter.type = 'search';
-    this._filter.placeholder = 'Filter lines';
-    this._filter.setAttribute('aria-label', 'Filter log lines');
+    this._filter.placeholder = trans.__('Filter lines');
+    this._filter.setAttribute('aria-label', trans.__('Filter log lines'));
     const followLabel = el('label', 'jp-kyte-LogView-follow');
     this._follow = el('input') as HTMLInputElement;
     this._follow.type = 'checkbox';
     this._follow.checked = true;
-    followLabel.append(this._follow, document.createTextNode(' Follow'));
+    followLabel.append(
+      this._follow,
+      document.createTextNode(' ' + trans.__('Follow'))
+    );
     this._status = el('span', 'jp-kyte-LogView-status');
     const tryLabel = el('label', 'jp-kyte-LogView-tryLabel');
-    tryLabel.append(document.createTextNode('Try '), this._trySelect);
+    tryLabel.append(
+      document.createTextNode(trans.__('Try') + ' '),
+      this._trySelect
+    );
     this._mapLabel = el('label', 'jp-kyte-LogView-mapLabel');
-    this._mapLabel.append(document.createTextNode('Index '), this._mapSelect);
+    this._mapLabel.append(
+      document.createTextNode(trans.__('Index') + ' '),
+      this._mapSelect
+    );
     this._mapLabel.hidden = true;
-    bar.append(this._heading, tryLabel, this._mapLabel, this._filter, followLabel, this._status);
+    bar.append(
+      this._heading,
+      tryLabel,
+      this._mapLabel,
+      this._filter,
+      followLabel,
+      this._status
+    );
 
-    this._earlier = el('button', 'jp-kyte-LogView-earlier jp-mod-styled') as HTMLButtonElement;
+    this._earlier = el(
+      'button',
+      'jp-kyte-LogView-earlier jp-mod-styled'
+    ) as HTMLButtonElement;
     this._earlier.type = 'button';
     this._earlier.hidden = true;
     this._message = el('div', 'jp-kyte-LogView-message');
@@ -123,8 +154,12 @@ export class LogView extends Widget {
       this._target.taskId === target.taskId &&
       this._target.runId === target.runId;
     this._target = { ...target };
-    this.title.label = `Log: ${target.taskId}`;
-    this.title.caption = `Log of task ${target.taskId} of DAG ${target.dagId}`;
+    this.title.label = this._trans.__('Log: %1', target.taskId);
+    this.title.caption = this._trans.__(
+      'Log of task %1 of DAG %2',
+      target.taskId,
+      target.dagId
+    );
     this._heading.textContent = `${target.dagId} \u203A ${target.taskId}`;
     if (same) {
       return;
@@ -196,8 +231,11 @@ export class LogView extends Widget {
     }
     if (!target.runId) {
       this._setMessage(
-        'This DAG has not run yet. Run the task from its context menu (right-click) or with ' +
-          `%run_task ${target.dagId} ${target.taskId} in the notebook, and its log appears here.`
+        this._trans.__(
+          'This DAG has not run yet. Run the task from its context menu (right-click) or with %run_task %1 %2 in the notebook, and its log appears here.',
+          target.dagId,
+          target.taskId
+        )
       );
       this._status.textContent = '';
       return;
@@ -216,7 +254,10 @@ export class LogView extends Widget {
   }
 
   /** Read one range; returns whether more is available right away. */
-  private async _fetchOnce(target: ILogTarget, generation: number): Promise<boolean> {
+  private async _fetchOnce(
+    target: ILogTarget,
+    generation: number
+  ): Promise<boolean> {
     this._abort = new AbortController();
     let chunk;
     try {
@@ -226,7 +267,8 @@ export class LogView extends Widget {
         target.runId!,
         target.taskId,
         {
-          tryNumber: this._try !== undefined && this._try >= 1 ? this._try : undefined,
+          tryNumber:
+            this._try !== undefined && this._try >= 1 ? this._try : undefined,
           offset: this._next,
           mapIndex: this._mapIndex,
           limit: RANGE
@@ -234,15 +276,23 @@ export class LogView extends Widget {
         { signal: this._abort.signal }
       );
     } catch (error) {
-      if (generation !== this._generation || (error as Error).name === 'AbortError') {
+      if (
+        generation !== this._generation ||
+        (error as Error).name === 'AbortError'
+      ) {
         return false;
       }
       const status = (error as { response?: Response }).response?.status;
       this._setMessage(
         status === 404
-          ? `No log yet for ${target.taskId} in this run: the task has not started. ` +
-              'It appears here as soon as it runs.'
-          : `Could not read the log: ${(error as Error).message}`
+          ? this._trans.__(
+              'No log yet for %1 in this run: the task has not started. It appears here as soon as it runs.',
+              target.taskId
+            )
+          : this._trans.__(
+              'Could not read the log: %1',
+              (error as Error).message
+            )
       );
       return false;
     }
@@ -253,7 +303,9 @@ export class LogView extends Widget {
     this._updateTries(chunk.tries, chunk.try_number);
 
     // Following the latest try and a newer try started: switch to it.
-    const newest = chunk.tries.length ? Math.max(...chunk.tries) : chunk.try_number;
+    const newest = chunk.tries.length
+      ? Math.max(...chunk.tries)
+      : chunk.try_number;
     if (this._latest && this._try !== undefined && newest > this._try) {
       this._restart();
       return false;
@@ -261,7 +313,11 @@ export class LogView extends Widget {
     this._try = chunk.try_number;
 
     // A large log opens at its tail.
-    if (this._next === 0 && this._chunks.length === 0 && chunk.size > TAIL_THRESHOLD) {
+    if (
+      this._next === 0 &&
+      this._chunks.length === 0 &&
+      chunk.size > TAIL_THRESHOLD
+    ) {
       this._head = Math.max(0, chunk.size - RANGE);
       this._next = this._head;
       this._earlier.hidden = false;
@@ -339,17 +395,28 @@ export class LogView extends Widget {
           target.dagId,
           target.runId,
           target.taskId,
-          { tryNumber: this._try, offset, mapIndex: this._mapIndex, limit: end - offset }
+          {
+            tryNumber: this._try,
+            offset,
+            mapIndex: this._mapIndex,
+            limit: end - offset
+          }
         );
         if (generation !== this._generation || chunk.next_offset <= offset) {
           break;
         }
         const wanted = end - offset;
-        text += chunk.next_offset > end ? utf8Prefix(chunk.text, wanted) : chunk.text;
+        text +=
+          chunk.next_offset > end ? utf8Prefix(chunk.text, wanted) : chunk.text;
         offset = chunk.next_offset;
       }
     } catch (error) {
-      this._setMessage(`Could not read the earlier part of the log: ${(error as Error).message}`);
+      this._setMessage(
+        this._trans.__(
+          'Could not read the earlier part of the log: %1',
+          (error as Error).message
+        )
+      );
     } finally {
       this._earlier.disabled = false;
     }
@@ -364,7 +431,10 @@ export class LogView extends Widget {
       this._renderFiltered();
     } else {
       const keep = this._pre.scrollHeight - this._body.scrollTop;
-      this._pre.insertBefore(document.createTextNode(formatted), this._pre.firstChild);
+      this._pre.insertBefore(
+        document.createTextNode(formatted),
+        this._pre.firstChild
+      );
       this._body.scrollTop = this._pre.scrollHeight - keep;
     }
     this._earlier.hidden = this._head <= 0;
@@ -407,7 +477,9 @@ export class LogView extends Widget {
   private _renderFiltered(): void {
     const query = this._filter.value;
     if (!query) {
-      this._pre.replaceChildren(...this._chunks.map(c => document.createTextNode(c)));
+      this._pre.replaceChildren(
+        ...this._chunks.map(c => document.createTextNode(c))
+      );
       this._pre.classList.remove('jp-mod-filtered');
       this._updateStatus();
       return;
@@ -435,24 +507,35 @@ export class LogView extends Widget {
     this._pre.replaceChildren(frag);
     this._pre.classList.add('jp-mod-filtered');
     this._status.textContent =
-      `${matches.length}${matches.length >= MAX_MATCHES ? '+' : ''} matching line` +
-      (matches.length === 1 ? '' : 's');
+      this._trans._n('%1 matching line', '%1 matching lines', matches.length) +
+      (matches.length >= MAX_MATCHES ? '+' : '');
   }
 
   private _updateTries(tries: number[], current: number): void {
-    const list = (tries.length ? [...tries] : [current]).filter(t => t >= 1).sort((a, b) => a - b);
+    const list = (tries.length ? [...tries] : [current])
+      .filter(t => t >= 1)
+      .sort((a, b) => a - b);
     const key = list.join(',') + (this._latest ? '|latest' : `|${this._try}`);
     if (key === this._triesKey) {
       return;
     }
     this._triesKey = key;
     const newest = list[list.length - 1];
-    const options = [option('latest', newest ? `Latest (${newest})` : 'Latest')];
+    const options = [
+      option(
+        'latest',
+        newest
+          ? this._trans.__('Latest (%1)', newest)
+          : this._trans.__('Latest')
+      )
+    ];
     for (const t of [...list].reverse()) {
       options.push(option(String(t), String(t)));
     }
     this._trySelect.replaceChildren(...options);
-    this._trySelect.value = this._latest ? 'latest' : String(this._try ?? current);
+    this._trySelect.value = this._latest
+      ? 'latest'
+      : String(this._try ?? current);
   }
 
   private _updateStatus(state?: string | null): void {
@@ -463,14 +546,18 @@ export class LogView extends Widget {
       return;
     }
     const kb = (this._size / 1024).toFixed(this._size < 10240 ? 1 : 0);
-    const live = this._complete ? '' : ' \u00B7 following';
-    this._status.textContent = `${this._state ?? 'no status'} \u00B7 ${kb} KB${live}`;
+    const live = this._complete ? '' : ' \u00B7 ' + this._trans.__('following');
+    const shown = this._state ?? this._trans.__('no status');
+    this._status.textContent = `${shown} \u00B7 ${kb} KB${live}`;
     this.node.dataset.state = this._state ?? 'none';
     this.node.dataset.complete = String(this._complete);
   }
 
   private _updateEarlierLabel(): void {
-    this._earlier.textContent = `Load earlier log (${Math.round(this._head / 1024)} KB not shown)`;
+    this._earlier.textContent = this._trans.__(
+      'Load earlier log (%1 KB not shown)',
+      Math.round(this._head / 1024)
+    );
   }
 
   private _setMessage(text: string): void {
@@ -488,6 +575,7 @@ export class LogView extends Widget {
   }
 
   private readonly _poll: Poll;
+  private readonly _trans: TranslationBundle;
   private readonly _heading: HTMLElement;
   private readonly _trySelect: HTMLSelectElement;
   private readonly _mapSelect: HTMLSelectElement;

@@ -230,7 +230,10 @@ function lastPart(id: string): string {
 }
 
 /** The chain of groups from the outermost to `groupId`, guarding against parent cycles. */
-function groupChain(groups: Map<string, IGroupInfo>, groupId: string | null): string[] {
+function groupChain(
+  groups: Map<string, IGroupInfo>,
+  groupId: string | null
+): string[] {
   const chain: string[] = [];
   const seen = new Set<string>();
   let g = groupId;
@@ -250,7 +253,10 @@ function groupChain(groups: Map<string, IGroupInfo>, groupId: string | null): st
  * @param dag The DAG as served by `GET kyte/sessions/{id}/dags`.
  * @param collapsed Ids of the collapsed task groups.
  */
-export function buildGraphModel(dag: IDagInfo, collapsed: ReadonlySet<string>): IGraphModel {
+export function buildGraphModel(
+  dag: IDagInfo,
+  collapsed: ReadonlySet<string>
+): IGraphModel {
   const groups = collectGroups(dag);
   const chains = new Map<string | null, string[]>();
   const chainOf = (g: string | null): string[] => {
@@ -297,7 +303,8 @@ export function buildGraphModel(dag: IDagInfo, collapsed: ReadonlySet<string>): 
       id: task.task_id,
       kind: 'task',
       refId: task.task_id,
-      label: task.label || (task.task_group ? lastPart(task.task_id) : task.task_id),
+      label:
+        task.label || (task.task_group ? lastPart(task.task_id) : task.task_id),
       detail: task.operator || '',
       state,
       color: stateColor(state),
@@ -343,7 +350,9 @@ export function buildGraphModel(dag: IDagInfo, collapsed: ReadonlySet<string>): 
   // Outermost first, so parents are declared before children.
   const drawnGroups: IGraphGroup[] = [...usedGroups]
     .map(id => ({ id, depth: chainOf(id).length }))
-    .sort((x, y) => x.depth - y.depth || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+    .sort(
+      (x, y) => x.depth - y.depth || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)
+    )
     .map(({ id }) => {
       const chain = chainOf(id);
       return {
@@ -355,7 +364,11 @@ export function buildGraphModel(dag: IDagInfo, collapsed: ReadonlySet<string>): 
 
   const structureKey = [
     dag.dag_id,
-    nodes.map(n => `${n.id}|${n.label}|${n.detail}|${n.parent ?? ''}|${n.isMapped}`).join(';'),
+    nodes
+      .map(
+        n => `${n.id}|${n.label}|${n.detail}|${n.parent ?? ''}|${n.isMapped}`
+      )
+      .join(';'),
     edges.map(e => e.join('>')).join(';'),
     drawnGroups.map(g => `${g.id}|${g.parent ?? ''}`).join(';')
   ].join('\n');

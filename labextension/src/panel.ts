@@ -3,7 +3,16 @@
  * with live task states, and teaching empty states.
  */
 import { NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
-import { CommandToolbarButton, Toolbar, ToolbarButton } from '@jupyterlab/ui-components';
+import {
+  ITranslator,
+  TranslationBundle,
+  nullTranslator
+} from '@jupyterlab/translation';
+import {
+  CommandToolbarButton,
+  Toolbar,
+  ToolbarButton
+} from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -64,7 +73,8 @@ export interface IPanelTimings {
   totalMs: number;
 }
 
-type EmptyKind = 'no-notebook' | 'no-kernel' | 'no-session' | 'no-dag' | 'error';
+type EmptyKind =
+  'no-notebook' | 'no-kernel' | 'no-session' | 'no-dag' | 'error';
 
 /**
  * The sidebar panel.
@@ -74,10 +84,13 @@ export class KytePanel extends Widget {
     super();
     this._service = options.service;
     this._commands = options.commands;
+    const trans = (this._trans = (options.translator ?? nullTranslator).load(
+      'kyte_jupyter'
+    ));
     this.id = 'kyte-sidebar';
     this.addClass('jp-kyte-Panel');
     this.title.icon = kyteIcon;
-    this.title.caption = 'Kyte: DAGs of this notebook';
+    this.title.caption = trans.__('Kyte: DAGs of this notebook');
 
     const layout = (this.layout = new PanelLayout());
 
@@ -89,7 +102,7 @@ export class KytePanel extends Widget {
     this._dagTitle.className = 'jp-kyte-Panel-dagTitle';
     this._dagSelect = document.createElement('select');
     this._dagSelect.className = 'jp-kyte-Panel-dagSelect jp-mod-styled';
-    this._dagSelect.setAttribute('aria-label', 'DAG');
+    this._dagSelect.setAttribute('aria-label', trans.__('DAG'));
     this._dagSelect.hidden = true;
     this._dagSelect.addEventListener('change', () => {
       if (this._notebookPath) {
@@ -106,13 +119,17 @@ export class KytePanel extends Widget {
     this._toolbar.addItem('spacer', Toolbar.createSpacerItem());
     this._toolbar.addItem(
       'run-dag',
-      new CommandToolbarButton({ commands: this._commands, id: CommandIDs.runDag, label: '' })
+      new CommandToolbarButton({
+        commands: this._commands,
+        id: CommandIDs.runDag,
+        label: ''
+      })
     );
     this._toolbar.addItem(
       'zoom-in',
       new ToolbarButton({
         icon: zoomInIcon,
-        tooltip: 'Zoom in (+)',
+        tooltip: trans.__('Zoom in (+)'),
         onClick: () => this._graph.zoomBy(1.25)
       })
     );
@@ -120,7 +137,7 @@ export class KytePanel extends Widget {
       'zoom-out',
       new ToolbarButton({
         icon: zoomOutIcon,
-        tooltip: 'Zoom out (-)',
+        tooltip: trans.__('Zoom out (-)'),
         onClick: () => this._graph.zoomBy(0.8)
       })
     );
@@ -128,13 +145,17 @@ export class KytePanel extends Widget {
       'fit',
       new ToolbarButton({
         icon: fitIcon,
-        tooltip: 'Fit the graph (0, or double-click the background)',
+        tooltip: trans.__('Fit the graph (0, or double-click the background)'),
         onClick: () => this._graph.fit()
       })
     );
     this._toolbar.addItem(
       'export',
-      new CommandToolbarButton({ commands: this._commands, id: CommandIDs.exportDag, label: '' })
+      new CommandToolbarButton({
+        commands: this._commands,
+        id: CommandIDs.exportDag,
+        label: ''
+      })
     );
     layout.addWidget(this._toolbar);
 
@@ -193,7 +214,9 @@ export class KytePanel extends Widget {
 
   /** The DAG shown. */
   get currentDag(): IDagInfo | null {
-    const id = this._notebookPath ? this._selectedDag.get(this._notebookPath) : undefined;
+    const id = this._notebookPath
+      ? this._selectedDag.get(this._notebookPath)
+      : undefined;
     return this._dags.find(d => d.dag_id === id) ?? this._dags[0] ?? null;
   }
 
@@ -297,7 +320,9 @@ export class KytePanel extends Widget {
     this._dags = [];
     this._structureKey = '';
     this._lastLookup = 0;
-    this._notebookPath = this._notebook ? this._notebook.context.localPath : null;
+    this._notebookPath = this._notebook
+      ? this._notebook.context.localPath
+      : null;
     this._graph.clear();
     this._dagSelect.hidden = true;
     this._dagTitle.textContent = '';
@@ -336,7 +361,9 @@ export class KytePanel extends Widget {
         return;
       }
       if (!session) {
-        this._showEmpty(notebook.sessionContext.session?.kernel ? 'no-session' : 'no-kernel');
+        this._showEmpty(
+          notebook.sessionContext.session?.kernel ? 'no-session' : 'no-kernel'
+        );
         return;
       }
       this._session = session;
@@ -395,13 +422,19 @@ export class KytePanel extends Widget {
     } finally {
       this.node.classList.remove('jp-mod-layingOut');
     }
-    if (generation !== this._generation || this._structureKey !== model.structureKey) {
+    if (
+      generation !== this._generation ||
+      this._structureKey !== model.structureKey
+    ) {
       return;
     }
     this._shownDagId = dag.dag_id;
     // The freshest states may have arrived while laying out.
     const fresh = this._dags.find(d => d.dag_id === dag.dag_id);
-    const latest: IGraphModel = fresh && fresh !== dag ? buildGraphModel(fresh, this._collapsedFor(fresh)) : model;
+    const latest: IGraphModel =
+      fresh && fresh !== dag
+        ? buildGraphModel(fresh, this._collapsedFor(fresh))
+        : model;
     const renderMs = this._graph.render(
       latest.structureKey === model.structureKey ? latest : model,
       layout,
@@ -428,7 +461,9 @@ export class KytePanel extends Widget {
     let set = this._collapsed.get(key);
     if (!set) {
       set = new Set(
-        dag.nodes.length > COLLAPSE_GROUPS_ABOVE ? dag.task_groups.map(g => g.group_id) : []
+        dag.nodes.length > COLLAPSE_GROUPS_ABOVE
+          ? dag.task_groups.map(g => g.group_id)
+          : []
       );
       this._collapsed.set(key, set);
     }
@@ -445,7 +480,12 @@ export class KytePanel extends Widget {
         ...this._dags.map(d => {
           const o = document.createElement('option');
           o.value = d.dag_id;
-          o.textContent = `${d.dag_id} (${d.nodes.length} task${d.nodes.length === 1 ? '' : 's'})`;
+          o.textContent = this._trans._n(
+            '%2 (%1 task)',
+            '%2 (%1 tasks)',
+            d.nodes.length,
+            d.dag_id
+          );
           return o;
         })
       );
@@ -474,33 +514,48 @@ export class KytePanel extends Widget {
       const dot = document.createElement('span');
       dot.className = 'jp-kyte-Panel-runState';
       dot.style.setProperty('--jp-kyte-state-color', stateColor(run.state));
-      dot.textContent = run.state ?? 'no status';
+      dot.textContent = run.state ?? this._trans.__('no status');
       const id = document.createElement('span');
       id.className = 'jp-kyte-Panel-runId';
       id.textContent = run.run_id;
       id.title = run.run_id;
-      line.append(document.createTextNode('Latest run: '), dot, document.createTextNode(' '), id);
+      line.append(
+        document.createTextNode(this._trans.__('Latest run:') + ' '),
+        dot,
+        document.createTextNode(' '),
+        id
+      );
     } else {
-      line.textContent = `Not run yet. Run it: %run_dag ${dag.dag_id}`;
+      line.textContent = this._trans.__(
+        'Not run yet. Run it: %run_dag %1',
+        dag.dag_id
+      );
     }
     parts.push(line);
     const counts = document.createElement('div');
     counts.className = 'jp-kyte-Panel-counts';
     const groups = dag.task_groups.length;
     counts.textContent =
-      `${dag.nodes.length} task${dag.nodes.length === 1 ? '' : 's'}` +
-      (groups ? `, ${groups} group${groups === 1 ? '' : 's'}` : '') +
-      (dag.schedule ? ` \u00B7 schedule ${dag.schedule}` : '');
+      this._trans._n('%1 task', '%1 tasks', dag.nodes.length) +
+      (groups ? ', ' + this._trans._n('%1 group', '%1 groups', groups) : '') +
+      (dag.schedule
+        ? ' \u00B7 ' + this._trans.__('schedule %1', dag.schedule)
+        : '');
     if (groups) {
       const expand = document.createElement('button');
       expand.className = 'jp-kyte-Panel-link';
-      expand.textContent = 'expand all';
+      expand.textContent = this._trans.__('expand all');
       expand.onclick = () => this.setAllGroups(false);
       const collapse = document.createElement('button');
       collapse.className = 'jp-kyte-Panel-link';
-      collapse.textContent = 'collapse all';
+      collapse.textContent = this._trans.__('collapse all');
       collapse.onclick = () => this.setAllGroups(true);
-      counts.append(document.createTextNode(' \u00B7 '), expand, document.createTextNode(' / '), collapse);
+      counts.append(
+        document.createTextNode(' \u00B7 '),
+        expand,
+        document.createTextNode(' / '),
+        collapse
+      );
     }
     parts.push(counts);
     this._info.node.replaceChildren(...parts);
@@ -523,7 +578,10 @@ export class KytePanel extends Widget {
     }
     add('no status', NO_STATUS_COLOR);
     this._legend.node.replaceChildren(...items);
-    this._legend.node.setAttribute('aria-label', 'Task state colours');
+    this._legend.node.setAttribute(
+      'aria-label',
+      this._trans.__('Task state colours')
+    );
   }
 
   private _showEmpty(kind: EmptyKind, detail = ''): void {
@@ -533,38 +591,44 @@ export class KytePanel extends Widget {
     }
     this._emptyKey = key;
     const node = this._empty.node;
+    const trans = this._trans;
     node.dataset.kind = kind;
     const h = document.createElement('h3');
     const p = document.createElement('p');
     const extra: Node[] = [];
     switch (kind) {
       case 'no-notebook':
-        h.textContent = 'No notebook';
-        p.textContent =
-          'Open or create a notebook: Kyte shows the Airflow DAGs defined in the active ' +
-          'notebook, with their task states and logs. Every notebook has its own private Airflow.';
+        h.textContent = trans.__('No notebook');
+        p.textContent = trans.__(
+          'Open or create a notebook: Kyte shows the Airflow DAGs defined in the active notebook, with their task states and logs. Every notebook has its own private Airflow.'
+        );
         break;
       case 'no-kernel':
-        h.textContent = 'No kernel';
-        p.textContent =
-          'Start the notebook\u2019s kernel (Kernel \u203A Restart Kernel, or run a cell). ' +
-          'Kyte gives it its own Airflow; then define a DAG in a %%dag cell.';
+        h.textContent = trans.__('No kernel');
+        p.textContent = trans.__(
+          'Start the notebook\u2019s kernel (Kernel \u203A Restart Kernel, or run a cell). Kyte gives it its own Airflow; then define a DAG in a %%dag cell.'
+        );
         break;
       case 'no-session':
       case 'no-dag':
-        h.textContent = 'No DAG yet';
+        h.textContent = trans.__('No DAG yet');
         p.textContent =
-          'Define a DAG in a code cell that starts with %%dag (ordinary DAG-file code), run ' +
-          'the cell, and its graph appears here. Then run it with %run_dag hello, or ' +
-          'right-click a task to run it.' +
-          (kind === 'no-session' && this._notebook?.sessionContext.session?.kernel
-            ? ' (If %%dag is unknown, run %load_ext kyte_jupyter first.)'
+          trans.__(
+            'Define a DAG in a code cell that starts with %%dag (ordinary DAG-file code), run the cell, and its graph appears here. Then run it with %run_dag hello, or right-click a task to run it.'
+          ) +
+          (kind === 'no-session' &&
+          this._notebook?.sessionContext.session?.kernel
+            ? ' ' +
+              trans.__(
+                '(If %%dag is unknown, run %load_ext kyte_jupyter first.)'
+              )
             : '');
         extra.push(this._example());
         break;
       case 'error':
-        h.textContent = 'Kyte is not answering';
-        p.textContent = detail || 'The Kyte server extension did not answer.';
+        h.textContent = trans.__('Kyte is not answering');
+        p.textContent =
+          detail || trans.__('The Kyte server extension did not answer.');
         break;
     }
     node.replaceChildren(h, p, ...extra);
@@ -590,8 +654,10 @@ export class KytePanel extends Widget {
     pre.textContent = DAG_EXAMPLE;
     const insert = document.createElement('button');
     insert.className = 'jp-mod-styled jp-mod-accept';
-    insert.textContent = 'Insert this cell';
-    insert.title = 'Add the example as a new cell below the active cell';
+    insert.textContent = this._trans.__('Insert this cell');
+    insert.title = this._trans.__(
+      'Add the example as a new cell below the active cell'
+    );
     insert.onclick = () => {
       const nb = this._notebook;
       if (!nb) {
@@ -618,13 +684,18 @@ export class KytePanel extends Widget {
   }
 
   private _onContextMenu = (event: MouseEvent): void => {
-    const node = (event.target as Element).closest('.jp-kyte-node[data-task-id]');
+    const node = (event.target as Element).closest(
+      '.jp-kyte-node[data-task-id]'
+    );
     const dag = this.currentDag;
     this._contextTask =
-      node && dag ? { dagId: dag.dag_id, taskId: node.getAttribute('data-task-id')! } : null;
+      node && dag
+        ? { dagId: dag.dag_id, taskId: node.getAttribute('data-task-id')! }
+        : null;
   };
 
   private readonly _service: IKyteService;
+  private readonly _trans: TranslationBundle;
   private readonly _commands: CommandRegistry;
   private readonly _toolbar: Toolbar;
   private readonly _dagTitle: HTMLElement;
@@ -664,5 +735,7 @@ export namespace KytePanel {
     service: IKyteService;
     /** The application's commands (toolbar buttons). */
     commands: CommandRegistry;
+    /** The translator (no translation when omitted). */
+    translator?: ITranslator;
   }
 }

@@ -47,7 +47,7 @@ export async function requestAPI<T>(
   if (text.length > 0) {
     try {
       data = JSON.parse(text);
-    } catch (error) {
+    } catch {
       data = null;
       if (response.ok) {
         throw new KyteRequestError(
@@ -61,7 +61,9 @@ export async function requestAPI<T>(
 
   if (!response.ok) {
     const body =
-      data && typeof data === 'object' ? (data as Record<string, unknown>) : null;
+      data && typeof data === 'object'
+        ? (data as Record<string, unknown>)
+        : null;
     const message =
       typeof body?.message === 'string'
         ? body.message

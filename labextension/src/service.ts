@@ -23,7 +23,9 @@ export class KyteService implements IKyteService {
   ) {}
 
   async findSession(notebookPath: string): Promise<ISession | null> {
-    const sessions = await this._get<ISession[]>(`sessions?path=${enc(notebookPath)}`);
+    const sessions = await this._get<ISession[]>(
+      `sessions?path=${enc(notebookPath)}`
+    );
     return sessions.length > 0 ? sessions[0] : null;
   }
 
@@ -32,10 +34,16 @@ export class KyteService implements IKyteService {
   }
 
   getRuns(sessionId: string, dagId: string): Promise<IDagRun[]> {
-    return this._get<IDagRun[]>(`sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs`);
+    return this._get<IDagRun[]>(
+      `sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs`
+    );
   }
 
-  getTaskInstances(sessionId: string, dagId: string, runId: string): Promise<ITaskInstance[]> {
+  getTaskInstances(
+    sessionId: string,
+    dagId: string,
+    runId: string
+  ): Promise<ITaskInstance[]> {
     return this._get<ITaskInstance[]>(
       `sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs/${enc(runId)}/tasks`
     );
@@ -67,7 +75,9 @@ export class KyteService implements IKyteService {
   }
 
   getAudit(sessionId: string): Promise<Record<string, unknown>[]> {
-    return this._get<Record<string, unknown>[]>(`sessions/${enc(sessionId)}/audit`);
+    return this._get<Record<string, unknown>[]>(
+      `sessions/${enc(sessionId)}/audit`
+    );
   }
 
   exportNotebook(notebookPath: string, dagId?: string): Promise<IExportResult> {

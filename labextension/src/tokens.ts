@@ -232,7 +232,11 @@ export interface IKyteService {
   /** Runs of a DAG, newest first. */
   getRuns(sessionId: string, dagId: string): Promise<IDagRun[]>;
   /** Task instances of a run. */
-  getTaskInstances(sessionId: string, dagId: string, runId: string): Promise<ITaskInstance[]>;
+  getTaskInstances(
+    sessionId: string,
+    dagId: string,
+    runId: string
+  ): Promise<ITaskInstance[]>;
   /** A range of a task log. */
   getLog(
     sessionId: string,

@@ -75,7 +75,8 @@ export function syntheticDag(n: number, groupSize = 0, width = 20): IDagInfo {
   for (let c = 0; c < width && count < n - 1; c++) {
     let prev = 'start';
     for (let i = 0; i < perChain && count < n - 1; i++) {
-      const groupId = groupSize > 0 ? `chain_${c}_part_${Math.floor(i / groupSize)}` : null;
+      const groupId =
+        groupSize > 0 ? `chain_${c}_part_${Math.floor(i / groupSize)}` : null;
       if (groupId && !groups.some(g => g.group_id === groupId)) {
         groups.push({ group_id: groupId, parent: null, label: groupId });
       }

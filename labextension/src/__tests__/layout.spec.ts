@@ -1,9 +1,20 @@
-import { IBox, layoutGraph, edgePath, nodeWidth, NODE_MAX_WIDTH } from '../layout';
+import {
+  IBox,
+  layoutGraph,
+  edgePath,
+  nodeWidth,
+  NODE_MAX_WIDTH
+} from '../layout';
 import { buildGraphModel } from '../model';
 import { etlDag, syntheticDag } from './fixtures';
 
 function overlaps(a: IBox, b: IBox): boolean {
-  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  return (
+    a.x < b.x + b.width &&
+    b.x < a.x + a.width &&
+    a.y < b.y + b.height &&
+    b.y < a.y + a.height
+  );
 }
 
 function contains(outer: IBox, inner: IBox): boolean {
@@ -116,8 +127,19 @@ describe('layoutGraph', () => {
       expect(nodeWidth(n)).toBeGreaterThanOrEqual(120);
       expect(nodeWidth(n)).toBeLessThanOrEqual(NODE_MAX_WIDTH);
     }
-    expect(edgePath([{ x: 0, y: 0 }, { x: 10, y: 5 }])).toBe('M0,0L10,5');
-    expect(edgePath([{ x: 0, y: 0 }, { x: 5, y: 5 }, { x: 10, y: 5 }])).toBe('M0,0Q5,5 10,5');
+    expect(
+      edgePath([
+        { x: 0, y: 0 },
+        { x: 10, y: 5 }
+      ])
+    ).toBe('M0,0L10,5');
+    expect(
+      edgePath([
+        { x: 0, y: 0 },
+        { x: 5, y: 5 },
+        { x: 10, y: 5 }
+      ])
+    ).toBe('M0,0Q5,5 10,5');
   });
 
   it.each([
@@ -125,22 +147,29 @@ describe('layoutGraph', () => {
     [300, 10, false],
     [1000, 0, false],
     [1000, 10, true]
-  ])('lays out %i tasks (groups of %i, collapsed: %s) quickly', (n, groupSize, collapse) => {
-    const dag = syntheticDag(n, groupSize);
-    const collapsed = new Set(collapse ? dag.task_groups.map(g => g.group_id) : []);
-    const t0 = performance.now();
-    const model = buildGraphModel(dag, collapsed);
-    const t1 = performance.now();
-    const layout = layoutGraph(model);
-    const t2 = performance.now();
-    expect(layout.nodes.size).toBe(model.nodes.length);
-    expect(model.nodes.length).toBe(collapse ? 2 + dag.task_groups.length : n);
-    // eslint-disable-next-line no-console
-    console.log(
-      `${n} tasks, ${model.nodes.length} drawn nodes, ${model.edges.length} edges, ` +
-        `${model.groups.length} expanded groups: ` +
-        `model ${(t1 - t0).toFixed(1)} ms, dagre layout ${(t2 - t1).toFixed(1)} ms (Node)`
-    );
-    expect(t2 - t0).toBeLessThan(n <= 100 ? 1000 : 4000);
-  });
+  ])(
+    'lays out %i tasks (groups of %i, collapsed: %s) quickly',
+    (n, groupSize, collapse) => {
+      const dag = syntheticDag(n, groupSize);
+      const collapsed = new Set(
+        collapse ? dag.task_groups.map(g => g.group_id) : []
+      );
+      const t0 = performance.now();
+      const model = buildGraphModel(dag, collapsed);
+      const t1 = performance.now();
+      const layout = layoutGraph(model);
+      const t2 = performance.now();
+      expect(layout.nodes.size).toBe(model.nodes.length);
+      expect(model.nodes.length).toBe(
+        collapse ? 2 + dag.task_groups.length : n
+      );
+      // eslint-disable-next-line no-console
+      console.log(
+        `${n} tasks, ${model.nodes.length} drawn nodes, ${model.edges.length} edges, ` +
+          `${model.groups.length} expanded groups: ` +
+          `model ${(t1 - t0).toFixed(1)} ms, dagre layout ${(t2 - t1).toFixed(1)} ms (Node)`
+      );
+      expect(t2 - t0).toBeLessThan(n <= 100 ? 1000 : 4000);
+    }
+  );
 });

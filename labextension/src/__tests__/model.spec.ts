@@ -45,7 +45,12 @@ describe('state colours', () => {
 describe('buildGraphModel', () => {
   it('draws every task and edge with groups expanded', () => {
     const m = buildGraphModel(etlDag, new Set());
-    expect(m.nodes.map(n => n.id)).toEqual(['g.extract', 'g.transform', 'load', 'notify']);
+    expect(m.nodes.map(n => n.id)).toEqual([
+      'g.extract',
+      'g.transform',
+      'load',
+      'notify'
+    ]);
     expect(m.edges).toEqual([
       ['g.extract', 'g.transform'],
       ['g.transform', 'load'],
@@ -71,7 +76,9 @@ describe('buildGraphModel', () => {
       {
         ...etlDag,
         nodes: etlDag.nodes.map(n =>
-          n.task_id === 'notify' ? { ...n, map_states: { success: 2, failed: 1 } } : n
+          n.task_id === 'notify'
+            ? { ...n, map_states: { success: 2, failed: 1 } }
+            : n
         )
       },
       new Set()
@@ -82,7 +89,9 @@ describe('buildGraphModel', () => {
   it('replaces a collapsed group by one node and re-attaches, dedupes and drops self edges', () => {
     const m = buildGraphModel(etlDag, new Set(['g']));
     const gid = GROUP_NODE_PREFIX + 'g';
-    expect(m.nodes.map(n => n.id).sort()).toEqual([gid, 'load', 'notify'].sort());
+    expect(m.nodes.map(n => n.id).sort()).toEqual(
+      [gid, 'load', 'notify'].sort()
+    );
     expect(m.edges).toEqual([
       [gid, 'load'],
       ['load', 'notify']
@@ -99,9 +108,30 @@ describe('buildGraphModel', () => {
     const dag: IDagInfo = {
       ...etlDag,
       nodes: [
-        { task_id: 'a.b.t1', label: 't1', operator: 'X', task_group: 'a.b', is_mapped: false, state: null },
-        { task_id: 'a.t2', label: 't2', operator: 'X', task_group: 'a', is_mapped: false, state: 'success' },
-        { task_id: 'top', label: 'top', operator: 'X', task_group: null, is_mapped: false, state: null }
+        {
+          task_id: 'a.b.t1',
+          label: 't1',
+          operator: 'X',
+          task_group: 'a.b',
+          is_mapped: false,
+          state: null
+        },
+        {
+          task_id: 'a.t2',
+          label: 't2',
+          operator: 'X',
+          task_group: 'a',
+          is_mapped: false,
+          state: 'success'
+        },
+        {
+          task_id: 'top',
+          label: 'top',
+          operator: 'X',
+          task_group: null,
+          is_mapped: false,
+          state: null
+        }
       ],
       edges: [
         ['a.b.t1', 'a.t2'],
@@ -150,7 +180,16 @@ describe('buildGraphModel', () => {
   });
 
   it('ignores edges to unknown tasks', () => {
-    const m = buildGraphModel({ ...etlDag, edges: [['nope', 'load'], ['load', 'notify']] }, new Set());
+    const m = buildGraphModel(
+      {
+        ...etlDag,
+        edges: [
+          ['nope', 'load'],
+          ['load', 'notify']
+        ]
+      },
+      new Set()
+    );
     expect(m.edges).toEqual([['load', 'notify']]);
   });
 });

@@ -70,13 +70,21 @@ async function openNotebook(
       source
     })),
     metadata: {
-      kernelspec: { display_name: 'Python 3 (ipykernel)', language: 'python', name: 'python3' }
+      kernelspec: {
+        display_name: 'Python 3 (ipykernel)',
+        language: 'python',
+        name: 'python3'
+      }
     },
     nbformat: 4,
     nbformat_minor: 5
   };
   NOTEBOOK = name;
-  await page.contents.uploadContent(JSON.stringify(notebook), 'text', `${tmpPath}/${name}`);
+  await page.contents.uploadContent(
+    JSON.stringify(notebook),
+    'text',
+    `${tmpPath}/${name}`
+  );
   await page.notebook.openByPath(`${tmpPath}/${name}`);
   await page.notebook.activate(name);
 }
@@ -89,7 +97,10 @@ async function runCell(page: IJupyterLabPageFixture, index: number) {
   await expect(
     page.locator('.jp-Notebook .jp-Cell').nth(index).locator('.jp-InputPrompt')
   ).toHaveText(/\[\d+\]/);
-  return page.locator('.jp-Notebook .jp-Cell').nth(index).locator('.jp-OutputArea');
+  return page
+    .locator('.jp-Notebook .jp-Cell')
+    .nth(index)
+    .locator('.jp-OutputArea');
 }
 
 test.describe.configure({ mode: 'serial' });
@@ -123,7 +134,9 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
   await expect(kyte.edge('transform.double', 'transform.check')).toHaveCount(1);
   await expect(kyte.edge('transform.check', 'load')).toHaveCount(1);
   await expect(kyte.groupHeader('transform')).toHaveCount(1);
-  await expect(kyte.node('extract').locator('.jp-kyte-node-detail')).not.toHaveText('');
+  await expect(
+    kyte.node('extract').locator('.jp-kyte-node-detail')
+  ).not.toHaveText('');
 
   // Run the whole DAG: check fails, load is upstream_failed.
   await runCell(page, 2);
@@ -134,15 +147,21 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
     load: 'upstream_failed'
   };
   for (const [t, state] of Object.entries(final)) {
-    await expect(kyte.node(t)).toHaveAttribute('data-state', state, { timeout: 30000 });
+    await expect(kyte.node(t)).toHaveAttribute('data-state', state, {
+      timeout: 30000
+    });
     expect(await kyte.colorOf(t)).toBe(STATE_RGB[state]);
   }
-  await expect(kyte.panel.locator('.jp-kyte-Panel-run')).toContainText('failed');
+  await expect(kyte.panel.locator('.jp-kyte-Panel-run')).toContainText(
+    'failed'
+  );
 
   // Click a task: its log opens with the task's own output.
   await kyte.clickNode('extract');
   await expect(kyte.log).toBeVisible();
-  await expect(kyte.logText).toContainText('hello from extract', { timeout: 30000 });
+  await expect(kyte.logText).toContainText('hello from extract', {
+    timeout: 30000
+  });
   await kyte.clickNode('transform.check');
   await expect(kyte.logText).toContainText('asked to fail', { timeout: 30000 });
 
@@ -150,16 +169,28 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
   // the slow task is seen running, then everything ends green.
   await runCell(page, 3);
   await kyte.contextMenu('transform.check', 'Run with downstream');
-  await expect(kyte.node('transform.check')).toHaveAttribute('data-state', 'running', {
+  await expect(kyte.node('transform.check')).toHaveAttribute(
+    'data-state',
+    'running',
+    {
+      timeout: 30000
+    }
+  );
+  expect(await kyte.colorOf('transform.check')).toBe(STATE_RGB.running);
+  await expect(kyte.node('transform.check')).toHaveAttribute(
+    'data-state',
+    'success',
+    {
+      timeout: 60000
+    }
+  );
+  await expect(kyte.node('load')).toHaveAttribute('data-state', 'success', {
     timeout: 30000
   });
-  expect(await kyte.colorOf('transform.check')).toBe(STATE_RGB.running);
-  await expect(kyte.node('transform.check')).toHaveAttribute('data-state', 'success', {
-    timeout: 60000
-  });
-  await expect(kyte.node('load')).toHaveAttribute('data-state', 'success', { timeout: 30000 });
   expect(await kyte.colorOf('load')).toBe(STATE_RGB.success);
-  await expect(page.locator('.jp-Notification-Toast-success, .Toastify__toast--success')).not.toHaveCount(0);
+  await expect(
+    page.locator('.jp-Notification-Toast-success, .Toastify__toast--success')
+  ).not.toHaveCount(0);
 
   // The log followed the new try: a try selector with both tries.
   await kyte.clickNode('transform.check');
@@ -175,7 +206,10 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
   await dialog.getByRole('button', { name: 'Ok' }).click();
 });
 
-test('the export command answers with files or problems', async ({ page, tmpPath }) => {
+test('the export command answers with files or problems', async ({
+  page,
+  tmpPath
+}) => {
   const kyte = new KyteHelper(page);
   await openNotebook(page, tmpPath, 'kyte_export.ipynb', [
     DAG_CELL.replace('if SHOULD_FAIL:', 'if False:')
@@ -185,9 +219,12 @@ test('the export command answers with files or problems', async ({ page, tmpPath
   await expect(kyte.nodes).toHaveCount(4, { timeout: 60000 });
   await page.locator('.jp-NotebookPanel-toolbar .jp-kyte-exportButton').click();
   const dialog = page.locator('.jp-Dialog');
-  await expect(dialog).toContainText(/Exported to Airflow DAG|Could not export/, {
-    timeout: 60000
-  });
+  await expect(dialog).toContainText(
+    /Exported to Airflow DAG|Could not export/,
+    {
+      timeout: 60000
+    }
+  );
   await expect(dialog).toContainText(/kyte_ui/);
   await dialog.getByRole('button', { name: 'Ok' }).click();
 });

@@ -19,7 +19,7 @@ test.use({ autoGoto: false });
 
 /** A notebook name of its own for each test (they share the server's root). */
 function notebookName(): string {
-  return `mocked-${test.info().testId.split("-").pop()}-${test.info().retry}.ipynb`;
+  return `mocked-${test.info().testId.split('-').pop()}-${test.info().retry}.ipynb`;
 }
 
 let api: IMockApi;
@@ -32,7 +32,9 @@ test.beforeEach(async ({ page }) => {
   await page.goto();
 });
 
-test('teaches what to do when there is no notebook or no DAG', async ({ page }) => {
+test('teaches what to do when there is no notebook or no DAG', async ({
+  page
+}) => {
   await kyte.openPanel();
   await expect(kyte.empty).toContainText('No notebook');
   await page.notebook.createNew(notebookName(), { kernel: null });
@@ -40,10 +42,14 @@ test('teaches what to do when there is no notebook or no DAG', async ({ page }) 
   await expect(kyte.empty.locator('pre')).toContainText('%%dag');
   // The example can be inserted as a cell.
   await kyte.empty.getByRole('button', { name: 'Insert this cell' }).click();
-  await expect(page.locator('.jp-Notebook .jp-Cell').nth(1)).toContainText('%%dag');
+  await expect(page.locator('.jp-Notebook .jp-Cell').nth(1)).toContainText(
+    '%%dag'
+  );
 });
 
-test('draws the graph with groups, edges, state colours and a legend', async ({ page }) => {
+test('draws the graph with groups, edges, state colours and a legend', async ({
+  page
+}) => {
   api.dags = [etlDag()];
   await page.notebook.createNew(notebookName(), { kernel: null });
   await kyte.openPanel();
@@ -51,8 +57,12 @@ test('draws the graph with groups, edges, state colours and a legend', async ({ 
   await expect(kyte.edges).toHaveCount(10);
   await expect(kyte.edge('transform.clean', 'transform.enrich')).toHaveCount(1);
   await expect(kyte.groupHeader('transform')).toHaveCount(1);
-  await expect(kyte.node('transform.clean').locator('.jp-kyte-node-label')).toHaveText('clean');
-  await expect(kyte.node('extract').locator('.jp-kyte-node-detail')).toHaveText('PythonOperator');
+  await expect(
+    kyte.node('transform.clean').locator('.jp-kyte-node-label')
+  ).toHaveText('clean');
+  await expect(kyte.node('extract').locator('.jp-kyte-node-detail')).toHaveText(
+    'PythonOperator'
+  );
 
   for (const [task, state] of [
     ['extract', 'success'],
@@ -73,14 +83,20 @@ test('draws the graph with groups, edges, state colours and a legend', async ({ 
 
   const legend = kyte.panel.locator('.jp-kyte-Panel-legendItem');
   await expect(legend).toHaveCount(13);
-  await expect(kyte.panel.locator('.jp-kyte-Panel-run')).toContainText('running');
+  await expect(kyte.panel.locator('.jp-kyte-Panel-run')).toContainText(
+    'running'
+  );
 
   // State changes are applied by the next poll, without a new layout.
   const before = await kyte.node('publish').getAttribute('transform');
-  const dag = etlDag() as { nodes: { task_id: string; state: string | null }[] };
+  const dag = etlDag() as {
+    nodes: { task_id: string; state: string | null }[];
+  };
   dag.nodes.find(n => n.task_id === 'publish')!.state = 'success';
   api.dags = [dag];
-  await expect(kyte.node('publish')).toHaveAttribute('data-state', 'success', { timeout: 2000 });
+  await expect(kyte.node('publish')).toHaveAttribute('data-state', 'success', {
+    timeout: 2000
+  });
   expect(await kyte.colorOf('publish')).toBe(STATE_RGB.success);
   expect(await kyte.node('publish').getAttribute('transform')).toBe(before);
 });
@@ -96,7 +112,10 @@ test('collapses and expands task groups', async ({ page }) => {
   await expect(kyte.edge('extract', 'group:transform')).toHaveCount(1);
   await expect(kyte.edge('group:transform', 'load')).toHaveCount(1);
   // The group shows its most urgent state.
-  await expect(kyte.collapsedGroup('transform')).toHaveAttribute('data-state', 'failed');
+  await expect(kyte.collapsedGroup('transform')).toHaveAttribute(
+    'data-state',
+    'failed'
+  );
   await kyte.collapsedGroup('transform').click();
   await expect(kyte.nodes).toHaveCount(10);
 });
@@ -115,7 +134,11 @@ test('pans, zooms and fits', async ({ page }) => {
   const viewport = kyte.panel.locator('.jp-kyte-GraphView-viewport');
   const t0 = await viewport.getAttribute('transform');
   await page.mouse.down();
-  await page.mouse.move(box.x + box.width / 2 + 60, box.y + box.height / 2 + 30, { steps: 4 });
+  await page.mouse.move(
+    box.x + box.width / 2 + 60,
+    box.y + box.height / 2 + 30,
+    { steps: 4 }
+  );
   await page.mouse.up();
   expect(await viewport.getAttribute('transform')).not.toBe(t0);
   await kyte.panel.locator('[title^="Fit the graph"]').first().click();
@@ -137,7 +160,9 @@ test('pans, zooms and fits', async ({ page }) => {
     .toBe(true);
 });
 
-test('shows a task log as text, filterable, following new text', async ({ page }) => {
+test('shows a task log as text, filterable, following new text', async ({
+  page
+}) => {
   api.dags = [etlDag()];
   api.logText =
     'line one\n<img src=x onerror="window.__kyteXss=1"><b>not bold</b>\nERROR something broke\n';
@@ -185,20 +210,30 @@ test('reads a large log by range, tail first', async ({ page }) => {
   expect(api.calls.filter(c => c.endsWith('/logs')).length).toBeGreaterThan(2);
 });
 
-test('exports from the notebook toolbar and shows the problems', async ({ page }) => {
+test('exports from the notebook toolbar and shows the problems', async ({
+  page
+}) => {
   api.dags = [etlDag()];
   api.exportReply = {
     status: 400,
     body: {
       message: 'The notebook cannot be exported yet.',
-      problems: [{ message: "name 'helper' is defined only in a scratch cell", cell: 3, line: 2 }]
+      problems: [
+        {
+          message: "name 'helper' is defined only in a scratch cell",
+          cell: 3,
+          line: 2
+        }
+      ]
     }
   };
   await page.notebook.createNew(notebookName(), { kernel: null });
   await page.locator('.jp-NotebookPanel-toolbar .jp-kyte-exportButton').click();
   const dialog = page.locator('.jp-Dialog');
   await expect(dialog).toContainText('Could not export');
-  await expect(dialog).toContainText("cell 3, line 2: name 'helper' is defined only in a scratch cell");
+  await expect(dialog).toContainText(
+    "cell 3, line 2: name 'helper' is defined only in a scratch cell"
+  );
   await dialog.getByRole('button', { name: 'Ok' }).click();
 
   api.exportReply = { status: 200, body: { files: ['dags/etl.py'] } };
@@ -218,7 +253,9 @@ test.describe('screenshots', () => {
     await kyte.openPanel();
     await expect(kyte.nodes).toHaveCount(10);
     await page.mouse.move(0, 0);
-    expect(await kyte.panel.screenshot()).toMatchSnapshot('kyte-panel-light.png');
+    expect(await kyte.panel.screenshot()).toMatchSnapshot(
+      'kyte-panel-light.png'
+    );
   });
 
   test('panel in the dark theme', async ({ page }) => {
@@ -228,7 +265,9 @@ test.describe('screenshots', () => {
     await kyte.openPanel();
     await expect(kyte.nodes).toHaveCount(10);
     await page.mouse.move(0, 0);
-    expect(await kyte.panel.screenshot()).toMatchSnapshot('kyte-panel-dark.png');
+    expect(await kyte.panel.screenshot()).toMatchSnapshot(
+      'kyte-panel-dark.png'
+    );
   });
 });
 
@@ -245,9 +284,16 @@ test.describe('performance', () => {
       const zoomMs = await kyte.graph.evaluate(async el => {
         const t0 = performance.now();
         el.dispatchEvent(
-          new WheelEvent('wheel', { deltaY: -200, clientX: 100, clientY: 100, bubbles: true })
+          new WheelEvent('wheel', {
+            deltaY: -200,
+            clientX: 100,
+            clientY: 100,
+            bubbles: true
+          })
         );
-        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        await new Promise(r =>
+          requestAnimationFrame(() => requestAnimationFrame(r))
+        );
         return performance.now() - t0;
       });
       const line =

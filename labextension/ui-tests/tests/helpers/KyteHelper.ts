@@ -32,11 +32,12 @@ export class KyteHelper {
   /** Texts of the notifications shown so far (JupyterLab's notification manager). */
   async notifications(): Promise<string[]> {
     return this.page.evaluate(() => {
-      const apputils = (window as any).jupyterapp?.serviceManager && (window as any).galata;
+      const apputils =
+        (window as any).jupyterapp?.serviceManager && (window as any).galata;
       void apputils;
-      return Array.from(document.querySelectorAll('.jp-toast-message, .Toastify__toast-body')).map(
-        el => el.textContent ?? ''
-      );
+      return Array.from(
+        document.querySelectorAll('.jp-toast-message, .Toastify__toast-body')
+      ).map(el => el.textContent ?? '');
     });
   }
 
@@ -47,7 +48,9 @@ export class KyteHelper {
 
   /** The sidebar tab (the Kyte icon). */
   get tab(): Locator {
-    return this.page.locator('.jp-SideBar.jp-mod-left [data-id="kyte-sidebar"]');
+    return this.page.locator(
+      '.jp-SideBar.jp-mod-left [data-id="kyte-sidebar"]'
+    );
   }
 
   /** The empty-state box of the panel. */
@@ -82,12 +85,16 @@ export class KyteHelper {
 
   /** The header of an expanded task group (click to collapse). */
   groupHeader(groupId: string): Locator {
-    return this.panel.locator(`.jp-kyte-group-header[data-group-id="${groupId}"]`);
+    return this.panel.locator(
+      `.jp-kyte-group-header[data-group-id="${groupId}"]`
+    );
   }
 
   /** The edge between two drawn boxes. */
   edge(from: string, to: string): Locator {
-    return this.panel.locator(`.jp-kyte-edge[data-from="${from}"][data-to="${to}"]`);
+    return this.panel.locator(
+      `.jp-kyte-edge[data-from="${from}"][data-to="${to}"]`
+    );
   }
 
   /** The log viewer. */
@@ -153,7 +160,12 @@ export class KyteHelper {
   }
 
   /** The panel's measurements of the last graph drawn (ms). */
-  async timings(): Promise<{ total: number; layout: number; render: number; tasks: number }> {
+  async timings(): Promise<{
+    total: number;
+    layout: number;
+    render: number;
+    tasks: number;
+  }> {
     return this.panel.evaluate(el => ({
       total: Number((el as HTMLElement).dataset.totalMs),
       layout: Number((el as HTMLElement).dataset.layoutMs),
@@ -188,7 +200,11 @@ export async function mockKyteApi(page: Page, api: IMockApi): Promise<void> {
     const path = url.pathname.replace(/^.*?\/kyte\//, '');
     api.calls.push(path);
     const json = (body: unknown, status = 200) =>
-      route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+      route.fulfill({
+        status,
+        contentType: 'application/json',
+        body: JSON.stringify(body)
+      });
     if (path === 'sessions') {
       return json(api.sessions);
     }
@@ -267,7 +283,12 @@ export function etlDag(): Record<string, unknown> {
       node('extract', 'PythonOperator', 'success'),
       node('transform.clean', '@task', 'success', 'transform'),
       node('transform.enrich', '@task', 'failed', 'transform'),
-      node('transform.validate', 'SQLCheckOperator', 'up_for_retry', 'transform'),
+      node(
+        'transform.validate',
+        'SQLCheckOperator',
+        'up_for_retry',
+        'transform'
+      ),
       node('load', 'BashOperator', 'upstream_failed'),
       node('report', 'EmailOperator', 'skipped'),
       node('notify', 'SlackOperator', 'queued', null, {
