@@ -22,10 +22,16 @@ if ! command -v jlpm >/dev/null; then
   echo "run.sh: jlpm not on PATH (activate the Python environment that has jupyterlab)" >&2
   exit 2
 fi
+root="$(cd ../.. && pwd)"
 if ! jupyter labextension list 2>&1 | grep -q "kyte-jupyter.*enabled.*OK"; then
-  echo "run.sh: the kyte-jupyter labextension is not installed; build it first:" >&2
-  echo "  (cd labextension && jlpm install && jlpm build:prod) && jupyter labextension develop --overwrite ." >&2
-  exit 2
+  if [ -f "$root/kyte_jupyter/labextension/package.json" ]; then
+    # An editable install whose built assets are not linked yet.
+    jupyter labextension develop --overwrite "$root"
+  else
+    echo "run.sh: the kyte-jupyter labextension is not built; build it first:" >&2
+    echo "  pip install -e . (or: cd labextension && jlpm install && jlpm build:prod)" >&2
+    exit 2
+  fi
 fi
 
 # A fresh root for notebooks and for the notebooks' Airflow homes, removed afterwards.
