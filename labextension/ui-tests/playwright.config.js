@@ -40,6 +40,7 @@ module.exports = {
     command: 'jupyter lab --config jupyter_server_test_config.py',
     url: `${baseURL}/lab`,
     timeout: 120 * 1000,
-    reuseExistingServer: !process.env.CI
+    // Never test against somebody else's server by accident (KYTE_UI_REUSE=1 to opt in).
+    reuseExistingServer: process.env.KYTE_UI_REUSE === '1'
   }
 };

@@ -12,7 +12,21 @@ cd "$(dirname "$0")"
 
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
-export KYTE_UI_PORT="${KYTE_UI_PORT:-8891}"
+# A port of its own (other Jupyter servers or test runs may be using 8891 on this machine).
+if [ -z "${KYTE_UI_PORT:-}" ]; then
+  KYTE_UI_PORT="$(python3 -c '
+import socket
+for port in range(8891, 8991):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        print(port)
+        break
+')"
+fi
+export KYTE_UI_PORT
 
 if [ ! -x "$CHROMIUM_PATH" ]; then
   echo "run.sh: no Chromium at $CHROMIUM_PATH (apt-get install -y chromium, or set CHROMIUM_PATH)" >&2
