@@ -120,10 +120,11 @@ def executed(
     work = copy_examples(tmp_path_factory.mktemp("examples-run") / "examples")
     saved = dict(os.environ)
     os.environ.clear()
-    # `!jupyter kyte export` in the notebooks runs the `jupyter` of this environment.
+    # As under `bash scripts/run.sh`, the environment's bin directory is not on the kernel's
+    # PATH (the venv is not activated): the notebooks must not need `jupyter` on the PATH.
     bindir = os.path.dirname(sys.executable)
-    os.environ.update(clean_env(KYTE_SESSIONS_ROOT=str(root),
-                                PATH=bindir + os.pathsep + saved.get("PATH", "")))
+    path = os.pathsep.join(p for p in saved.get("PATH", "").split(os.pathsep) if p != bindir)
+    os.environ.update(clean_env(KYTE_SESSIONS_ROOT=str(root), PATH=path))
     out: dict[str, Any] = {"work": work, "root": root}
     try:
         for name in ("tour.ipynb", "etl.ipynb"):
