@@ -154,6 +154,44 @@ def spy_summary(raw: Path, rate: int, tasks: int, top: int = 25) -> str:
     return "\n".join(out)
 
 
+FIRST_STEPS = [
+    ("`%load_ext kyte_jupyter`", "%load_ext kyte_jupyter"),
+    ("`import airflow` (Kyte's import_airflow: import, quiet logs, tune SQLite)",
+     "from kyte_jupyter.magics import import_airflow\nimport_airflow()"),
+    ("`%%dag` of the 1-task DAG (Airflow already imported)", None),
+    ("build the in-process execution API (FastAPI/Cadwyn app, loop thread, lifespan)",
+     "from airflow.sdk.execution_time.supervisor import in_process_api_server\n"
+     "_kb_api = in_process_api_server()\n_kb_api.app\n_kb_api.transport"),
+    ("first `%run_task` (API already built)", "_kb_r = %run_task bench_1 t_0 -q"),
+    ("second `%run_task` (warm, for reference)", "_kb_r = %run_task bench_1 t_0 -q"),
+]
+
+
+def first_run_phases(work: Path, reps: int) -> str:
+    """Cold costs of a fresh kernel, one step per cell, medians over ``reps`` fresh kernels."""
+    times: dict[str, list[float]] = defaultdict(list)
+    for i in range(reps):
+        k = BenchKernel(work / f"first-{i}.ipynb", work / "sessions", work,
+                        {"PYTHONPATH": child_env()["PYTHONPATH"]})
+        try:
+            for label, code in FIRST_STEPS:
+                cell = timed_cell(code) if code else define_cell(dags.dag_source(1))
+                times[label].append(k.ok(cell, {"dt": "_kb_dt"}).expressions["dt"])
+        finally:
+            k.shutdown()
+    lines = [f"## Cold start: a fresh kernel step by step (median of {reps} kernels)", "",
+             "| step | median | min–max |", "|---|---:|---:|"]
+    total = 0.0
+    for label, _ in FIRST_STEPS:
+        v = times[label]
+        if not label.startswith("second"):
+            total += statistics.median(v)
+        lines.append(f"| {label} | {statistics.median(v) * 1000:.0f} ms "
+                     f"| {min(v) * 1000:.0f}–{max(v) * 1000:.0f} ms |")
+    lines += [f"| **sum of the cold steps** | **{total * 1000:.0f} ms** | |", ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.profiling", description=__doc__)
@@ -162,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="%%run_dag DAG sizes to account (default 200)")
     p.add_argument("--what-if", action="store_true", help="measure benchmarks.whatif variants")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --what-if")
+    p.add_argument("--first", type=int, default=0, metavar="N",
+                   help="also time the cold steps of N fresh kernels")
     p.add_argument("--no-spy", action="store_true", help="skip py-spy")
     p.add_argument("--spy-rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -174,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["KYTE_SESSIONS_ROOT"] = str(work / "sessions")
     report = [f"# Kyte profile {stamp}", "", f"load before: {load_text()}", ""]
     log(f"profiling; output in {out}; load {load_text()}")
+    from kyte_jupyter.session import SessionStore
+
+    SessionStore(work / "sessions").template_db()  # migrated once, outside every timing
+    if args.first:
+        log(f"cold steps in {args.first} fresh kernels")
+        report.append(first_run_phases(work, args.first))
     k = BenchKernel(work / "profile.ipynb", work / "sessions", work,
                     {"PYTHONPATH": child_env()["PYTHONPATH"]})
     try:

@@ -102,7 +102,8 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def plot_sizes(points: dict[str, dict[int, Stat]], path: Path, title: str) -> str | None:
+def plot_sizes(points: dict[str, dict[int, Stat]], path: Path, title: str,
+               targets: dict[int, float] | None = None) -> str | None:
     """Plot run time against DAG size (log–log, min–max bars); None, or why it was skipped."""
     try:
         import matplotlib
@@ -123,6 +124,10 @@ def plot_sizes(points: dict[str, dict[int, Stat]], path: Path, title: str) -> st
         for n, m in zip(sizes, med, strict=True):
             ax.annotate(fmt_value(m, "s"), (n, m), textcoords="offset points", xytext=(6, -10),
                         fontsize=8)
+    if targets:
+        sizes = sorted(targets)
+        ax.plot(sizes, [targets[n] for n in sizes], linestyle="none", marker="_",
+                markersize=18, markeredgewidth=2, color="crimson", label="Kyte target")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("tasks in the DAG (trivial @task, 10 parallel chains)")

@@ -269,23 +269,45 @@ class Bench:
         phases.update({f"{key}": v for key, v in k.memory().items()})
         return phases
 
-    def kyte_kernel(self) -> None:
-        """Everything measured in one warm kernel, plus fresh kernels for first runs."""
+    def first_runs(self) -> BenchKernel:
+        """First ``%run_task`` in fresh kernels, interleaved with first ``dag.test()`` runs.
+
+        Returns the first kernel, kept for the warm measurements.
+        """
         plan = self.plan
-        with self.section("Kyte: first %run_task in fresh kernels"):
-            firsts = []
-            k = self.kernel("kyte-warm")
-            firsts.append(self.first_run(k, dags.dag_source(1)))
-            for i in range(1, plan.first_reps):
-                fk = self.kernel(f"kyte-first-{i}")
-                try:
-                    firsts.append(self.first_run(fk, dags.dag_source(1)))
-                finally:
-                    self.stop_kernel(fk)
+        with self.section("First run: fresh kernels and fresh Airflow processes, interleaved"):
+            firsts, airflow_runs = [], []
+            warm: BenchKernel | None = None
+            for i in range(plan.first_reps):
+                k = self.kernel(f"kyte-first-{i}")
+                firsts.append(self.first_run(k, dags.dag_source(1)))
+                if warm is None:
+                    warm = k
+                else:
+                    self.stop_kernel(k)
+                home = self.home(f"airflow-first-{i}", [1])
+                reps = max(1, plan.warm_task_reps // max(1, plan.first_reps))
+                _, out = run_child([sys.executable, "-m", "benchmarks.airflow_side", "dag-test",
+                                    str(home / "dags" / "bench_1.py"), "bench_1",
+                                    "--reps", str(reps)],
+                                   child_env(home), self.logfile, timeout=1200)
+                airflow_runs.append(child_result(out))
             for key in ("kernel_start_s", "load_ext_s", "define_s", "run_task_s", "total_s",
                         "total_round_trip_s"):
                 self.put(f"kyte.first.{key[:-2]}", [f[key] for f in firsts])
             self.put("kyte.first.peak_mb", [f["peak_mb"] for f in firsts], "MB")
+            runs = airflow_runs
+            self.put("airflow.first.import", [r["import_s"] for r in runs])
+            self.put("airflow.first.dag_test", [r["first_test_s"] for r in runs])
+            self.put("airflow.first.total", [r["first_total_s"] for r in runs])
+            self.put("airflow.first.peak_mb", [r["peak_mb"] for r in runs], "MB")
+            self.put("airflow.dag_test.warm_1", [v for r in runs for v in r["runs_s"]])
+        assert warm is not None
+        return warm
+
+    def warm_task(self, k: BenchKernel) -> None:
+        """Warm ``%run_task`` of a trivial task, then the ``airflow tasks test`` CLI."""
+        plan = self.plan
         with self.section("Kyte: warm %run_task"):
             for _ in range(3):  # warm-up tries, not recorded
                 k.ok(timed_cell("_kb_r = %run_task bench_1 t_0"))
@@ -301,36 +323,67 @@ class Bench:
             self.put("kyte.run_task.warm", inner)
             self.put("kyte.run_task.warm_round_trip", rt)
             self.put("kyte.run_task.peak_mb", [k.memory()["peak_mb"]], "MB")
+        if plan.cli_reps:
+            with self.section("Airflow: `airflow tasks test bench_1 t_0` CLI"):
+                home = self.home("airflow-cli", [1])
+                values = []
+                for _ in range(plan.cli_reps):
+                    took, _ = run_child(airflow_cli() + ["tasks", "test", "bench_1", "t_0"],
+                                        child_env(home), self.logfile, timeout=600)
+                    values.append(took)
+                self.put("airflow.tasks_test_cli", values)
+
+    def define_all(self, k: BenchKernel) -> None:
+        """``%%dag`` of every benchmark DAG (the 1,000-task one always, for the RSS row)."""
         with self.section("Kyte: %%dag of the benchmark DAGs"):
-            for n in sorted({3, *plan.sizes, 1000}):
+            for n in sorted({3, *self.plan.sizes, 1000}):
                 r = k.ok(define_cell(dags.dag_source(n)), {"dt": "_kb_dt"})
                 self.put(f"kyte.define.{n}", [r.expressions["dt"]])
                 self.put(f"kyte.define.{n}_round_trip", [r.round_trip])
             self.put("kyte.rss_after_define_1000", [k.memory()["rss_mb"]], "MB")
-        for n in plan.sizes:
-            with self.section(f"Kyte: %run_dag of {n} tasks"):
-                if n == 3:
-                    k.ok(timed_cell("_kb_r = %run_dag bench_3"))  # warm-up, not recorded
-                k.reset_peak()
-                inner, rt = [], []
-                for _ in range(plan.dag_reps[n]):
-                    r = k.ok(timed_cell(f"_kb_r = %run_dag {dags.dag_id(n)}"),
-                             {"dt": "_kb_dt", "state": "_kb_r.state",
-                              "n": "len(_kb_r.task_states)"})
-                    if r.expressions["state"] != "success" or r.expressions["n"] != n:
-                        raise BenchError(f"%run_dag {dags.dag_id(n)} ended "
-                                         f"{r.expressions['state']} with {r.expressions['n']}")
-                    inner.append(r.expressions["dt"])
-                    rt.append(r.round_trip)
-                self.put(f"kyte.run_dag.{n}", inner)
-                self.put(f"kyte.run_dag.{n}_round_trip", rt)
-                self.put(f"kyte.run_dag.{n}_peak_mb", [k.memory()["peak_mb"]], "MB")
-        mem = k.memory()
-        self.put("kyte.rss_final", [mem["rss_mb"]], "MB")
+
+    def kyte_dag(self, k: BenchKernel, n: int) -> None:
+        """``%run_dag`` of the ``n``-task DAG in the warm kernel."""
+        with self.section(f"Kyte: %run_dag of {n} tasks"):
+            if n == 3:
+                k.ok(timed_cell("_kb_r = %run_dag bench_3"))  # warm-up, not recorded
+            k.reset_peak()
+            inner, rt = [], []
+            for _ in range(self.plan.dag_reps[n]):
+                r = k.ok(timed_cell(f"_kb_r = %run_dag {dags.dag_id(n)}"),
+                         {"dt": "_kb_dt", "state": "_kb_r.state",
+                          "n": "len(_kb_r.task_states)"})
+                if r.expressions["state"] != "success" or r.expressions["n"] != n:
+                    raise BenchError(f"%run_dag {dags.dag_id(n)} ended "
+                                     f"{r.expressions['state']} with {r.expressions['n']}")
+                inner.append(r.expressions["dt"])
+                rt.append(r.round_trip)
+            self.put(f"kyte.run_dag.{n}", inner)
+            self.put(f"kyte.run_dag.{n}_round_trip", rt)
+            self.put(f"kyte.run_dag.{n}_peak_mb", [k.memory()["peak_mb"]], "MB")
+
+    def airflow_dag(self, n: int) -> None:
+        """Warm ``dag.test()`` of the ``n``-task DAG file, in a process of its own."""
+        with self.section(f"Airflow: warm dag.test() of {n} tasks"):
+            home = self.home(f"airflow-dag-{n}", [1, n])
+            _, out = run_child(
+                [sys.executable, "-m", "benchmarks.airflow_side", "dag-test",
+                 str(home / "dags" / f"bench_{n}.py"), dags.dag_id(n),
+                 "--warmup-file", str(home / "dags" / "bench_1.py"), "--warmup-id",
+                 "bench_1", "--reps", str(self.plan.dag_reps[n])],
+                child_env(home), self.logfile, timeout=7200)
+            r = child_result(out)
+            if r["tasks"] != n:
+                raise BenchError(f"dag.test() DAG has {r['tasks']} tasks, not {n}")
+            self.put(f"airflow.dag_test.{n}", r["runs_s"])
+            self.put(f"airflow.dag_test.{n}_peak_mb", [r["peak_mb"]], "MB")
+
+    def kernel_memory(self, k: BenchKernel) -> None:
+        """The warm kernel's RSS once every DAG is defined and has run."""
+        self.put("kyte.rss_final", [k.memory()["rss_mb"]], "MB")
         self.info["kyte_rss_state"] = (
-            f"after %%dag of DAGs with {sorted({3, *plan.sizes, 1000})} tasks and %run_dag of "
-            f"{plan.sizes}")
-        self.stop_kernel(k)
+            f"after %%dag of DAGs with {sorted({3, *self.plan.sizes, 1000})} tasks and "
+            f"%run_dag of {self.plan.sizes}")
 
     def export(self) -> None:
         """Export of a 1,000-task notebook (in this process; export never imports Airflow)."""
@@ -390,8 +443,8 @@ class Bench:
                 self.put(f"ui.render_1000.{key}", [f[i] for f in found])
 
     # ---- Airflow side ---------------------------------------------------------------------
-    def airflow(self) -> None:
-        """Airflow's own tools: db migrate, import, dag.test() warm and first, tasks test."""
+    def airflow_setup(self) -> None:
+        """Airflow's fixed costs: ``airflow db migrate`` and a plain ``import airflow``."""
         plan = self.plan
         if plan.migrate_reps:
             with self.section("Airflow: `airflow db migrate` into a fresh home"):
@@ -413,44 +466,6 @@ class Bench:
                 runs.append(child_result(out))
             self.put("airflow.import", [r["import_s"] for r in runs])
             self.put("airflow.import_rss", [r["rss_mb"] for r in runs], "MB")
-        with self.section("Airflow: first and warm dag.test() of a 1-task DAG"):
-            runs = []
-            for i in range(plan.first_reps):
-                home = self.home(f"airflow-first-{i}", [1])
-                f = str(home / "dags" / "bench_1.py")
-                reps = plan.warm_task_reps // max(1, plan.first_reps)
-                _, out = run_child([sys.executable, "-m", "benchmarks.airflow_side", "dag-test",
-                                    f, "bench_1", "--reps", str(max(1, reps))],
-                                   child_env(home), self.logfile, timeout=1200)
-                runs.append(child_result(out))
-            self.put("airflow.first.import", [r["import_s"] for r in runs])
-            self.put("airflow.first.dag_test", [r["first_test_s"] for r in runs])
-            self.put("airflow.first.total", [r["first_total_s"] for r in runs])
-            self.put("airflow.first.peak_mb", [r["peak_mb"] for r in runs], "MB")
-            self.put("airflow.dag_test.warm_1", [v for r in runs for v in r["runs_s"]])
-        for n in plan.sizes:
-            with self.section(f"Airflow: warm dag.test() of {n} tasks"):
-                home = self.home(f"airflow-dag-{n}", [1, n])
-                _, out = run_child(
-                    [sys.executable, "-m", "benchmarks.airflow_side", "dag-test",
-                     str(home / "dags" / f"bench_{n}.py"), dags.dag_id(n),
-                     "--warmup-file", str(home / "dags" / "bench_1.py"), "--warmup-id",
-                     "bench_1", "--reps", str(plan.dag_reps[n])],
-                    child_env(home), self.logfile, timeout=7200)
-                r = child_result(out)
-                if r["tasks"] != n:
-                    raise BenchError(f"dag.test() DAG has {r['tasks']} tasks, not {n}")
-                self.put(f"airflow.dag_test.{n}", r["runs_s"])
-                self.put(f"airflow.dag_test.{n}_peak_mb", [r["peak_mb"]], "MB")
-        if plan.cli_reps:
-            with self.section("Airflow: `airflow tasks test bench_1 t_0` CLI"):
-                home = self.home("airflow-cli", [1])
-                values = []
-                for _ in range(plan.cli_reps):
-                    took, _ = run_child(airflow_cli() + ["tasks", "test", "bench_1", "t_0"],
-                                        child_env(home), self.logfile, timeout=600)
-                    values.append(took)
-                self.put("airflow.tasks_test_cli", values)
 
     # ---- rows -----------------------------------------------------------------------------
     def rows(self) -> list[Row]:
@@ -581,9 +596,18 @@ class Bench:
             "load_before": os.getloadavg(),
         }
         try:
+            # Each Kyte measurement sits next to its Airflow baseline in time, so a change
+            # of load on a shared machine hits both sides alike.
             self.sessions()
-            self.kyte_kernel()
-            self.airflow()
+            self.airflow_setup()
+            k = self.first_runs()
+            self.warm_task(k)
+            self.define_all(k)
+            for n in self.plan.sizes:
+                self.kyte_dag(k, n)
+                self.airflow_dag(n)
+            self.kernel_memory(k)
+            self.stop_kernel(k)
             self.export()
             self.ui_render()
         finally:
@@ -667,7 +691,8 @@ def write_outputs(results: dict[str, Any], out_dir: Path, plot: bool = True) -> 
                 series[label][int(hit.group(2))] = s
         png = out_dir / f"{stamp}.png"
         why = plot_sizes(series, png, f"Kyte vs dag.test(), {results['meta']['cpus']} CPUs, "
-                                      f"Airflow {results['meta']['airflow_version']}")
+                                      f"Airflow {results['meta']['airflow_version']}",
+                         targets={200: 2.0, 1000: 10.0})
         if why:
             results["meta"]["plot"] = why
         else:
