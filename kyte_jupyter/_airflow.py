@@ -267,15 +267,11 @@ def prepare_try(tis: list[TaskInstance], session: Any) -> None:
     session.commit()
 
 
-def run_try(ti: TaskInstance, task: Any) -> Any:
-    """Run one try through the Task SDK's in-process supervisor (as ``DAG.test()`` does).
-
-    Returns Airflow's ``TaskRunResult``: the final state, and the task's own exception.
-    """
+def _sdk_ti(ti: TaskInstance) -> Any:
+    """The Task SDK's view of a task instance, as the supervisor sends it to the runner."""
     from airflow.sdk.api.datamodels._generated import TaskInstance as SDKTaskInstance
-    from airflow.sdk.execution_time.supervisor import run_task_in_process
 
-    sdk_ti = SDKTaskInstance(
+    return SDKTaskInstance(
         id=UUID(str(ti.id)),
         task_id=ti.task_id,
         dag_id=ti.dag_id,
@@ -284,6 +280,16 @@ def run_try(ti: TaskInstance, task: Any) -> Any:
         map_index=ti.map_index,
         dag_version_id=UUID(str(ti.dag_version_id)),
     )
+
+
+def run_try(ti: TaskInstance, task: Any) -> Any:
+    """Run one try through the Task SDK's in-process supervisor (as ``DAG.test()`` does).
+
+    Returns Airflow's ``TaskRunResult``: the final state, and the task's own exception.
+    """
+    from airflow.sdk.execution_time.supervisor import run_task_in_process
+
+    sdk_ti = _sdk_ti(ti)
     result = run_task_in_process(ti=sdk_ti, task=task)
     return result
 
@@ -291,21 +297,12 @@ def run_try(ti: TaskInstance, task: Any) -> Any:
 def run_deferred(ti: TaskInstance, result: Any) -> None:
     """Run a deferred task's trigger inline and make the instance resumable (as DAG.test)."""
     from airflow.sdk._shared.module_loading import import_string
-    from airflow.sdk.api.datamodels._generated import TaskInstance as SDKTaskInstance
     from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
     from airflow.sdk.serde import deserialize, serialize
 
     msg = result.msg
     ti.set_state("queued")
-    sdk_ti = SDKTaskInstance(
-        id=UUID(str(ti.id)),
-        task_id=ti.task_id,
-        dag_id=ti.dag_id,
-        run_id=ti.run_id,
-        try_number=ti.try_number,
-        map_index=ti.map_index,
-        dag_version_id=UUID(str(ti.dag_version_id)),
-    )
+    sdk_ti = _sdk_ti(ti)
     kwargs: dict[str, Any] = deserialize(msg.trigger_kwargs)  # type: ignore[assignment]
     trigger = import_string(msg.classpath)(**kwargs)
     event = InProcessTestSupervisor.run_trigger_in_process(trigger=trigger, ti=sdk_ti)
