@@ -17,10 +17,11 @@ Why a real build rather than a ``pip install --dry-run`` resolution check: a dry
 that the requirements resolve, not that postBuild works, and postBuild is where a Binder image
 breaks (an extension installed but not enabled, a kernel manager not selected, a default URL
 that JupyterLab overrides: the first version of this test caught that one). The price is time:
-measured at 3.8 minutes on a 2-core machine busy with other test runs (load 6.5), two thirds
-of it pip installing Airflow from the local pip cache; within the 4 minutes we allow. To stay there the test reuses the front end this checkout has
-already built (see ``_repo_copy``). Set ``KYTE_SKIP_BINDER=1`` to skip it while iterating;
-CI always runs it.
+measured at 2.4 minutes on our 2-core machines, 3.8 while other test runs kept them busy
+(load 6.5), much of it pip installing Airflow from the local pip cache; within the 4 minutes
+we allow. To stay
+there the test reuses the front end this checkout has already built (see ``_repo_copy``).
+Set ``KYTE_SKIP_BINDER=1`` to skip it while iterating; CI always runs it.
 """
 
 from __future__ import annotations
