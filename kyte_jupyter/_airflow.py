@@ -146,6 +146,17 @@ def latest_run(dag_id: str, session: Any) -> DagRun | None:
     return run
 
 
+def run_for_date(dag_id: str, logical_date: _dt.datetime, session: Any) -> DagRun | None:
+    """The run of a DAG with this logical date, if there is one."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    run: DagRun | None = session.scalar(
+        select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date)
+    )
+    return run
+
+
 def get_run(dag_id: str, run_id: str, session: Any) -> DagRun | None:
     """One run by id."""
     from airflow.models.dagrun import DagRun
@@ -206,12 +217,14 @@ def attach_latest_version(dr: DagRun, sdag: Any, session: Any) -> None:
     version = DagVersion.get_latest_version(sdag.dag_id, session=session)
     if version is None:
         return
+    # Airflow may update a version row in place, so the scheduler DAG object (new whenever a
+    # cell changes the DAG) is what tells whether this run has been checked against it.
     key = (dr.dag_id, dr.run_id)
-    if _attached.get(key) == version.id:
+    if _attached.get(key) == (version.id, id(sdag)):
         return
     dr.verify_integrity(session=session, dag_version_id=version.id)
     session.flush()
-    _attached[key] = version.id
+    _attached[key] = (version.id, id(sdag))
 
 
 def schedulable(dr: DagRun, session: Any) -> list[TaskInstance]:
@@ -345,13 +358,24 @@ def xcom_value(
         dag_ids=dag_id,
         map_indexes=map_index if map_index is not None else None,
     )
+    from airflow.sdk.serde import deserialize
+
+    def value(row: Any) -> Any:
+        # Stored JSON, then Airflow's serde envelope (tuples, datetimes, dataclasses …), as
+        # a downstream task's xcom_pull would see it.
+        raw = XComModel.deserialize_value(row)
+        try:
+            return deserialize(raw)
+        except Exception:
+            return raw
+
     rows = list(session.scalars(query))
     if not rows:
         return False, None
     if map_index is None and len(rows) > 1:
         rows.sort(key=lambda r: r.map_index)
-        return True, [XComModel.deserialize_value(r) for r in rows]
-    return True, XComModel.deserialize_value(rows[0])
+        return True, [value(r) for r in rows]
+    return True, value(rows[0])
 
 
 def delete_runs(session: Any, dag_id: str | None = None) -> int:

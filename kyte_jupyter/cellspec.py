@@ -34,7 +34,7 @@ DAG_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 @magic_arguments.argument("--tags", help="Comma-separated tags, e.g. etl,daily.")
 @magic_arguments.argument("--description", help="One-line description of the DAG.")
 def dag_arguments(line: str) -> None:
-    """Argument holder for ``%%dag``; never called."""
+    """Options of ``%%dag`` (declared once, for the magic and for export)."""
 
 
 @dataclass
@@ -64,12 +64,27 @@ class DagCellOptions:
         return out
 
 
+def strip_comment(line: str) -> str:
+    """Drop a trailing ``# comment`` (outside quotes), as Python does after code."""
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line
+
+
 def parse_dag_line(line: str) -> DagCellOptions:
     """Parse the arguments of ``%%dag``; raise ``UsageError`` saying what to fix."""
     try:
         shlex.split(line)
     except ValueError as e:
         raise UsageError(f"%%dag: cannot read the arguments ({e}); check your quotes.") from e
+    line = strip_comment(line)
     try:
         args = magic_arguments.parse_argstring(dag_arguments, line)
     except UsageError as e:

@@ -288,8 +288,10 @@ class KyteMagics(Magics):
     @magic_arguments.argument("--map-index", type=int, default=None,
                               help="Run only this instance of a mapped task.")
     @magic_arguments.argument("--logical-date", default=None,
-                              help="Run in the run of this logical date (YYYY-MM-DD[THH:MM]).")
-    @magic_arguments.argument("--conf", default=None, help="JSON conf for a new run.")
+                              help="Run in the notebook's run of this logical date "
+                                   "(YYYY-MM-DD[THH:MM]), created if there is none.")
+    @magic_arguments.argument("--conf", default=None,
+                              help="JSON conf: the task runs in a new run with this conf.")
     @magic_arguments.argument("--quiet", "-q", action="store_true",
                               help="Do not stream the task's log into the cell.")
     @magic_arguments.argument("--isolated", action="store_true",
@@ -327,11 +329,16 @@ class KyteMagics(Magics):
             raise UsageError(f"Task {args.task_id!r} is not mapped, so --map-index does not apply.")
         logical = _parse_when(args.logical_date)
         conf = cellspec.parse_json_object(args.conf, "--conf") if args.conf else None
-        summary = self.runner.run_tasks(
-            dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
-            map_index=args.map_index, logical_date=logical, conf=conf, echo_logs=not args.quiet,
-            isolated=args.isolated,
-        )
+        from .runner import RunError
+
+        try:
+            summary = self.runner.run_tasks(
+                dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
+                map_index=args.map_index, logical_date=logical, conf=conf,
+                echo_logs=not args.quiet, isolated=args.isolated,
+            )
+        except RunError as e:
+            raise UsageError(str(e)) from None
         self._shell.user_ns["_kyte_last_run"] = summary
         failed = [k for k in summary.failed if k in summary.errors]
         if failed:
@@ -350,7 +357,8 @@ class KyteMagics(Magics):
     @magic_arguments.argument("dag_id", help="The DAG to run.")
     @magic_arguments.argument("--conf", default=None, help="JSON conf for the run.")
     @magic_arguments.argument("--logical-date", default=None,
-                              help="Logical date of the run (YYYY-MM-DD[THH:MM]).")
+                              help="Logical date of the run (YYYY-MM-DD[THH:MM]); like "
+                                   "dag.test(), it replaces an earlier run of that date.")
     @magic_arguments.argument("--logs", action="store_true",
                               help="Stream every task's log into the cell.")
     @magic_arguments.argument("--isolated", action="store_true",
@@ -408,8 +416,8 @@ class KyteMagics(Magics):
         sys.last_traceback = error.__traceback__
 
     @magic_arguments.magic_arguments()
-    @magic_arguments.argument("dag_id")
-    @magic_arguments.argument("task_id")
+    @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
+    @magic_arguments.argument("task_id", help="The task that pushed the XCom.")
     @magic_arguments.argument("--key", default="return_value", help="XCom key.")
     @magic_arguments.argument("--map-index", type=int, default=None,
                               help="Instance of a mapped task (default: all, as a list).")
@@ -451,11 +459,12 @@ class KyteMagics(Magics):
         return value
 
     @magic_arguments.magic_arguments()
-    @magic_arguments.argument("dag_id")
-    @magic_arguments.argument("task_id")
+    @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
+    @magic_arguments.argument("task_id", help="The task whose log to show.")
     @magic_arguments.argument("--try", dest="try_number", type=int, default=None,
                               help="Which try (default: the latest).")
-    @magic_arguments.argument("--map-index", type=int, default=-1)
+    @magic_arguments.argument("--map-index", type=int, default=-1,
+                              help="Instance of a mapped task.")
     @magic_arguments.argument("--run-id", default=None, help="Run to read (default: latest).")
     @line_magic
     def task_log(self, line: str) -> None:
@@ -564,10 +573,16 @@ def _recent_runs(session: Session, limit: int = 5) -> list[tuple[str, str, str]]
         return []
 
 
+# `%%dag?` shows the options too: they are declared once, in cellspec, for magic and export.
+KyteMagics.dag.__doc__ = (KyteMagics.dag.__doc__ or "") + "\n" + "\n".join(
+    "    " + line for line in cellspec.dag_arguments.__doc__.splitlines()  # type: ignore[union-attr]
+)
+
+
 def _parse(func: Any, line: str, usage: str) -> Any:
     __tracebackhide__ = True
     try:
-        args = magic_arguments.parse_argstring(func, line)
+        args = magic_arguments.parse_argstring(func, cellspec.strip_comment(line))
     except UsageError as e:
         raise UsageError(f"{e}\nUsage: {usage} (see {usage.split()[0]}? for help)") from None
     except ValueError as e:  # unbalanced quotes
@@ -618,6 +633,11 @@ def import_airflow() -> None:
     """Import Airflow (once) with the session's home, quieting the server-side chatter."""
     if "kyte_airflow_ready" in _state:
         return
+    import warnings
+
+    # The in-process execution API imports starlette's test client; its deprecation notice
+    # is about Airflow's dependencies, not the user's code.
+    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
     import airflow  # noqa: F401  (reads AIRFLOW_HOME now)
 
     from . import _airflow

@@ -15,6 +15,7 @@ import datetime as _dt
 import io
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 
-class TaskFailed(Exception):
-    """Raised by ``%run_task`` when the task failed; carries the task's own error."""
+class RunError(Exception):
+    """A run could not be set up; the message says what to do."""
 
 
 STATE_COLOURS = {
@@ -123,6 +124,17 @@ def log_path(session: Session, dag_id: str, run_id: str, task_id: str, map_index
     return path / f"attempt={try_number}.log"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GROUP_MARKERS = ("::group::", "::endgroup::")
+
+
+def _redact(text: str) -> str:
+    """Mask connection passwords and sensitive variables, as Airflow masks task logs."""
+    from airflow.sdk._shared.secrets_masker import redact
+
+    return str(redact(text))
+
+
 class _Capture:
     """Where task output goes right now: the active try's log file, and whether to echo.
 
@@ -147,10 +159,14 @@ class _Tee(io.TextIOBase):
 
     def write(self, s: str) -> int:
         log = _Capture.log
-        if log is not None:
-            log.write(s)
-        if _Capture.echo or log is None:
+        if log is None:
             self._primary.write(s)
+            return len(s)
+        text = _redact(s)
+        log.write(_ANSI.sub("", text))
+        # Airflow's log-folding markers mean something to its UI only.
+        if _Capture.echo and not any(m in text for m in _GROUP_MARKERS):
+            self._primary.write(text)
         return len(s)
 
     def flush(self) -> None:
@@ -179,7 +195,7 @@ class _LogHandler(logging.Handler):
         if log is None or record.name.startswith(("airflow.api_fastapi", "sqlalchemy")):
             return
         with contextlib.suppress(Exception):
-            log.write(self.format(record) + "\n")
+            log.write(_ANSI.sub("", _redact(self.format(record))) + "\n")
 
 
 _HANDLER = _LogHandler()
@@ -275,9 +291,12 @@ class Runner:
             selected |= {t.task_id for t in task.get_flat_relatives(upstream=False)}
         sdag = _airflow.scheduler_dag(dag)
         with _airflow.db_session() as db:
-            dr = None
-            if logical_date is None and conf is None:
+            if logical_date is not None:
+                dr = _airflow.run_for_date(dag.dag_id, logical_date, db)
+            elif conf is None:
                 dr = _airflow.latest_run(dag.dag_id, db)
+            else:
+                dr = None  # a new conf means a new run
             if dr is None:
                 dr = _airflow.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
             _airflow.attach_latest_version(dr, sdag, db)
@@ -287,6 +306,14 @@ class Runner:
                 if map_index is None or ti.map_index == map_index or ti.task_id != task_id:
                     ti.state = None
                     db.merge(ti)
+            missing = sorted(selected - {ti.task_id for ti in
+                                         _airflow.task_instances(dr, db, selected)})
+            if missing:
+                raise RunError(
+                    f"Run {dr.run_id} has no task instance for {', '.join(missing)}, and "
+                    "Airflow would not add it. Start a new run with %run_dag, or pass "
+                    "--logical-date for a new run."
+                )
             dr.state = "running"
             db.merge(dr)
             db.commit()
@@ -462,7 +489,7 @@ def _run_forked(ti: Any, task: Any, path: Path, echo: bool) -> str:
             pipe = os.fdopen(write_fd, "w", buffering=1, encoding="utf-8", errors="replace")
             log_file = path.open("a", encoding="utf-8", buffering=1)
             fan = _Fanout(log_file, pipe)
-            sys.stdout = sys.stderr = fan
+            sys.stdout = sys.stderr = _Tee(pipe)
             _Capture.log, _Capture.echo = fan, False
             for handler in logging.getLogger().handlers:
                 if isinstance(handler, logging.StreamHandler):
@@ -471,8 +498,8 @@ def _run_forked(ti: Any, task: Any, path: Path, echo: bool) -> str:
             _airflow.after_fork()
             result = _airflow.run_try(ti, task)
             if result.error is not None:
-                traceback.print_exception(result.error, file=fan)
-            fan.flush()
+                traceback.print_exception(result.error, file=sys.stdout)
+            sys.stdout.flush()
             code = 0
         except BaseException:
             with contextlib.suppress(Exception):

@@ -10,6 +10,8 @@ if [[ ! -x .venv/bin/jupyter-lab ]] || ! .venv/bin/python -c "import kyte_jupyte
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e .
 fi
+# Kernels inherit this PATH: `!jupyter kyte export` and JupyterLab's terminals find Kyte.
+export PATH="$PWD/.venv/bin:$PATH"
 EXTRA=()
 [[ $(id -u) -eq 0 ]] && EXTRA+=(--allow-root)
 echo "==> Starting JupyterLab with Kyte on examples/tour.ipynb"

@@ -401,3 +401,44 @@ KERNEL_PID = os.getpid()
     log = next((_session_home(sessions_root, k.notebook) / "logs/dag_id=crashy").glob(
         "run_id=*/task_id=segfault/attempt=1.log"))
     assert "killed by SIGSEGV" in log.read_text()
+
+
+def test_walkthrough_regressions(make_kernel, sessions_root):
+    """Found by walking the tour as a new user: each line once failed."""
+    k = make_kernel()
+    k.ok('''%%dag grown
+from airflow.sdk import task
+@task
+def first():
+    return ("a", 1)
+first()
+''', cell_id="g1")
+    k.ok("%run_task grown first  # a trailing comment is fine")
+    # A task added after the run started runs in that same run.
+    k.ok("%%dag grown\n@task\ndef second():\n    return 2\nsecond()", cell_id="g2")
+    r = k.ok("r = %run_task grown second -q\nprint(r.task_states)")
+    assert "{'second': 'success'}" in r.stdout
+    # XComs come back as the Python values the task returned.
+    assert k.value("%xcom grown first") == ("a", 1)
+    # Connection passwords never reach the cell or the log.
+    k.ok("import os\nos.environ['AIRFLOW_CONN_VAULT'] = 'postgres://u:sup3rs3cretpw@h:5432/d'")
+    k.ok('''%%dag
+from airflow.sdk import DAG, task
+from airflow.sdk.bases.hook import BaseHook
+with DAG("secrets", schedule=None):
+    @task
+    def leak():
+        print("password is", BaseHook.get_connection("vault").password)
+    leak()
+''')
+    r = k.ok("%run_task secrets leak")
+    assert "password is ***" in r.stdout and "sup3rs3cretpw" not in r.stdout
+    log = next((_session_home(sessions_root, k.notebook) / "logs/dag_id=secrets").glob(
+        "run_id=*/task_id=leak/attempt=1.log")).read_text()
+    assert "password is ***" in log and "sup3rs3cretpw" not in log
+    assert "\x1b[" not in log  # plain text, no terminal colours
+    assert "::group::" not in r.stdout
+    # Every option of %%dag is in its help.
+    r = k.ok("print(get_ipython().find_cell_magic('dag').__doc__)")
+    for option in ("--schedule", "--start-date", "--default-args", "--tags", "--description"):
+        assert option in r.stdout
