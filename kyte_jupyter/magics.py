@@ -575,7 +575,7 @@ def _recent_runs(session: Session, limit: int = 5) -> list[tuple[str, str, str]]
 
 # `%%dag?` shows the options too: they are declared once, in cellspec, for magic and export.
 KyteMagics.dag.__doc__ = (KyteMagics.dag.__doc__ or "") + "\n" + "\n".join(
-    "    " + line for line in cellspec.dag_arguments.__doc__.splitlines()  # type: ignore[union-attr]
+    "    " + line for line in cellspec.dag_arguments.__doc__.splitlines()
 )
 
 
