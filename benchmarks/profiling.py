@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="%%run_dag DAG sizes to account (default 200)")
     p.add_argument("--what-if", action="store_true", help="measure benchmarks.whatif variants")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --what-if")
+    p.add_argument("--what-if-dag", type=int, nargs="*", default=[], metavar="N",
+                   help="with --what-if, also %%run_dag of these sizes (setupmemo, noflush)")
     p.add_argument("--first", type=int, default=0, metavar="N",
                    help="also time the cold steps of N fresh kernels")
     p.add_argument("--no-spy", action="store_true", help="skip py-spy")
@@ -295,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # 4. What-if variants.
         if args.what_if:
-            variants = ["", "reuse", "reuse,nomw", "onehop", "onehop,inline",
-                        "onehop,inline,nomw"]
+            variants = ["", "noflush", "reuse", "reuse,nomw", "onehop,inline",
+                        "onehop,inline,nomw", "noflush,onehop,inline,nomw"]
             k.ok("import benchmarks.whatif as _kb_whatif")
             results: dict[str, list[float]] = defaultdict(list)
             for rnd in range(args.rounds):
@@ -310,6 +312,20 @@ def main(argv: list[str] | None = None) -> int:
                             raise RuntimeError(f"what-if {v!r}: task ended {r.expressions['s']}")
                         results[v or "stock"].append(r.expressions["dt"])
             k.ok("_kb_whatif.restore()")
+            dag_results: dict[str, list[float]] = defaultdict(list)
+            for n in args.what_if_dag:
+                if n not in args.sizes:
+                    k.ok(define_cell(dags.dag_source(n)))
+                for rnd in range(args.rounds):
+                    log(f"what-if %run_dag {n}, round {rnd + 1}/{args.rounds}")
+                    for v in ("", "setupmemo", "noflush,setupmemo"):
+                        k.ok(f"_kb_whatif.apply({v!r})")
+                        r = k.ok(timed_cell(f"_kb_r = %run_dag {dags.dag_id(n)}"),
+                                 {"dt": "_kb_dt", "s": "_kb_r.state"})
+                        if r.expressions["s"] != "success":
+                            raise RuntimeError(f"what-if {v!r}: run ended {r.expressions['s']}")
+                        dag_results[f"%run_dag {n}: {v or 'stock'}"].append(r.expressions["dt"])
+                k.ok("_kb_whatif.restore()")
             base = statistics.median(results["stock"])
             report += ["## What-if: variants of the in-process execution API "
                        "(warm `%run_task`, interleaved rounds)", "",
@@ -319,6 +335,15 @@ def main(argv: list[str] | None = None) -> int:
                 report.append(f"| {v} | {med * 1000:.1f} ms | {min(vals) * 1000:.1f} ms "
                               f"| {base / med:.2f}× |")
             report.append("")
+            if dag_results:
+                report += ["| %run_dag variant | median | min | vs stock |",
+                           "|---|---:|---:|---:|"]
+                for v, vals in dag_results.items():
+                    stock = statistics.median(dag_results[v.split(":")[0] + ": stock"])
+                    med = statistics.median(vals)
+                    report.append(f"| {v} | {med:.2f} s | {min(vals):.2f} s "
+                                  f"| {stock / med:.2f}× |")
+                report.append("")
     finally:
         with contextlib.suppress(Exception):
             k.shutdown()

@@ -12,7 +12,13 @@ everything off again. Variants:
 * ``inline`` — FastAPI's sync dependencies and endpoints run on the API's loop thread instead
   of a new AnyIO worker thread each (about 7 thread hops per request);
 * ``nomw``   — the execution API without its two ``BaseHTTPMiddleware`` layers (correlation
-  id, JWT re-issue), which do nothing for an in-process caller.
+  id, JWT re-issue), which do nothing for an in-process caller;
+* ``noflush`` — Kyte's ``_Tee.flush`` stops forwarding flushes to ipykernel's stream while a
+  try runs (each forwarded flush waits for ipykernel's IOPub thread; structlog flushes after
+  every log line, and ipykernel sends buffered output every 0.2 s anyway);
+* ``setupmemo`` — Kyte's scheduler DAG answers ``get_upstreams_only_setups()`` without walking
+  every ancestor of the task again on each scheduling round (a DAG without setup tasks has
+  none to find). Affects ``%run_dag``, not a single ``%run_task``.
 """
 
 from __future__ import annotations
@@ -145,11 +151,57 @@ def _no_middlewares() -> None:
     _undo.append(undo)
 
 
+def _no_flush() -> None:
+    from kyte_jupyter import runner
+
+    original = runner._Tee.flush
+
+    def flush(self: Any) -> None:
+        if runner._Capture.log is not None:
+            runner._Capture.log.flush()
+        else:
+            original(self)
+
+    runner._Tee.flush = flush  # type: ignore[method-assign]
+    _undo.append(lambda: setattr(runner._Tee, "flush", original))
+
+
+def _setup_memo() -> None:
+    import functools
+
+    from kyte_jupyter import _airflow
+
+    original = _airflow.scheduler_dag
+    touched: list[Any] = []
+
+    def scheduler_dag(dag: Any) -> Any:
+        sdag = original(dag)
+        if "get_upstreams_only_setups" not in vars(sdag.tasks[0]):
+            has_setups = any(t.is_setup for t in sdag.tasks)
+            for t in sdag.tasks:
+                if has_setups:
+                    walk = t.get_upstreams_only_setups
+                    t.get_upstreams_only_setups = functools.cache(lambda w=walk: tuple(w()))
+                else:
+                    t.get_upstreams_only_setups = tuple
+            touched.append(sdag)
+        return sdag
+
+    def undo() -> None:
+        _airflow.scheduler_dag = original
+        for sdag in touched:
+            for t in sdag.tasks:
+                vars(t).pop("get_upstreams_only_setups", None)
+
+    _airflow.scheduler_dag = scheduler_dag
+    _undo.append(undo)
+
+
 def apply(variants: str) -> None:
     """Turn on a comma-separated set of variants (after turning everything off)."""
     restore()
     names = {v.strip() for v in variants.split(",") if v.strip()}
-    unknown = names - {"reuse", "onehop", "inline", "nomw"}
+    unknown = names - {"reuse", "onehop", "inline", "nomw", "noflush", "setupmemo"}
     if unknown:
         raise ValueError(f"unknown what-if variants: {sorted(unknown)}")
     if "onehop" in names:
@@ -160,6 +212,10 @@ def apply(variants: str) -> None:
         _inline_threads()
     if "nomw" in names:
         _no_middlewares()
+    if "noflush" in names:
+        _no_flush()
+    if "setupmemo" in names:
+        _setup_memo()
 
 
 def restore() -> None:
