@@ -171,7 +171,10 @@ class _Tee(io.TextIOBase):
 
     def flush(self) -> None:
         if _Capture.log is not None:
+            # Loggers flush after every line; forwarding that to ipykernel's stream would wait
+            # for its IOPub thread each time. It sends buffered output every 0.2 s anyway.
             _Capture.log.flush()
+            return
         self._primary.flush()
 
     def isatty(self) -> bool:
