@@ -9,6 +9,7 @@ a DAG with both breadth and depth, where the scheduler logic runs once per layer
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 WIDTH = 10
 
@@ -54,8 +55,10 @@ def export_notebook(path: Path, n_tasks: int = 1000, per_cell: int = 100) -> Pat
     task function, then cells of explicit task statements and edges, plus scratch cells that
     the export leaves out.
     """
-    import nbformat
-    from nbformat import v4
+    import nbformat as _nbformat
+
+    nbformat: Any = _nbformat  # nbformat has no type hints
+    v4 = nbformat.v4
 
     cells = [
         v4.new_markdown_cell(f"# Export benchmark: {n_tasks} tasks"),

@@ -54,8 +54,9 @@ class BenchKernel:
         env.update(extra_env or {})
         self.notebook = notebook
         self.km = KernelManager(kernel_name="python3")
-        self.km.kernel_cmd = [sys.executable, "-m", "ipykernel_launcher", "-f",
-                              "{connection_file}"]
+        # This interpreter's ipykernel, whatever kernelspec is installed (as tests/conftest.py).
+        self.km.kernel_cmd = [sys.executable, "-m",  # type: ignore[attr-defined]
+                              "ipykernel_launcher", "-f", "{connection_file}"]
         t0 = time.perf_counter()
         self.km.start_kernel(env=env, cwd=str(cwd))
         self.kc = self.km.client()

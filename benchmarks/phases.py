@@ -107,7 +107,7 @@ def install() -> None:
         finally:
             _add(_request_label(args, kwargs), time.perf_counter() - t0)
 
-    client_cls.request = request
+    client_cls.request = request  # type: ignore[method-assign]
     _installed.append((client_cls, "request", original_request))
 
     _install_api_server(supervisor)
@@ -209,7 +209,7 @@ def _install_api_server(supervisor: Any) -> None:
                 _add(f"api worker: {name}", marks["end"] - marks["start"])
                 _add("api worker hop: back to the event loop", done - marks["end"])
 
-    anyio.to_thread.run_sync = timed_run_sync
+    anyio.to_thread.run_sync = timed_run_sync  # type: ignore[assignment]
     _installed.append((anyio.to_thread, "run_sync", run_sync))
 
     thread_start = threading.Thread.start

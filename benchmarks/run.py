@@ -171,9 +171,13 @@ def free_port() -> int:
 
 
 def timed_cell(stmt: str) -> str:
-    """A cell that times ``stmt`` inside the kernel (``_kb_dt``, seconds)."""
-    return ("import time as _kb_time\n_kb_t0 = _kb_time.perf_counter()\n"
-            f"{stmt}\n_kb_dt = _kb_time.perf_counter() - _kb_t0\n")
+    """A cell that times ``stmt`` inside the kernel: wall ``_kb_dt`` and ``_kb_cpu``, the CPU
+    time of the whole kernel process (every thread) in seconds. CPU time barely moves when
+    other processes load the machine, so it is the steadier measure for comparisons."""
+    return ("import time as _kb_time\n"
+            "_kb_t0, _kb_c0 = _kb_time.perf_counter(), _kb_time.process_time()\n"
+            f"{stmt}\n_kb_dt = _kb_time.perf_counter() - _kb_t0\n"
+            "_kb_cpu = _kb_time.process_time() - _kb_c0\n")
 
 
 def define_cell(source: str) -> str:
@@ -315,6 +319,7 @@ class Bench:
             self.put("airflow.first.total", [r["first_total_s"] for r in runs])
             self.put("airflow.first.peak_mb", [r["peak_mb"] for r in runs], "MB")
             self.put("airflow.dag_test.warm_1", [v for r in runs for v in r["runs_s"]])
+            self.put("airflow.dag_test.warm_1_cpu", [v for r in runs for v in r["runs_cpu_s"]])
         assert warm is not None
         return warm
 
@@ -325,16 +330,18 @@ class Bench:
             for _ in range(3):  # warm-up tries, not recorded
                 k.ok(timed_cell("_kb_r = %run_task bench_1 t_0"))
             k.reset_peak()
-            inner, rt = [], []
+            inner, rt, cpu = [], [], []
             for _ in range(plan.warm_task_reps):
                 r = k.ok(timed_cell("_kb_r = %run_task bench_1 t_0"),
-                         {"dt": "_kb_dt", "state": "_kb_r.state"})
+                         {"dt": "_kb_dt", "cpu": "_kb_cpu", "state": "_kb_r.state"})
                 if r.expressions["state"] != "success":
                     raise BenchError(f"%run_task ended {r.expressions['state']}")
                 inner.append(r.expressions["dt"])
                 rt.append(r.round_trip)
+                cpu.append(r.expressions["cpu"])
             self.put("kyte.run_task.warm", inner)
             self.put("kyte.run_task.warm_round_trip", rt)
+            self.put("kyte.run_task.warm_cpu", cpu)
             self.put("kyte.run_task.peak_mb", [k.memory()["peak_mb"]], "MB")
         if plan.cli_reps:
             with self.section("Airflow: `airflow tasks test bench_1 t_0` CLI"):
@@ -361,18 +368,20 @@ class Bench:
             if n == 3:
                 k.ok(timed_cell("_kb_r = %run_dag bench_3"))  # warm-up, not recorded
             k.reset_peak()
-            inner, rt = [], []
+            inner, rt, cpu = [], [], []
             for _ in range(self.plan.dag_reps[n]):
                 r = k.ok(timed_cell(f"_kb_r = %run_dag {dags.dag_id(n)}"),
-                         {"dt": "_kb_dt", "state": "_kb_r.state",
+                         {"dt": "_kb_dt", "cpu": "_kb_cpu", "state": "_kb_r.state",
                           "n": "len(_kb_r.task_states)"})
                 if r.expressions["state"] != "success" or r.expressions["n"] != n:
                     raise BenchError(f"%run_dag {dags.dag_id(n)} ended "
                                      f"{r.expressions['state']} with {r.expressions['n']}")
                 inner.append(r.expressions["dt"])
                 rt.append(r.round_trip)
+                cpu.append(r.expressions["cpu"])
             self.put(f"kyte.run_dag.{n}", inner)
             self.put(f"kyte.run_dag.{n}_round_trip", rt)
+            self.put(f"kyte.run_dag.{n}_cpu", cpu)
             self.put(f"kyte.run_dag.{n}_peak_mb", [k.memory()["peak_mb"]], "MB")
 
     def airflow_dag(self, n: int) -> None:
@@ -389,6 +398,7 @@ class Bench:
             if r["tasks"] != n:
                 raise BenchError(f"dag.test() DAG has {r['tasks']} tasks, not {n}")
             self.put(f"airflow.dag_test.{n}", r["runs_s"])
+            self.put(f"airflow.dag_test.{n}_cpu", r["runs_cpu_s"])
             self.put(f"airflow.dag_test.{n}_peak_mb", [r["peak_mb"]], "MB")
 
     def kernel_memory(self, k: BenchKernel) -> None:
@@ -508,7 +518,8 @@ class Bench:
             met=_all(k and k["median"] <= 0.030, _ge(r_dt, 3), _ge(r_cli, 300)),
             peak_mb=_peak(m("kyte.run_task.peak_mb")),
             extra_baselines=[{"name": "`airflow tasks test` CLI", "stat": cli}] if cli else [],
-            note=_rt_note(m("kyte.run_task.warm_round_trip")),
+            note=_rt_note(m("kyte.run_task.warm_round_trip"), cpu=m("kyte.run_task.warm_cpu"),
+                          base_cpu=m("airflow.dag_test.warm_1_cpu")),
         ))
 
         k, f, imp = m("kyte.first.total"), m("airflow.first.total"), m("airflow.import")
@@ -531,7 +542,9 @@ class Bench:
             rows.append(Row(
                 f"`%run_dag`, {n} trivial tasks", k, "warm `dag.test()`, same DAG file", d,
                 ratio, target=target, met=met, peak_mb=_peak(m(f"kyte.run_dag.{n}_peak_mb")),
-                note=_rt_note(m(f"kyte.run_dag.{n}_round_trip"), per_task=n, kyte=k, base=d),
+                note=_rt_note(m(f"kyte.run_dag.{n}_round_trip"), per_task=n, kyte=k, base=d,
+                              cpu=m(f"kyte.run_dag.{n}_cpu"),
+                              base_cpu=m(f"airflow.dag_test.{n}_cpu")),
             ))
         if 1000 not in self.plan.sizes:
             rows.append(Row("`%run_dag`, 1000 trivial tasks", None,
@@ -597,7 +610,7 @@ class Bench:
     def run(self) -> dict[str, Any]:
         """Measure everything, in an order that keeps Kyte and Airflow runs side by side."""
         started = time.perf_counter()
-        meta = {
+        meta: dict[str, Any] = {
             "timestamp": self.stamp,
             "mode": self.plan.mode,
             "plan": self.plan.__dict__,
@@ -662,10 +675,16 @@ def _ratios(items: list[tuple[str, float | None]]) -> str:
 
 
 def _rt_note(rt: Stat | None, per_task: int = 0, kyte: Stat | None = None,
-             base: Stat | None = None) -> str:
+             base: Stat | None = None, cpu: Stat | None = None,
+             base_cpu: Stat | None = None) -> str:
     parts = []
     if rt:
         parts.append(f"round trip {fmt_value(rt['median'], 's')}")
+    if cpu:
+        parts.append(f"CPU time Kyte {fmt_value(cpu['median'], 's')}")
+    if cpu and base_cpu:
+        parts.append(f"dag.test() {fmt_value(base_cpu['median'], 's')} "
+                     f"(CPU ratio {base_cpu['median'] / cpu['median']:.1f}×)")
     if per_task and kyte:
         parts.append(f"Kyte {kyte['median'] / per_task * 1000:.1f} ms/task")
     if per_task and base:

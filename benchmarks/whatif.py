@@ -131,7 +131,7 @@ def _inline_threads() -> None:
             return func(*args)
         return await original(func, *args, **kwargs)
 
-    anyio.to_thread.run_sync = run_sync
+    anyio.to_thread.run_sync = run_sync  # type: ignore[assignment]
     _undo.append(lambda: setattr(anyio.to_thread, "run_sync", original))
 
 

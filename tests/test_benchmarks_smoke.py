@@ -24,6 +24,7 @@ EXPECTED = [
     "kyte.first.peak_mb",
     "kyte.run_task.warm",
     "kyte.run_task.warm_round_trip",
+    "kyte.run_task.warm_cpu",
     "kyte.define.3",
     "kyte.run_dag.3",
     "kyte.run_dag.3_round_trip",
@@ -33,6 +34,7 @@ EXPECTED = [
     "airflow.import_rss",
     "airflow.first.total",
     "airflow.dag_test.warm_1",
+    "airflow.dag_test.warm_1_cpu",
     "airflow.dag_test.3",
 ]
 
