@@ -9,16 +9,26 @@
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { GROUP_HEADER, IGraphLayout, NODE_MAX_WIDTH, edgePath } from './layout';
+import {
+  GROUP_HEADER,
+  IBox,
+  IGraphLayout,
+  NODE_MAX_WIDTH,
+  edgePath
+} from './layout';
 import { IGraphModel, IGraphNode } from './model';
+import {
+  IViewTransform,
+  MIN_SCALE,
+  drawingBounds,
+  fitView,
+  initialView
+} from './view';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /** Below this zoom factor, labels are hidden (they would be unreadable anyway). */
 const LABEL_MIN_SCALE = 0.35;
-const MIN_SCALE = 0.02;
-/** A new graph opens at least this zoomed in (labels readable), unless it fits entirely. */
-const READABLE_SCALE = 0.75;
 const MAX_SCALE = 3;
 
 /** Timings of the last full render, in milliseconds. */
@@ -180,8 +190,8 @@ export class GraphView extends Widget {
     this._viewport.replaceChildren(groupLayer, edgeLayer, nodeLayer);
     this._nodeEls = nodeEls;
     this._states = states;
-    this._width = layout.width;
-    this._height = layout.height;
+    this._drawn = layout;
+    this._bounds = drawingBounds(layout);
     this.node.dataset.nodeCount = String(model.nodes.length);
     if (this._selected && nodeEls.has(this._selected)) {
       nodeEls.get(this._selected)!.classList.add('jp-mod-selected');
@@ -236,48 +246,28 @@ export class GraphView extends Widget {
     this._states.clear();
     this._hasView = false;
     this._timings = null;
+    this._drawn = null;
+    this._bounds = null;
     delete this.node.dataset.nodeCount;
   }
 
-  /** Fit the whole graph into the view (never zooming in beyond 100%). */
+  /** Fit the whole graph into the view, centred (never zooming in beyond 100%). */
   fit(): void {
-    const w = this.node.clientWidth || 300;
-    const h = this.node.clientHeight || 300;
-    if (!this._width || !this._height) {
-      return;
+    if (this._bounds) {
+      this._setView(fitView(this._bounds, ...this._viewSize()));
     }
-    const k = Math.max(
-      MIN_SCALE,
-      Math.min(1, (w - 16) / this._width, (h - 16) / this._height)
-    );
-    this._k = k;
-    this._tx = (w - this._width * k) / 2;
-    this._ty = Math.max(8, (h - this._height * k) / 2);
-    this._hasView = true;
-    this._applyTransform();
   }
 
   /**
-   * The view a newly drawn graph opens with: fitted when that stays readable, otherwise at a
-   * readable zoom showing the DAG's start (its left end), vertically centred.
+   * Show a newly drawn graph: fitted when that keeps the labels readable, otherwise at a
+   * readable zoom showing the DAG's start (see `initialView` in view.ts).
    */
   initialView(): void {
-    const w = this.node.clientWidth || 300;
-    const h = this.node.clientHeight || 300;
-    if (!this._width || !this._height) {
-      return;
+    if (this._drawn && this._bounds) {
+      const view = initialView(this._drawn, this._bounds, ...this._viewSize());
+      this.node.dataset.fitted = String(view.fitted);
+      this._setView(view);
     }
-    const fitK = Math.min(1, (w - 16) / this._width, (h - 16) / this._height);
-    if (fitK >= READABLE_SCALE) {
-      this.fit();
-      return;
-    }
-    const k = READABLE_SCALE;
-    this._k = k;
-    this._tx = 8;
-    this._ty = this._height * k < h ? (h - this._height * k) / 2 : 8;
-    this._hasView = true;
-    this._applyTransform();
   }
 
   /** Zoom by a factor around a point of the view (its centre by default). */
@@ -459,6 +449,19 @@ export class GraphView extends Widget {
         : '\nClick for the log, right-click to run.');
   }
 
+  /** The size of the view (a default while it is not laid out yet). */
+  private _viewSize(): [number, number] {
+    return [this.node.clientWidth || 300, this.node.clientHeight || 300];
+  }
+
+  private _setView(view: IViewTransform): void {
+    this._k = view.k;
+    this._tx = view.tx;
+    this._ty = view.ty;
+    this._hasView = true;
+    this._applyTransform();
+  }
+
   private _applyTransform(): void {
     this._viewport.setAttribute(
       'transform',
@@ -611,8 +614,8 @@ export class GraphView extends Widget {
   private _states = new Map<string, string>();
   private _selected: string | null = null;
   private _timings: IRenderTimings | null = null;
-  private _width = 0;
-  private _height = 0;
+  private _drawn: IGraphLayout | null = null;
+  private _bounds: IBox | null = null;
   private _k = 1;
   private _tx = 0;
   private _ty = 0;

@@ -20,13 +20,8 @@ import { CommandToolbarButton, runIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { exportIcon, fitIcon, kyteIcon } from './icons';
-import {
-  IExecutionResult,
-  executeInKernel,
-  runDagCode,
-  runTaskCode,
-  xcomCode
-} from './kernel';
+// The kernel helpers are loaded when a task command first runs.
+import type { IExecutionResult } from './kernel';
 import type { LogView } from './logview';
 // The panel is the sidebar itself: it is created at activation, so it is imported eagerly.
 // eslint-disable-next-line jupyter/prefer-lazy-imports
@@ -188,6 +183,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       }
       let result: IExecutionResult;
       try {
+        const { executeInKernel } = await import('./kernel');
         result = await executeInKernel(notebook.sessionContext, code);
       } catch (error) {
         Notification.update({
@@ -240,6 +236,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
           if (!ref) {
             return;
           }
+          const { runTaskCode } = await import('./kernel');
           const code = runTaskCode(ref.dagId, ref.taskId, direction);
           await runInNotebook(code, trans.__('Running %1', code), ref);
         }
@@ -267,6 +264,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
         if (!ref) {
           return;
         }
+        const { xcomCode } = await import('./kernel');
         const code = xcomCode(ref.dagId, ref.taskId);
         const result = await runInNotebook(
           code,
@@ -323,6 +321,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
         if (!dagId) {
           return;
         }
+        const { runDagCode } = await import('./kernel');
         const code = runDagCode(dagId);
         await runInNotebook(code, trans.__('Running %1', code), null);
       }
@@ -341,6 +340,25 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       icon: kyteIcon,
       execute: () => shell.activateById(panel.id)
     });
+
+    // Buttons and menus read a command's enabled state only when told it changed: tell them
+    // whenever the notebook, its kernel or session, or the shown DAG changes (and now, for the
+    // panel's Run DAG button, made before its command existed).
+    const panelCommands = [
+      CommandIDs.runDag,
+      CommandIDs.runTask,
+      CommandIDs.runTaskUpstream,
+      CommandIDs.runTaskDownstream,
+      CommandIDs.showXCom,
+      CommandIDs.openLog
+    ];
+    const notifyPanelCommands = (): void => {
+      for (const id of panelCommands) {
+        commands.notifyCommandChanged(id);
+      }
+    };
+    panel.contextChanged.connect(notifyPanelCommands);
+    notifyPanelCommands();
 
     const selector = '.jp-kyte-node[data-task-id]';
     app.contextMenu.addItem({ command: CommandIDs.runTask, selector, rank: 1 });
@@ -392,8 +410,10 @@ const exportPlugin: JupyterFrontEndPlugin<void> = {
     const trans = (translator ?? nullTranslator).load('kyte_jupyter');
     commands.addCommand(CommandIDs.exportDag, {
       label: trans.__('Export to Airflow DAG'),
+      // Magics are arguments: the translator reads '%%' in a message as an escaped '%'.
       caption: trans.__(
-        'Write one Airflow DAG file per DAG of this notebook (kyte-include cells and %%dag cells)'
+        'Write one Airflow DAG file per DAG of this notebook (kyte-include cells and %1 cells)',
+        '%%dag'
       ),
       icon: exportIcon,
       describedBy: {
@@ -430,6 +450,12 @@ const exportPlugin: JupyterFrontEndPlugin<void> = {
       command: CommandIDs.exportDag,
       category: trans.__('Kyte')
     });
+    // Its enabled state follows the active notebook (the Kyte sidebar's button too, which may
+    // have been made before the command existed).
+    tracker.currentChanged.connect(() =>
+      commands.notifyCommandChanged(CommandIDs.exportDag)
+    );
+    commands.notifyCommandChanged(CommandIDs.exportDag);
 
     app.docRegistry.addWidgetExtension('Notebook', {
       createNew: (panel: NotebookPanel) => {
@@ -468,7 +494,10 @@ async function exportNotebook(
           'Wrote %1 DAG files:',
           result.files.length
         )
-      : trans.__('The notebook has no %%dag cell, so no DAG file was written.');
+      : trans.__(
+          'The notebook has no %1 cell, so no DAG file was written.',
+          '%%dag'
+        );
     const ul = document.createElement('ul');
     for (const f of result.files) {
       const li = document.createElement('li');

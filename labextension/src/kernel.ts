@@ -5,6 +5,8 @@
 import { ISessionContext } from '@jupyterlab/apputils';
 import { KernelMessage } from '@jupyterlab/services';
 
+import { stripAnsi } from './logformat';
+
 /** What a magic printed and returned. */
 export interface IExecutionResult {
   /** Whether the code ran without raising. */
@@ -53,12 +55,6 @@ function checkKeys(...keys: string[]): void {
       throw new Error(`"${key}" is not a valid Airflow id.`);
     }
   }
-}
-
-/** Remove ANSI escape sequences (colours in tracebacks). */
-export function stripAnsi(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '');
 }
 
 /**

@@ -46,7 +46,11 @@ export interface IGraphLayout {
 
 /** Sizes used by the layout and the renderer. */
 export const NODE_HEIGHT = 40;
-export const NODE_MIN_WIDTH = 120;
+/**
+ * Narrow enough that a short chain (the tour's three tasks) fits a default-width sidebar at a
+ * readable zoom; wide enough for a label of 10 characters.
+ */
+export const NODE_MIN_WIDTH = 100;
 export const NODE_MAX_WIDTH = 240;
 /** Approximate advance of one character of the label font (12px sans-serif). */
 const CHAR_WIDTH = 7;

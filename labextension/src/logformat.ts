@@ -3,10 +3,33 @@
  */
 
 /**
+ * Terminal escape sequences: CSI (colours such as `ESC[2m`, cursor moves; also the one-byte
+ * C1 form), OSC (titles, hyperlinks; ended by BEL or `ESC \`), and the other two-byte escapes.
+ */
+const ANSI_ESCAPE =
+  // eslint-disable-next-line no-control-regex
+  /\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|(?:\u001b\[|\u009b)[0-?]*[ -/]*[@-~]|\u001b[ -/]*[0-~]/g;
+
+/**
+ * Remove ANSI escape sequences (the colours of Airflow's console log renderer, of tracebacks,
+ * of tools run by a task), keeping the text they colour.
+ */
+export function stripAnsi(text: string): string {
+  return text.includes('\u001b') || text.includes('\u009b')
+    ? text.replace(ANSI_ESCAPE, '')
+    : text;
+}
+
+/**
  * Airflow 3 writes task logs as JSON lines (structlog). Show them the way Airflow's UI does:
- * `[timestamp] LEVEL - logger - event`, plus any exception text. Other lines pass unchanged.
+ * `[timestamp] LEVEL - logger - event`, plus any exception text. Other lines pass unchanged,
+ * except that ANSI colour codes are removed from every line.
  */
 export function formatLogLine(line: string): string {
+  return stripAnsi(formatRecord(line));
+}
+
+function formatRecord(line: string): string {
   const trimmed = line.trimStart();
   if (!trimmed.startsWith('{') || !trimmed.endsWith('}')) {
     return line;

@@ -16,7 +16,7 @@ import {
 import { CommandRegistry } from '@lumino/commands';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
-import { PanelLayout, Widget } from '@lumino/widgets';
+import { Panel, PanelLayout, Widget } from '@lumino/widgets';
 
 import { GraphView, IGraphActivation } from './graphview';
 import { fitIcon, kyteIcon, zoomInIcon, zoomOutIcon } from './icons';
@@ -94,6 +94,11 @@ export class KytePanel extends Widget {
 
     const layout = (this.layout = new PanelLayout());
 
+    // The header: the DAG's name (or a selector) and the toolbar. A flex row that wraps, so
+    // that when both do not fit the toolbar moves to a line of its own instead of spilling
+    // over the summary below.
+    this._header = new Panel();
+    this._header.addClass('jp-kyte-Panel-header');
     this._toolbar = new Toolbar();
     this._toolbar.addClass('jp-kyte-Panel-toolbar');
     const titleNode = document.createElement('div');
@@ -113,10 +118,10 @@ export class KytePanel extends Widget {
       if (dag) {
         void this._showDag(dag, false);
       }
+      this._checkContext();
     });
     titleNode.append(this._dagTitle, this._dagSelect);
-    this._toolbar.addItem('dag', new Widget({ node: titleNode }));
-    this._toolbar.addItem('spacer', Toolbar.createSpacerItem());
+    this._header.addWidget(new Widget({ node: titleNode }));
     this._toolbar.addItem(
       'run-dag',
       new CommandToolbarButton({
@@ -157,7 +162,8 @@ export class KytePanel extends Widget {
         label: ''
       })
     );
-    layout.addWidget(this._toolbar);
+    this._header.addWidget(this._toolbar);
+    layout.addWidget(this._header);
 
     this._info = new Widget();
     this._info.addClass('jp-kyte-Panel-info');
@@ -195,6 +201,14 @@ export class KytePanel extends Widget {
   /** Emitted after each poll that read the DAGs. */
   get dagsChanged(): ISignal<this, IDagInfo[]> {
     return this._dagsChanged;
+  }
+
+  /**
+   * Emitted when what the panel's commands act on changes: the followed notebook, its kernel,
+   * its Kyte session or the DAG shown (the commands' enabled state may have changed).
+   */
+  get contextChanged(): ISignal<this, void> {
+    return this._contextChanged;
   }
 
   /** The notebook followed. */
@@ -244,10 +258,26 @@ export class KytePanel extends Widget {
     }
     if (this._notebook) {
       this._notebook.context.pathChanged.disconnect(this._onPathChanged, this);
+      this._notebook.sessionContext.kernelChanged.disconnect(
+        this._onKernelChanged,
+        this
+      );
+      this._notebook.sessionContext.sessionChanged.disconnect(
+        this._onKernelChanged,
+        this
+      );
     }
     this._notebook = notebook;
     if (notebook) {
       notebook.context.pathChanged.connect(this._onPathChanged, this);
+      notebook.sessionContext.kernelChanged.connect(
+        this._onKernelChanged,
+        this
+      );
+      notebook.sessionContext.sessionChanged.connect(
+        this._onKernelChanged,
+        this
+      );
     }
     this._reset();
   }
@@ -314,6 +344,27 @@ export class KytePanel extends Widget {
     this._reset();
   }
 
+  private _onKernelChanged(): void {
+    this._checkContext();
+    // A new kernel makes (or finds) the notebook's Kyte session: look for it now.
+    void this._poll.refresh();
+  }
+
+  /** Emit `contextChanged` when the notebook, kernel, session or shown DAG changed. */
+  private _checkContext(): void {
+    const key = [
+      this._notebook?.id ?? '',
+      this._notebook?.sessionContext.session?.id ?? '',
+      this._notebook?.sessionContext.session?.kernel?.id ?? '',
+      this._session?.id ?? '',
+      this.currentDag?.dag_id ?? ''
+    ].join('\u0000');
+    if (key !== this._contextKey) {
+      this._contextKey = key;
+      this._contextChanged.emit();
+    }
+  }
+
   private _reset(): void {
     this._generation++;
     this._session = null;
@@ -330,6 +381,7 @@ export class KytePanel extends Widget {
     this._infoKey = '';
     this._selectorKey = '';
     this._showEmpty(this._notebook ? 'no-session' : 'no-notebook');
+    this._checkContext();
     void this._poll.refresh();
   }
 
@@ -367,6 +419,7 @@ export class KytePanel extends Widget {
         return;
       }
       this._session = session;
+      this._checkContext();
     }
     let dags: IDagInfo[];
     try {
@@ -378,6 +431,7 @@ export class KytePanel extends Widget {
       if ((error as { response?: Response }).response?.status === 404) {
         // The session went away (deleted, or the notebook renamed): look it up again.
         this._session = null;
+        this._checkContext();
         return;
       }
       this._showEmpty('error', (error as Error).message);
@@ -388,6 +442,7 @@ export class KytePanel extends Widget {
     }
     this._dags = dags;
     this._dagsChanged.emit(dags);
+    this._checkContext();
     if (dags.length === 0) {
       this._structureKey = '';
       this._graph.clear();
@@ -606,7 +661,8 @@ export class KytePanel extends Widget {
       case 'no-kernel':
         h.textContent = trans.__('No kernel');
         p.textContent = trans.__(
-          'Start the notebook\u2019s kernel (Kernel \u203A Restart Kernel, or run a cell). Kyte gives it its own Airflow; then define a DAG in a %%dag cell.'
+          'Start the notebook\u2019s kernel (Kernel \u203A Restart Kernel, or run a cell). Kyte gives it its own Airflow; then define a DAG in a %1 cell.',
+          '%%dag'
         );
         break;
       case 'no-session':
@@ -614,13 +670,17 @@ export class KytePanel extends Widget {
         h.textContent = trans.__('No DAG yet');
         p.textContent =
           trans.__(
-            'Define a DAG in a code cell that starts with %%dag (ordinary DAG-file code), run the cell, and its graph appears here. Then run it with %run_dag hello, or right-click a task to run it.'
+            'Define a DAG in a code cell that starts with %1 (ordinary DAG-file code), run the cell, and its graph appears here. Then run it with %2, or right-click a task to run it.',
+            '%%dag',
+            '%run_dag hello'
           ) +
           (kind === 'no-session' &&
           this._notebook?.sessionContext.session?.kernel
             ? ' ' +
               trans.__(
-                '(If %%dag is unknown, run %load_ext kyte_jupyter first.)'
+                '(If %1 is unknown, run %2 first.)',
+                '%%dag',
+                '%load_ext kyte_jupyter'
               )
             : '');
         extra.push(this._example());
@@ -636,7 +696,7 @@ export class KytePanel extends Widget {
     this._graph.hide();
     this._legend.hide();
     this._info.hide();
-    this._toolbar.hide();
+    this._header.hide();
   }
 
   private _hideEmpty(): void {
@@ -644,7 +704,7 @@ export class KytePanel extends Widget {
     this._graph.show();
     this._legend.show();
     this._info.show();
-    this._toolbar.show();
+    this._header.show();
   }
 
   private _example(): HTMLElement {
@@ -697,6 +757,7 @@ export class KytePanel extends Widget {
   private readonly _service: IKyteService;
   private readonly _trans: TranslationBundle;
   private readonly _commands: CommandRegistry;
+  private readonly _header: Panel;
   private readonly _toolbar: Toolbar;
   private readonly _dagTitle: HTMLElement;
   private readonly _dagSelect: HTMLSelectElement;
@@ -708,6 +769,7 @@ export class KytePanel extends Widget {
   private readonly _runner = new LayoutRunner();
   private readonly _taskActivated = new Signal<this, ITaskRef>(this);
   private readonly _dagsChanged = new Signal<this, IDagInfo[]>(this);
+  private readonly _contextChanged = new Signal<this, void>(this);
   private readonly _selectedDag = new Map<string, string>();
   private readonly _collapsed = new Map<string, Set<string>>();
   private _notebook: NotebookPanel | null = null;
@@ -719,6 +781,7 @@ export class KytePanel extends Widget {
   private _selectorKey = '';
   private _infoKey = '';
   private _emptyKey = '';
+  private _contextKey = '';
   private _lastLookup = 0;
   private _generation = 0;
   private _timings: IPanelTimings | null = null;

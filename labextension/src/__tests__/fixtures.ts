@@ -60,6 +60,27 @@ export const etlDag: IDagInfo = {
 };
 
 /**
+ * The three-task DAG `numbers` of examples/tour.ipynb (two `@task`s and a BashOperator in a
+ * row), not run yet.
+ */
+export const tourDag: IDagInfo = {
+  dag_id: 'numbers',
+  description: null,
+  schedule: '@daily',
+  nodes: [
+    { ...node('extract', null, null), operator: '@task' },
+    { ...node('transform', null, null), operator: '@task' },
+    { ...node('report', null, null), operator: 'BashOperator' }
+  ],
+  edges: [
+    ['extract', 'transform'],
+    ['transform', 'report']
+  ],
+  task_groups: [],
+  latest_run: null
+};
+
+/**
  * A synthetic DAG of `n` tasks: `width` parallel chains joined into a fan-in, every chain in
  * a task group of `groupSize` tasks (no groups when 0), with a few cross edges.
  */

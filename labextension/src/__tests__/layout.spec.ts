@@ -3,7 +3,8 @@ import {
   layoutGraph,
   edgePath,
   nodeWidth,
-  NODE_MAX_WIDTH
+  NODE_MAX_WIDTH,
+  NODE_MIN_WIDTH
 } from '../layout';
 import { buildGraphModel } from '../model';
 import { etlDag, syntheticDag } from './fixtures';
@@ -124,8 +125,13 @@ describe('layoutGraph', () => {
   it('sizes nodes for their text, within bounds', () => {
     const model = buildGraphModel(etlDag, new Set());
     for (const n of model.nodes) {
-      expect(nodeWidth(n)).toBeGreaterThanOrEqual(120);
+      expect(nodeWidth(n)).toBeGreaterThanOrEqual(NODE_MIN_WIDTH);
       expect(nodeWidth(n)).toBeLessThanOrEqual(NODE_MAX_WIDTH);
+      // Room for the label or the operator (about 7 px a character, 26 px of bar and padding).
+      const chars = Math.max(n.label.length, n.detail.length);
+      expect(nodeWidth(n)).toBeGreaterThanOrEqual(
+        Math.min(NODE_MAX_WIDTH, 26 + 7 * chars)
+      );
     }
     expect(
       edgePath([

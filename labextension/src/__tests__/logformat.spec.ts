@@ -2,15 +2,10 @@ import {
   LineSplitter,
   filterLines,
   formatLogLine,
+  stripAnsi,
   utf8Prefix
 } from '../logformat';
-import {
-  isAirflowKey,
-  runDagCode,
-  runTaskCode,
-  stripAnsi,
-  xcomCode
-} from '../kernel';
+import { isAirflowKey, runDagCode, runTaskCode, xcomCode } from '../kernel';
 
 describe('log text', () => {
   it("formats Airflow 3's JSON log lines and leaves other lines alone", () => {
@@ -57,6 +52,53 @@ describe('log text', () => {
     expect(utf8Prefix('aé', 10)).toBe('aé');
   });
 
+  it("removes the colour codes of Airflow's console renderer", () => {
+    // A line as Airflow's structlog ConsoleRenderer writes it (dim timestamp, coloured level).
+    const line =
+      '\u001b[2m2026-01-01T00:00:00.000000Z\u001b[0m [\u001b[32m\u001b[1minfo     \u001b[0m] ' +
+      '\u001b[1mTask started                  \u001b[0m \u001b[36mlogger\u001b[0m=\u001b[35mtask.stdout\u001b[0m';
+    expect(stripAnsi(line)).toBe(
+      '2026-01-01T00:00:00.000000Z [info     ] Task started                   logger=task.stdout'
+    );
+    expect(formatLogLine(line)).toBe(stripAnsi(line));
+    // 256 colours and truecolour, cursor and erase codes, OSC 8 hyperlinks, charset escapes.
+    expect(
+      stripAnsi(
+        '\u001b[38;5;196mred\u001b[39m \u001b[48;2;0;0;0mbg\u001b[49m\u001b[2K\u001b[1G ' +
+          '\u001b]8;;https://x.test\u0007link\u001b]8;;\u001b\\ \u001b(Bdone\u009b0m'
+      )
+    ).toBe('red bg link done');
+    expect(stripAnsi('ValueError: bad')).toBe('ValueError: bad');
+    expect(stripAnsi('')).toBe('');
+  });
+
+  it('removes colour codes inside JSON log records and across chunk ends', () => {
+    expect(
+      formatLogLine(
+        JSON.stringify({
+          timestamp: '2026-01-01T00:00:00Z',
+          level: 'error',
+          event: '\u001b[31mboom\u001b[0m',
+          error_detail: [
+            {
+              exc_type: 'ValueError',
+              exc_value: '\u001b[1mbad\u001b[0m',
+              frames: []
+            }
+          ]
+        })
+      )
+    ).toBe(
+      '[2026-01-01T00:00:00Z] ERROR - boom\nTraceback (most recent call last):\nValueError: bad'
+    );
+    // A log range can end inside an escape sequence: the partial line waits for the rest.
+    const s = new LineSplitter();
+    expect(s.push('plain\n\u001b[3')).toBe('plain\n');
+    expect(s.push('1mred\u001b[0')).toBe('');
+    expect(s.push('m text\n')).toBe('red text\n');
+    expect(s.push('\u001b[1mlast\u001b[0m', true)).toBe('last\n');
+  });
+
   it('filters lines case-insensitively with line numbers', () => {
     expect(filterLines('a\nERROR x\nb\nerror y', 'error')).toEqual([
       { line: 2, text: 'ERROR x' },
@@ -90,6 +132,7 @@ describe('magic lines run in the kernel', () => {
   });
 
   it('strips ANSI colours from tracebacks', () => {
+    // executeInKernel cleans what the magics print with the log viewer's stripAnsi.
     expect(stripAnsi('\u001b[31mValueError\u001b[0m: bad')).toBe(
       'ValueError: bad'
     );

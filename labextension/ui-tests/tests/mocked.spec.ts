@@ -10,9 +10,11 @@ import {
   KyteHelper,
   STATE_RGB,
   etlDag,
+  helloDag,
   mockKyteApi,
   newMockApi,
-  syntheticDag
+  syntheticDag,
+  tourDag
 } from './helpers/KyteHelper';
 
 test.use({ autoGoto: false });
@@ -101,6 +103,111 @@ test('draws the graph with groups, edges, state colours and a legend', async ({
   expect(await kyte.node('publish').getAttribute('transform')).toBe(before);
 });
 
+test('enables Run DAG and Export in the sidebar once a DAG is shown', async ({
+  page
+}) => {
+  api.dags = [etlDag()];
+  // The panel (and its toolbar) exists before any notebook is open.
+  await kyte.openPanel();
+  await expect(kyte.empty).toContainText('No notebook');
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await expect(kyte.nodes).toHaveCount(10);
+  const runDag = kyte.toolbarButton('kyte:run-dag');
+  const exportDag = kyte.toolbarButton('kyte:export');
+  await expect(runDag).toHaveJSProperty('disabled', false);
+  await expect(exportDag).toHaveJSProperty('disabled', false);
+  // The magic in the caption reads as written.
+  await expect(exportDag).toHaveAttribute(
+    'title',
+    'Write one Airflow DAG file per DAG of this notebook (kyte-include cells and %%dag cells)'
+  );
+  // Without a kernel, Run DAG says what to do.
+  await runDag.click();
+  await expect
+    .poll(async () => (await kyte.notifications()).join('\n'))
+    .toContain('The notebook has no running kernel');
+  // Another notebook, with no DAG: the empty state; then DAGs again: enabled again.
+  api.dags = [];
+  await page.notebook.createNew(notebookName().replace('.ipynb', '-2.ipynb'), {
+    kernel: null
+  });
+  await expect(kyte.empty).toContainText('No DAG yet');
+  api.dags = [etlDag()];
+  await expect(kyte.nodes).toHaveCount(10);
+  await expect(runDag).toHaveJSProperty('disabled', false);
+});
+
+test('fits a small DAG into the sidebar at its default width, header clear of the summary', async ({
+  page
+}) => {
+  // The tour's DAGs: two of them, so the header has a DAG selector.
+  api.dags = [helloDag(), tourDag()];
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel(null);
+  await expect(kyte.nodes).toHaveCount(2);
+  const width = (await kyte.panel.boundingBox())!.width;
+  expect(width).toBeLessThan(300);
+  await kyte.panel.locator('.jp-kyte-Panel-dagSelect').selectOption('numbers');
+  await expect(kyte.nodes).toHaveCount(3);
+  await expect(kyte.graph).toHaveAttribute('data-fitted', 'true');
+  expect(await kyte.scale()).toBeGreaterThanOrEqual(0.6);
+  expect(await kyte.allNodesInView()).toBe(true);
+
+  /** Whether two boxes overlap. */
+  const overlap = (
+    a: { x: number; y: number; width: number; height: number },
+    b: { x: number; y: number; width: number; height: number }
+  ) =>
+    a.x < b.x + b.width - 0.5 &&
+    b.x < a.x + a.width - 0.5 &&
+    a.y < b.y + b.height - 0.5 &&
+    b.y < a.y + a.height - 0.5;
+  const checkHeader = async () => {
+    const info = (await kyte.info.boundingBox())!;
+    const header = (await kyte.header.boundingBox())!;
+    const title = (await kyte.panel
+      .locator('.jp-kyte-Panel-title')
+      .boundingBox())!;
+    expect(header.y + header.height).toBeLessThanOrEqual(info.y + 0.5);
+    const buttons = kyte.panel.locator(
+      '.jp-kyte-Panel-toolbar .jp-ToolbarButtonComponent'
+    );
+    await expect(buttons).toHaveCount(5);
+    for (const button of await buttons.all()) {
+      const b = (await button.boundingBox())!;
+      expect(overlap(b, info)).toBe(false);
+      expect(overlap(b, title)).toBe(false);
+      // Inside the panel, inside the header.
+      expect(b.x + b.width).toBeLessThanOrEqual(header.x + header.width + 0.5);
+      expect(b.y + b.height).toBeLessThanOrEqual(
+        header.y + header.height + 0.5
+      );
+    }
+  };
+  await checkHeader();
+  await expect(kyte.info).toContainText('3 tasks \u00B7 schedule @daily');
+
+  // One DAG with a long name: the name is cut short, the toolbar still clear of it.
+  api.dags = [tourDag('numbers_with_a_name_far_too_long_for_the_sidebar')];
+  await expect(kyte.panel.locator('.jp-kyte-Panel-dagTitle')).toBeVisible();
+  await expect(kyte.panel.locator('.jp-kyte-Panel-dagTitle')).toHaveText(
+    'numbers_with_a_name_far_too_long_for_the_sidebar'
+  );
+  await checkHeader();
+  // A short name: one line for the name and the toolbar.
+  api.dags = [tourDag()];
+  await expect(kyte.panel.locator('.jp-kyte-Panel-dagTitle')).toHaveText(
+    'numbers'
+  );
+  await checkHeader();
+  const header = (await kyte.header.boundingBox())!;
+  expect(header.height).toBeLessThan(40);
+  await page.mouse.move(0, 0);
+  expect(await kyte.panel.screenshot()).toMatchSnapshot(
+    'kyte-panel-default-width.png'
+  );
+});
+
 test('collapses and expands task groups', async ({ page }) => {
   api.dags = [etlDag()];
   await page.notebook.createNew(notebookName(), { kernel: null });
@@ -143,21 +250,7 @@ test('pans, zooms and fits', async ({ page }) => {
   expect(await viewport.getAttribute('transform')).not.toBe(t0);
   await kyte.panel.locator('[title^="Fit the graph"]').first().click();
   // Fitted: every box is inside the view.
-  await expect
-    .poll(async () => {
-      const view = (await kyte.graph.boundingBox())!;
-      const boxes = await kyte.nodes.evaluateAll(els =>
-        els.map(el => el.getBoundingClientRect().toJSON())
-      );
-      return boxes.every(
-        b =>
-          b.left >= view.x - 1 &&
-          b.top >= view.y - 1 &&
-          b.right <= view.x + view.width + 1 &&
-          b.bottom <= view.y + view.height + 1
-      );
-    })
-    .toBe(true);
+  await expect.poll(() => kyte.allNodesInView()).toBe(true);
 });
 
 test('shows a task log as text, filterable, following new text', async ({
@@ -165,7 +258,9 @@ test('shows a task log as text, filterable, following new text', async ({
 }) => {
   api.dags = [etlDag()];
   api.logText =
-    'line one\n<img src=x onerror="window.__kyteXss=1"><b>not bold</b>\nERROR something broke\n';
+    'line one\n<img src=x onerror="window.__kyteXss=1"><b>not bold</b>\nERROR something broke\n' +
+    // Airflow's console renderer colours its lines.
+    '\u001b[2m2026-01-01T00:00:00Z\u001b[0m [\u001b[32m\u001b[1minfo     \u001b[0m] \u001b[1mcoloured\u001b[0m\n';
   api.logComplete = false;
   await page.notebook.createNew(notebookName(), { kernel: null });
   await kyte.openPanel();
@@ -176,6 +271,11 @@ test('shows a task log as text, filterable, following new text', async ({
   await expect(kyte.logText).toContainText('<b>not bold</b>');
   await expect(kyte.log.locator('img, b')).toHaveCount(0);
   expect(await page.evaluate(() => (window as any).__kyteXss)).toBeUndefined();
+  // Colour codes are removed, the text they coloured stays.
+  await expect(kyte.logText).toContainText(
+    '2026-01-01T00:00:00Z [info     ] coloured'
+  );
+  expect(await kyte.logText.textContent()).not.toMatch(/\u001b|\[[0-9;]*m/);
   // Tries: latest plus each try.
   await expect(kyte.log.locator('.jp-kyte-LogView-try option')).toHaveText([
     'Latest (2)',

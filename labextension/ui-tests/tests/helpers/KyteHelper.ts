@@ -107,13 +107,58 @@ export class KyteHelper {
     return this.log.locator('.jp-kyte-LogView-text');
   }
 
-  /** Open the Kyte sidebar by its icon, and make the sidebar wide enough for a graph. */
-  async openPanel(): Promise<void> {
+  /**
+   * Open the Kyte sidebar by its icon, and make the sidebar wide enough for a graph (or leave
+   * it at JupyterLab's default width when `width` is null).
+   */
+  async openPanel(width: number | null = 460): Promise<void> {
     if (!(await this.panel.isVisible())) {
       await this.tab.click();
     }
     await this.panel.waitFor({ state: 'visible' });
-    await this.page.sidebar.setWidth(460, 'left');
+    if (width !== null) {
+      await this.page.sidebar.setWidth(width, 'left');
+    }
+  }
+
+  /** The panel's header: the DAG's name or selector, and the toolbar. */
+  get header(): Locator {
+    return this.panel.locator('.jp-kyte-Panel-header');
+  }
+
+  /** The summary under the header (latest run, task count, schedule). */
+  get info(): Locator {
+    return this.panel.locator('.jp-kyte-Panel-info');
+  }
+
+  /** A command's button in the panel's toolbar. */
+  toolbarButton(command: string): Locator {
+    return this.panel.locator(
+      `.jp-kyte-Panel-toolbar .jp-ToolbarButtonComponent[data-command="${command}"]`
+    );
+  }
+
+  /** The zoom of the graph. */
+  async scale(): Promise<number> {
+    return Number(await this.graph.getAttribute('data-scale'));
+  }
+
+  /** Whether every drawn box is inside the graph's view. */
+  async allNodesInView(): Promise<boolean> {
+    const view = (await this.graph.boundingBox())!;
+    const boxes = await this.nodes.evaluateAll(els =>
+      els.map(el => el.getBoundingClientRect().toJSON())
+    );
+    return (
+      boxes.length > 0 &&
+      boxes.every(
+        b =>
+          b.left >= view.x - 1 &&
+          b.top >= view.y - 1 &&
+          b.right <= view.x + view.width + 1 &&
+          b.bottom <= view.y + view.height + 1
+      )
+    );
   }
 
   /** Fit the graph into the panel when a task's box is (partly) out of view. */
@@ -319,6 +364,48 @@ export function etlDag(): Record<string, unknown> {
       start_date: '2026-01-01T00:00:01+00:00',
       end_date: null
     }
+  };
+}
+
+/** The three-task DAG `numbers` of examples/tour.ipynb, not run yet. */
+export function tourDag(dagId = 'numbers'): Record<string, unknown> {
+  const node = (task_id: string, operator: string) => ({
+    task_id,
+    label: task_id,
+    operator,
+    task_group: null,
+    is_mapped: false,
+    state: null
+  });
+  return {
+    dag_id: dagId,
+    description: null,
+    schedule: '@daily',
+    nodes: [
+      node('extract', '@task'),
+      node('transform', '@task'),
+      node('report', 'BashOperator')
+    ],
+    edges: [
+      ['extract', 'transform'],
+      ['transform', 'report']
+    ],
+    task_groups: [],
+    latest_run: null
+  };
+}
+
+/** The tour's first DAG, `hello`: two tasks. */
+export function helloDag(): Record<string, unknown> {
+  const dag = tourDag('hello') as { nodes: unknown[]; edges: unknown[] };
+  return {
+    ...dag,
+    schedule: null,
+    nodes: [
+      { ...(dag.nodes[0] as object), task_id: 'greet', label: 'greet' },
+      { ...(dag.nodes[2] as object), task_id: 'shout', label: 'shout' }
+    ],
+    edges: [['greet', 'shout']]
   };
 }
 
