@@ -303,12 +303,6 @@ class Runner:
             if dr is None:
                 dr = _airflow.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
             _airflow.attach_latest_version(dr, sdag, db)
-            # Re-running tasks in the current run: clear them so the scheduler logic decides
-            # afresh, as `airflow tasks clear` would.
-            for ti in _airflow.task_instances(dr, db, selected):
-                if map_index is None or ti.map_index == map_index or ti.task_id != task_id:
-                    ti.state = None
-                    db.merge(ti)
             missing = sorted(selected - {ti.task_id for ti in
                                          _airflow.task_instances(dr, db, selected)})
             if missing:
@@ -317,6 +311,12 @@ class Runner:
                     "Airflow would not add it. Start a new run with %run_dag, or pass "
                     "--logical-date for a new run."
                 )
+            # Re-running tasks in the current run: clear them so the scheduler logic decides
+            # afresh, as `airflow tasks clear` would.
+            for ti in _airflow.task_instances(dr, db, selected):
+                if map_index is None or ti.map_index == map_index or ti.task_id != task_id:
+                    ti.state = None
+                    db.merge(ti)
             dr.state = "running"
             db.merge(dr)
             db.commit()

@@ -442,3 +442,30 @@ with DAG("secrets", schedule=None):
     r = k.ok("print(get_ipython().find_cell_magic('dag').__doc__)")
     for option in ("--schedule", "--start-date", "--default-args", "--tags", "--description"):
         assert option in r.stdout
+
+
+def test_fix_a_failed_task_and_rerun_it_with_downstream(make_kernel):
+    k = make_kernel()
+    k.ok("SHOULD_FAIL = True")
+    k.ok('''%%dag
+from airflow.sdk import DAG, task
+@task
+def extract():
+    return [1, 2]
+@task
+def check(v):
+    if SHOULD_FAIL:
+        raise ValueError("bad data")
+    return sum(v)
+@task
+def load(total):
+    print("loaded", total)
+with DAG("fixme", schedule=None):
+    load(check(extract()))
+''')
+    r = k.ok("r = %run_dag fixme\nprint(r.task_states)")
+    assert "'check': 'failed', 'load': 'upstream_failed'" in r.stdout
+    k.ok("SHOULD_FAIL = False")
+    r = k.ok("r = %run_task fixme check --downstream\nprint(r.task_states, r.state)")
+    assert "loaded 3" in r.stdout
+    assert "{'check': 'success', 'load': 'success'} success" in r.stdout
