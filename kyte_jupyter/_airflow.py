@@ -91,8 +91,10 @@ def sync_dags(dags: Iterable[DAG]) -> None:
     sees them. ``update_dag_parsing_results_in_db`` is what it calls after parsing a file;
     it versions a DAG only when its serialized form changes.
     """
-    global _bundles_synced
+    global _bundles_synced, _client
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+
+    _client = None
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
 
     with db_session() as session:
@@ -295,6 +297,25 @@ def _sdk_ti(ti: TaskInstance) -> Any:
     )
 
 
+_client: Any = None
+
+
+def _execution_client(dag: Any) -> Any:
+    """One execution-API client (and one ``DBDagBag``) for all tries until a DAG changes.
+
+    Given no client, ``run_task_in_process`` builds a new one with a new, empty ``DBDagBag``
+    for every try, which then deserializes the whole DAG again: the per-task cost grew with
+    the DAG's size. ``sync_dags`` drops this client, because Airflow may update a version row
+    in place and the bag caches DAGs by version id.
+    """
+    global _client
+    if _client is None:
+        from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+
+        _client = InProcessTestSupervisor._api_client(dag)
+    return _client
+
+
 def run_try(ti: TaskInstance, task: Any) -> Any:
     """Run one try through the Task SDK's in-process supervisor (as ``DAG.test()`` does).
 
@@ -303,7 +324,7 @@ def run_try(ti: TaskInstance, task: Any) -> Any:
     from airflow.sdk.execution_time.supervisor import run_task_in_process
 
     sdk_ti = _sdk_ti(ti)
-    result = run_task_in_process(ti=sdk_ti, task=task)
+    result = run_task_in_process(ti=sdk_ti, task=task, client=_execution_client(task.dag))
     return result
 
 
@@ -429,9 +450,11 @@ def after_fork() -> None:
     Why internal: the in-process execution API caches a transport whose event-loop thread
     exists only in the parent; the FastAPI app itself can be reused.
     """
+    global _client
     from airflow import settings
     from airflow.sdk.execution_time.supervisor import in_process_api_server
 
+    _client = None
     if settings.engine is not None:
         settings.engine.dispose(close=False)
     api = in_process_api_server()
