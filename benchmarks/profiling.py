@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--what-if", action="store_true", help="measure benchmarks.whatif variants")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --what-if")
     p.add_argument("--what-if-dag", type=int, nargs="*", default=[], metavar="N",
-                   help="with --what-if, also %%run_dag of these sizes (setupmemo, noflush)")
+                   help="with --what-if, also %%run_dag of these sizes (setupmemo, direct)")
     p.add_argument("--first", type=int, default=0, metavar="N",
                    help="also time the cold steps of N fresh kernels")
     p.add_argument("--no-spy", action="store_true", help="skip py-spy")
@@ -297,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # 4. What-if variants.
         if args.what_if:
-            variants = ["", "noflush", "reuse", "reuse,nomw", "onehop,inline",
-                        "onehop,inline,nomw", "noflush,onehop,inline,nomw"]
+            variants = ["", "reuse", "onehop", "onehop,inline", "onehop,inline,nomw",
+                        "direct"]
             k.ok("import benchmarks.whatif as _kb_whatif")
             results: dict[str, list[float]] = defaultdict(list)
             cpus: dict[str, list[float]] = defaultdict(list)
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                     k.ok(define_cell(dags.dag_source(n)))
                 for rnd in range(args.rounds):
                     log(f"what-if %run_dag {n}, round {rnd + 1}/{args.rounds}")
-                    for v in ("", "setupmemo", "noflush,setupmemo"):
+                    for v in ("", "setupmemo", "direct", "direct,setupmemo"):
                         k.ok(f"_kb_whatif.apply({v!r})")
                         r = k.ok(timed_cell(f"_kb_r = %run_dag {dags.dag_id(n)}"),
                                  {"dt": "_kb_dt", "cpu": "_kb_cpu", "s": "_kb_r.state"})

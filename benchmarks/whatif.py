@@ -15,7 +15,13 @@ everything off again. Variants:
   id, JWT re-issue), which do nothing for an in-process caller;
 * ``noflush`` — Kyte's ``_Tee.flush`` stops forwarding flushes to ipykernel's stream while a
   try runs (each forwarded flush waits for ipykernel's IOPub thread; structlog flushes after
-  every log line, and ipykernel sends buffered output every 0.2 s anyway);
+  every log line, and ipykernel sends buffered output every 0.2 s anyway). Kyte does this
+  itself since commit 9f73109, so it only matters when profiling older commits;
+* ``direct`` — the three calls of every try (``PATCH …/run``, ``PUT …/rtif``, ``PATCH
+  …/state``) go straight to Airflow's own route functions (``ti_run``, ``ti_put_rtif``,
+  ``ti_update_state``) with a metastore session, in the kernel thread: the same code and
+  SQL as the API, without HTTP, a2wsgi, FastAPI, Cadwyn or thread hops; every other
+  request still goes through the stock transport (implies reuse);
 * ``setupmemo`` — Kyte's scheduler DAG answers ``get_upstreams_only_setups()`` without walking
   every ancestor of the task again on each scheduling round (a DAG without setup tasks has
   none to find). Affects ``%run_dag``, not a single ``%run_task``.
@@ -24,6 +30,9 @@ everything off again. Variants:
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
+import re
 import threading
 from typing import Any
 from uuid import UUID
@@ -79,6 +88,77 @@ class OneHopTransport(httpx.BaseTransport):
         return status, headers, b"".join(chunks)
 
 
+class DirectTransport(httpx.BaseTransport):
+    """Serve a try's three execution-API calls by calling Airflow's route functions."""
+
+    _ROUTES = [
+        ("PATCH", re.compile(r"task-instances/(?P<id>[0-9a-f-]{36})/run$"), "run"),
+        ("PUT", re.compile(r"task-instances/(?P<id>[0-9a-f-]{36})/rtif$"), "rtif"),
+        ("PATCH", re.compile(r"task-instances/(?P<id>[0-9a-f-]{36})/state$"), "state"),
+    ]
+
+    def __init__(self, fallback: httpx.BaseTransport, bag: Any) -> None:
+        self.fallback, self.bag = fallback, bag
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Dispatch one request: a route function when it is one of the three, else HTTP."""
+        for method, pattern, kind in self._ROUTES:
+            match = pattern.search(request.url.path)
+            if request.method == method and match:
+                return self._call(kind, UUID(match["id"]), request)
+        return self.fallback.handle_request(request)
+
+    def _call(self, kind: str, ti_id: UUID, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.read() or b"null")
+        # The routes bind structlog context variables (ti_id); keep them out of the kernel's.
+        return contextvars.copy_context().run(self._route, kind, ti_id, body, request)
+
+    def _route(self, kind: str, ti_id: UUID, body: Any, request: httpx.Request) -> httpx.Response:
+        from airflow.api_fastapi.execution_api.datamodels.taskinstance import (
+            TIEnterRunningPayload,
+        )
+        from airflow.api_fastapi.execution_api.datamodels.token import TIClaims, TIToken
+        from airflow.api_fastapi.execution_api.routes import task_instances as routes
+        from airflow.utils.session import create_session
+        from fastapi import HTTPException, Response
+
+        try:
+            with create_session(scoped=False) as session:
+                if kind == "run":
+                    token = TIToken(id=ti_id, claims=TIClaims(scope="execution"))
+                    context = routes.ti_run(ti_id, TIEnterRunningPayload.model_validate(body),
+                                            Response(), session, self.bag, None, token)
+                    content = context.model_dump_json(exclude_unset=True, by_alias=True)
+                    return httpx.Response(200, content=content.encode(), request=request,
+                                          headers={"content-type": "application/json"})
+                if kind == "rtif":
+                    result = routes.ti_put_rtif(ti_id, body, session)
+                    return httpx.Response(201, json=result, request=request)
+                payload = _state_payload(body)
+                result = routes.ti_update_state(ti_id, payload, session, self.bag)
+                status = getattr(result, "status_code", 204)
+                return httpx.Response(status, request=request)
+        except HTTPException as e:
+            return httpx.Response(e.status_code, json={"detail": e.detail}, request=request)
+
+
+def _state_payload(body: Any) -> Any:
+    """The ``TIStateUpdate`` member a state-change body validates as (FastAPI's choice)."""
+    from typing import get_args
+
+    from airflow.api_fastapi.execution_api.datamodels import taskinstance as models
+    from pydantic import Tag
+
+    union = get_args(models.TIStateUpdate)[0]
+    by_tag = {}
+    for member in get_args(union):
+        model, *meta = get_args(member)
+        for m in meta:
+            if isinstance(m, Tag):
+                by_tag[m.tag] = model
+    return by_tag[models.ti_state_discriminator(body)].model_validate(body)
+
+
 def _client(kind: str) -> Any:
     client = _clients.get(kind)
     if client is None:
@@ -92,8 +172,13 @@ def _client(kind: str) -> Any:
         api = in_process_api_server()
         bag = DBDagBag()
         api.app.dependency_overrides[dag_bag_from_app] = lambda: bag
-        transport = (api.transport if kind == "a2wsgi"
-                     else OneHopTransport(api.app, api.transport.app.loop))
+        transport: httpx.BaseTransport
+        if kind == "a2wsgi":
+            transport = api.transport
+        elif kind == "direct":
+            transport = DirectTransport(api.transport, bag)
+        else:
+            transport = OneHopTransport(api.app, api.transport.app.loop)
         client = InProcessTestSupervisor._Client(base_url=None, token="", dry_run=True,
                                                  transport=transport)
         client.base_url = "http://in-process.invalid./"
@@ -201,10 +286,12 @@ def apply(variants: str) -> None:
     """Turn on a comma-separated set of variants (after turning everything off)."""
     restore()
     names = {v.strip() for v in variants.split(",") if v.strip()}
-    unknown = names - {"reuse", "onehop", "inline", "nomw", "noflush", "setupmemo"}
+    unknown = names - {"reuse", "onehop", "inline", "nomw", "noflush", "setupmemo", "direct"}
     if unknown:
         raise ValueError(f"unknown what-if variants: {sorted(unknown)}")
-    if "onehop" in names:
+    if "direct" in names:
+        _use_client("direct")
+    elif "onehop" in names:
         _use_client("onehop")
     elif "reuse" in names:
         _use_client("a2wsgi")
