@@ -238,7 +238,6 @@ class Runner:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.isolated = False
 
     # ---- public -------------------------------------------------------------------------
     def run_dag(
@@ -257,14 +256,13 @@ class Runner:
         process (a segfault, ``SIGKILL``) fails instead of taking the kernel down.
         """
         start = time.perf_counter()
-        self.isolated = isolated
         sdag = _airflow.scheduler_dag(dag)
         with _airflow.db_session() as db:
             dr = _airflow.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
             db.commit()
             summary = RunSummary(dag.dag_id, dr.run_id, "running")
             self._loop(dag, dr, db, only=None, force=set(), summary=summary,
-                       echo=echo_logs, progress=progress)
+                       echo=echo_logs, progress=progress, isolated=isolated)
             summary.state = _airflow.state_name(dr.state)
         summary.duration = time.perf_counter() - start
         return summary
@@ -285,7 +283,6 @@ class Runner:
     ) -> RunSummary:
         """Run one task (and optionally its upstream or downstream) in the current run."""
         start = time.perf_counter()
-        self.isolated = isolated
         task = dag.get_task(task_id)
         selected = {task_id}
         if upstream:
@@ -303,8 +300,8 @@ class Runner:
             if dr is None:
                 dr = _airflow.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
             _airflow.attach_latest_version(dr, sdag, db)
-            missing = sorted(selected - {ti.task_id for ti in
-                                         _airflow.task_instances(dr, db, selected)})
+            tis = _airflow.task_instances(dr, db, selected)
+            missing = sorted(selected - {ti.task_id for ti in tis})
             if missing:
                 raise RunError(
                     f"Run {dr.run_id} has no task instance for {', '.join(missing)}, and "
@@ -312,8 +309,9 @@ class Runner:
                     "--logical-date for a new run."
                 )
             # Re-running tasks in the current run: clear them so the scheduler logic decides
-            # afresh, as `airflow tasks clear` would.
-            for ti in _airflow.task_instances(dr, db, selected):
+            # afresh, as `airflow tasks clear` would. (No query between these changes and the
+            # commit: task_instances() expires the session, which would drop them.)
+            for ti in tis:
                 if map_index is None or ti.map_index == map_index or ti.task_id != task_id:
                     ti.state = None
                     db.merge(ti)
@@ -323,7 +321,8 @@ class Runner:
             summary = RunSummary(dag.dag_id, dr.run_id, "running")
             force = set() if upstream else {task_id}
             self._loop(dag, dr, db, only=selected, force=force, summary=summary,
-                       echo=echo_logs, progress=progress, map_index=map_index)
+                       echo=echo_logs, progress=progress, map_index=map_index,
+                       isolated=isolated)
             summary.state = _airflow.state_name(dr.state)
         summary.duration = time.perf_counter() - start
         return summary
@@ -341,6 +340,7 @@ class Runner:
         echo: bool,
         progress: Progress | None,
         map_index: int | None = None,
+        isolated: bool = False,
     ) -> None:
         """Run schedulable task instances until nothing in ``only`` can run any more.
 
@@ -391,7 +391,7 @@ class Runner:
                 states[key] = "running"
                 if progress:
                     progress(dict(states))
-                state, took, error = self._run_one(dag, ti, echo)
+                state, took, error = self._run_one(dag, ti, echo, isolated)
                 states[key] = state
                 summary.tries[key] = ti.try_number
                 summary.durations[key] = took
@@ -417,13 +417,15 @@ class Runner:
         if progress:
             progress(dict(summary.task_states))
 
-    def _run_one(self, dag: DAG, ti: Any, echo: bool) -> tuple[str, float, BaseException | None]:
+    def _run_one(
+        self, dag: DAG, ti: Any, echo: bool, isolated: bool
+    ) -> tuple[str, float, BaseException | None]:
         task = dag.task_dict[ti.task_id]
         path = log_path(self.session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
                         ti.try_number)
         t0 = time.perf_counter()
         error: BaseException | None = None
-        if self.isolated:
+        if isolated:
             state = _run_forked(ti, task, path, echo)
             return state, time.perf_counter() - t0, None
         while True:
