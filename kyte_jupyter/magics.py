@@ -77,7 +77,7 @@ def recover_interrupted(session: Session) -> list[str]:
     finally:
         con.close()
     interrupted = [f"{d}.{t}" + (f"[{m}]" if m >= 0 else "") for d, _, t, m in rows]
-    for dag_id, run_id in {(d, r) for d, r, _, _ in rows}:
+    for dag_id, run_id in runs:
         session.audit("run.interrupted", dag_id=dag_id, run_id=run_id, outcome="failed")
     return interrupted
 
