@@ -306,13 +306,25 @@ def _execution_client(dag: Any) -> Any:
     Given no client, ``run_task_in_process`` builds a new one with a new, empty ``DBDagBag``
     for every try, which then deserializes the whole DAG again: the per-task cost grew with
     the DAG's size. ``sync_dags`` drops this client, because Airflow may update a version row
-    in place and the bag caches DAGs by version id.
+    in place and the bag caches DAGs by version id. The client's transport serves the hot
+    routes without HTTP (see ``_execution``).
     """
     global _client
     if _client is None:
         from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
 
-        _client = InProcessTestSupervisor._api_client(dag)
+        from . import _execution
+
+        if not _execution.enabled():
+            _client = InProcessTestSupervisor._api_client(dag)
+            return _client
+        from airflow.models.dagbag import DBDagBag
+
+        transport = _execution.DirectTransport(DBDagBag())
+        _client = InProcessTestSupervisor._Client(
+            base_url=None, token="", dry_run=True, transport=transport
+        )
+        _client.base_url = "http://in-process.invalid./"
     return _client
 
 
