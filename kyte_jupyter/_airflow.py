@@ -231,13 +231,32 @@ def attach_latest_version(dr: DagRun, sdag: Any, session: Any) -> None:
 
 def schedulable(dr: DagRun, session: Any) -> list[TaskInstance]:
     """Ask the run which task instances may run now (trigger rules, branches, mapping)."""
-    session.expire_all()
+    _expire_task_instances(session)
     tis, _ = dr.update_state(session=session)
     return list(tis)
 
 
-def expand_mapped(dr: DagRun, task_id: str, session: Any) -> None:
-    """Create a mapped task's instances now that its upstream results exist."""
+def _expire_task_instances(session: Any) -> None:
+    """Make the task instances this session holds reload from the database on next use.
+
+    The execution API changes them in its own sessions, so their loaded states are stale.
+    Only task instances: the API never writes the run's row, and expiring everything (as
+    ``expire_all()`` would) makes the run and its DAG version reload on every round. Pending
+    changes are flushed first — expiring an object discards its unflushed changes.
+    """
+    from airflow.models.taskinstance import TaskInstance
+
+    session.flush()
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, TaskInstance):
+            session.expire(obj)
+
+
+def expand_mapped(dr: DagRun, task_id: str, session: Any) -> bool:
+    """Create a mapped task's instances now that its upstream results exist.
+
+    Returns False for a task that is not mapped (nothing to expand).
+    """
     from airflow.exceptions import NotMapped
     from airflow.models.taskmap import TaskMap
 
@@ -246,26 +265,31 @@ def expand_mapped(dr: DagRun, task_id: str, session: Any) -> None:
     try:
         TaskMap.expand_mapped_task(task, dr.run_id, session=session)
     except NotMapped:
-        return
+        return False
     session.flush()
+    return True
 
 
 def task_instances(
     dr: DagRun, session: Any, task_ids: Iterable[str] | None = None
 ) -> list[TaskInstance]:
-    """Task instances of a run (all, or of some tasks), fresh from the database."""
+    """Task instances of a run (all, or of some tasks), fresh from the database.
+
+    ``populate_existing`` overwrites the objects this session already holds with the rows as
+    they are now (the execution API changes them in its own sessions); pending changes are
+    flushed first so that none is overwritten.
+    """
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
-    session.expire_all()
-    if task_ids is None:
-        return list(dr.get_task_instances(session=session))
+    session.flush()
     query = select(TaskInstance).where(
-        TaskInstance.dag_id == dr.dag_id,
-        TaskInstance.run_id == dr.run_id,
-        TaskInstance.task_id.in_(list(task_ids)),
+        TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id
     )
-    return list(session.scalars(query))
+    if task_ids is not None:
+        query = query.where(TaskInstance.task_id.in_(list(task_ids)))
+    query = query.order_by(TaskInstance.task_id, TaskInstance.map_index)
+    return list(session.scalars(query.execution_options(populate_existing=True)))
 
 
 def prepare_try(tis: list[TaskInstance], session: Any) -> None:
@@ -278,7 +302,8 @@ def prepare_try(tis: list[TaskInstance], session: Any) -> None:
             ti.try_number += 1
         ti.state = "queued"
         ti.end_date = None
-        session.merge(ti)
+        if ti not in session:
+            session.merge(ti)
     session.commit()
 
 

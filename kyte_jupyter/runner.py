@@ -309,20 +309,17 @@ class Runner:
                     "--logical-date for a new run."
                 )
             # Re-running tasks in the current run: clear them so the scheduler logic decides
-            # afresh, as `airflow tasks clear` would. (No query between these changes and the
-            # commit: task_instances() expires the session, which would drop them.)
+            # afresh, as `airflow tasks clear` would.
             for ti in tis:
                 if map_index is None or ti.map_index == map_index or ti.task_id != task_id:
                     ti.state = None
-                    db.merge(ti)
             dr.state = "running"
-            db.merge(dr)
             db.commit()
             summary = RunSummary(dag.dag_id, dr.run_id, "running")
             force = set() if upstream else {task_id}
             self._loop(dag, dr, db, only=selected, force=force, summary=summary,
                        echo=echo_logs, progress=progress, map_index=map_index,
-                       isolated=isolated)
+                       isolated=isolated, tis=tis)
             summary.state = _airflow.state_name(dr.state)
         summary.duration = time.perf_counter() - start
         return summary
@@ -341,14 +338,18 @@ class Runner:
         progress: Progress | None,
         map_index: int | None = None,
         isolated: bool = False,
+        tis: list[Any] | None = None,
     ) -> None:
         """Run schedulable task instances until nothing in ``only`` can run any more.
 
         ``force`` names tasks to start regardless of their upstream states, as
-        ``airflow tasks test`` does for the one task asked for.
+        ``airflow tasks test`` does for the one task asked for. ``tis`` are the task
+        instances of ``only`` when the caller has just loaded them.
         """
+        if tis is None:
+            tis = _airflow.task_instances(dr, db, only)
         states: dict[str, str] = {}
-        for ti in _airflow.task_instances(dr, db, only):
+        for ti in tis:
             states[ti_key(ti.task_id, ti.map_index)] = _airflow.state_name(ti.state)
         if progress:
             progress(dict(states))
@@ -356,9 +357,11 @@ class Runner:
         while True:
             ready: list[Any] = []
             if pending_force:
+                expanded = False
                 for tid in sorted(pending_force):
-                    _airflow.expand_mapped(dr, tid, db)
-                tis = _airflow.task_instances(dr, db, pending_force)
+                    expanded |= _airflow.expand_mapped(dr, tid, db)
+                if expanded or only is None or not pending_force <= only:
+                    tis = _airflow.task_instances(dr, db, pending_force)
                 ready = [ti for ti in tis if ti.task_id in pending_force
                          and (map_index is None or ti.map_index == map_index)
                          and ti.state not in ("removed",)]
