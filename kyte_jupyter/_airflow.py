@@ -229,27 +229,114 @@ def attach_latest_version(dr: DagRun, sdag: Any, session: Any) -> None:
     _attached[key] = (version.id, id(sdag))
 
 
-def schedulable(dr: DagRun, session: Any) -> list[TaskInstance]:
-    """Ask the run which task instances may run now (trigger rules, branches, mapping)."""
-    _expire_task_instances(session)
-    tis, _ = dr.update_state(session=session)
-    return list(tis)
+class ReadyTasks:
+    """Which task instances of a run may start now, decided by Airflow's dependency rules.
 
+    ``DAG.test()`` calls ``DagRun.update_state`` every round, which loads every task instance
+    of the run and evaluates each unfinished one against the finished ones: quadratic in the
+    DAG's size, about 0.7 s a round at 1,000 tasks. Two things make a round cheap here
+    without changing what decides:
 
-def _expire_task_instances(session: Any) -> None:
-    """Make the task instances this session holds reload from the database on next use.
+    * **Only changed rows are re-read.** The loaded task instances stay in the session; a
+      round reads ``(id, state, updated_at)`` of the run and reloads just the rows that the
+      execution API (or anything else) changed since.
+    * **Only the frontier is asked.** A task instance none of whose direct upstream tasks has
+      finished cannot be ready under any trigger rule except ``always``, so Airflow's own
+      evaluation (``DagRun._get_ready_tis``, with the ``DepContext`` ``update_state`` builds)
+      is asked only about the others: roots, ``always`` tasks, and tasks with a finished
+      upstream (which is also where ``upstream_failed`` and skips propagate).
 
-    The execution API changes them in its own sessions, so their loaded states are stale.
-    Only task instances: the API never writes the run's row, and expiring everything (as
-    ``expire_all()`` would) makes the run and its DAG version reload on every round. Pending
-    changes are flushed first — expiring an object discards its unflushed changes.
+    When the frontier has nothing ready, the full ``update_state`` runs. It stays the arbiter
+    of the run: its state (success, failure, deadlock), callbacks, removed tasks — and any
+    ready task instance the frontier left out would be found there.
     """
-    from airflow.models.taskinstance import TaskInstance
 
-    session.flush()
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, TaskInstance):
-            session.expire(obj)
+    def __init__(self, dr: DagRun, session: Any) -> None:
+        self.dr, self.session = dr, session
+        self._tis: dict[tuple[str, int], TaskInstance] = {}
+        self._seen: dict[tuple[str, int], tuple[Any, Any]] = {}  # (state, updated_at) read
+        self.changed = False  # the last ready() changed a state (upstream_failed, skipped …)
+        self.settled = False  # the last ready() ended in a full update_state with none ready
+
+    def task_instances(self) -> list[TaskInstance]:
+        """Every task instance of the run, as the database has it now."""
+        from airflow.models.taskinstance import TaskInstance as TI
+        from sqlalchemy import String, select, type_coerce
+
+        dr, session = self.dr, self.session
+        session.flush()  # so that the rows show this session's own changes too
+        # updated_at as the database stores it: comparing raw values costs no parsing.
+        rows = session.execute(
+            select(TI.task_id, TI.map_index, TI.state, type_coerce(TI.updated_at, String)).where(
+                TI.dag_id == dr.dag_id, TI.run_id == dr.run_id
+            )
+        ).all()
+        current = {(task_id, index): (state, updated) for task_id, index, state, updated in rows}
+        stale = [key for key, seen in current.items() if self._seen.get(key) != seen]
+        if stale:
+            query = select(TI).where(TI.dag_id == dr.dag_id, TI.run_id == dr.run_id)
+            if len(stale) < 200:  # else the whole run at once (and stay under SQL's limits)
+                stale_ids = {task_id for task_id, _ in stale}
+                query = query.where(TI.task_id.in_(stale_ids))
+            for ti in session.scalars(query.execution_options(populate_existing=True)):
+                self._tis[(ti.task_id, ti.map_index)] = ti
+        for gone in set(self._tis) - set(current):
+            del self._tis[gone]
+        self._seen = current
+        return list(self._tis.values())
+
+    def ready(self) -> list[TaskInstance]:
+        """Task instances that may start now (``[]``: none can, and the run's state is set)."""
+        from airflow.exceptions import TaskNotFound
+        from airflow.task.trigger_rule import TriggerRule
+        from airflow.ti_deps.dependencies_states import SCHEDULEABLE_STATES
+        from airflow.utils.state import State
+
+        dr = self.dr
+        assert dr.dag is not None, "attach_latest_version() or create_run() sets the DAG"
+        tis = self.task_instances()
+        known, finished = [], []
+        for ti in tis:
+            try:
+                ti.task = dr.dag.get_task(ti.task_id)
+            except TaskNotFound:
+                continue  # update_state marks it removed
+            known.append(ti)
+            if ti.state in State.finished:
+                finished.append(ti)
+        finished_tasks = {ti.task_id for ti in finished}
+        frontier = []
+        for ti in known:
+            task = ti.task
+            if task is None or ti.state not in SCHEDULEABLE_STATES:
+                continue
+            upstream = task.upstream_task_ids
+            if (
+                not upstream
+                or task.trigger_rule == TriggerRule.ALWAYS
+                or not finished_tasks.isdisjoint(upstream)
+            ):
+                frontier.append(ti)
+        self.settled = self.changed = False
+        if frontier:
+            before = [ti.state for ti in frontier]
+            ready, _, _ = dr._get_ready_tis(frontier, finished, session=self.session)
+            self.changed = before != [ti.state for ti in frontier]
+            if ready:
+                return list(ready)
+        unfinished = [ti for ti in known if ti.state not in State.finished]
+        before = [ti.state for ti in unfinished]
+        ready, _ = dr.update_state(session=self.session)
+        self.changed |= before != [ti.state for ti in unfinished]
+        self.settled = not ready
+        return list(ready)
+
+    def settle(self) -> None:
+        """Let ``update_state`` set the run's state, unless the last round just did."""
+        if not self.settled:
+            self.task_instances()
+            self.dr.update_state(session=self.session)
+            self.settled = True
 
 
 def expand_mapped(dr: DagRun, task_id: str, session: Any) -> bool:

@@ -354,6 +354,7 @@ class Runner:
         if progress:
             progress(dict(states))
         pending_force = set(force)
+        scheduler = _airflow.ReadyTasks(dr, db)
         while True:
             ready: list[Any] = []
             if pending_force:
@@ -371,12 +372,16 @@ class Runner:
             else:
                 if dr.state != "running":
                     break
-                tis = _airflow.schedulable(dr, db)
+                tis = scheduler.ready()
                 ready = [ti for ti in tis if only is None or ti.task_id in only]
                 if not ready:
+                    if scheduler.changed:
+                        # Airflow marked task instances upstream_failed or skipped, which
+                        # can decide their downstream in turn: look again.
+                        continue
                     if only is None and dr.state == "running":
                         remaining = [
-                            ti for ti in _airflow.task_instances(dr, db)
+                            ti for ti in scheduler.task_instances()
                             if ti.state not in _airflow.FINISHED
                         ]
                         if remaining and not any(
@@ -408,8 +413,7 @@ class Runner:
                 progress(dict(states))
         # Final states as the metastore has them (the scheduler may have skipped some, and
         # a mapped task's placeholder became its expanded instances).
-        if only is None:
-            dr.update_state(session=db)
+        scheduler.settle()
         db.commit()
         states = {}
         for ti in _airflow.task_instances(dr, db, only):

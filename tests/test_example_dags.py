@@ -19,6 +19,8 @@ EXAMPLES = {
     "example_skip_dag": "example_dags/example_skip_dag.py",
     "example_setup_teardown": "example_dags/example_setup_teardown.py",
     "example_dynamic_task_mapping": "example_dags/example_dynamic_task_mapping.py",
+    # Ours: failures, trigger rules, branching, short-circuits, a long upstream_failed chain.
+    "kyte_trigger_rules": str(Path(__file__).parent / "dags" / "kyte_trigger_rules.py"),
 }
 
 
@@ -40,7 +42,7 @@ DAG_TEST = textwrap.dedent('''
     assert not bag.import_errors, bag.import_errors
     for dag_id in sys.argv[2:]:
         dr = bag.get_dag(dag_id).test()
-        out[dag_id] = {}
+        out[dag_id] = {"(run)": str(getattr(dr.state, "value", dr.state))}
         for ti in dr.get_task_instances():
             key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
             out[dag_id][key] = str(getattr(ti.state, "value", ti.state))
@@ -69,9 +71,13 @@ def expected(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> d
 
 @pytest.mark.parametrize("dag_id", list(EXAMPLES))
 def test_example_dag_in_a_cell_runs_like_dag_test(dag_id, expected, make_kernel):
-    source = (airflow_dir() / EXAMPLES[dag_id]).read_text()
+    source = (airflow_dir() / EXAMPLES[dag_id]).read_text()  # an absolute path stays as is
     k = make_kernel(f"{dag_id}.ipynb")
     k.ok("%%dag\n" + source)
-    r = k.ok(f"import json\nr = %run_dag {dag_id}\nprint('STATES' + json.dumps(r.task_states))")
+    k.run(f"%run_dag {dag_id}")  # a run with a failed task fails its cell
+    r = k.ok(
+        "import json\nr = _kyte_last_run\n"
+        "print('STATES' + json.dumps({'(run)': r.state, **r.task_states}))"
+    )
     states = json.loads(r.stdout.split("STATES", 1)[1].strip().splitlines()[0])
     assert states == expected[dag_id]
