@@ -81,9 +81,10 @@ def install() -> None:
     for attr in ("run_tasks", "run_dag", "_loop", "_run_one"):
         _wrap(runner.Runner, attr, f"kyte Runner.{attr}")
     for attr in ("scheduler_dag", "latest_run", "attach_latest_version", "task_instances",
-                 "schedulable", "expand_mapped", "prepare_try", "run_try", "create_run",
-                 "set_state"):
+                 "expand_mapped", "prepare_try", "run_try", "create_run", "set_state"):
         _wrap(_airflow, attr, f"kyte _airflow.{attr}")
+    for attr in ("ready", "task_instances", "settle"):
+        _wrap(_airflow.ReadyTasks, attr, f"kyte ReadyTasks.{attr}")
     _wrap(session.Session, "audit", "kyte Session.audit")
     _wrap(DagRun, "update_state", "airflow DagRun.update_state", per_thread=True)
     _wrap(supervisor, "run_task_in_process", "sdk run_task_in_process")
@@ -110,7 +111,13 @@ def install() -> None:
     client_cls.request = request  # type: ignore[method-assign]
     _installed.append((client_cls, "request", original_request))
 
-    _install_api_server(supervisor)
+    from kyte_jupyter import _execution
+
+    _wrap(_execution.DirectTransport, "_serve", "direct: serve (route + session + commit)")
+    for attr in ("_ti_run", "_ti_put_rtif", "_ti_update_state", "_set_xcom", "_get_xcom"):
+        _wrap(_execution.DirectTransport, attr, f"direct: route {attr.lstrip('_')}")
+    if not _execution.enabled():  # the stock FastAPI app serves every call
+        _install_api_server(supervisor)
 
     engine = settings.engine
     assert engine is not None

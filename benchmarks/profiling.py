@@ -13,7 +13,7 @@ In one real kernel (like the benchmarks) it:
    by thread) for warm ``%run_task`` and for ``%run_dag`` of each ``--sizes``, and prints
    milliseconds per task;
 4. with ``--what-if``, measures variants of the in-process execution API from
-   :mod:`benchmarks.whatif` against the stock one, interleaved in rounds.
+   :mod:`benchmarks.whatif` against Kyte as it ships, interleaved in rounds.
 
 Everything is written to ``<out>/profile-<timestamp>/`` and the summary printed as markdown.
 """
@@ -76,6 +76,7 @@ def per_task_table(snap: dict[str, list[Any]], tasks: int, cell_s: float) -> str
     in_process = ms.get("sdk run_task_in_process", 0.0)
     sql_api = total("sql ", "[api]")
     sql_main = total("sql ", "[main]")
+    direct = total("direct: serve")
     derived = [
         ("cell wall time in the kernel (magic, display, bookkeeping, try)", cell_s * 1000 / tasks),
         ("  Kyte runner, whole call", top),
@@ -83,19 +84,33 @@ def per_task_table(snap: dict[str, list[Any]], tasks: int, cell_s: float) -> str
          top - run_one),
         ("    one try: run_task_in_process", in_process),
         ("      execution-API requests, seen from the kernel thread", api_requests),
-        ("        a2wsgi/httpx bridge (request time − ASGI app time)", api_requests - app),
-        ("        ASGI app on the API loop thread", app),
-        ("          middlewares + Cadwyn + routing (app − deps − endpoint − serialise)",
-         app - solve - run_ep - serial),
-        ("          FastAPI solve_dependencies (session, version, auth deps)", solve),
-        ("          FastAPI run_endpoint_function", run_ep),
-        ("          FastAPI serialize_response", serial),
-        ("        in AnyIO worker threads: endpoint bodies (ti_run, rtif, state)", endpoints),
-        ("        in AnyIO worker threads: sync dependencies (DB session open/close…)",
-         deps_in_workers),
-        ("        AnyIO thread hops (start wait + return), "
-         f"{calls.get('api worker hop: back to the event loop', 0):.0f} per task", hops),
-        ("        SQL statements + commits in the API threads", sql_api),
+    ]
+    if direct:
+        derived += [
+            ("        Kyte's DirectTransport: Airflow's route functions + their session",
+             direct),
+            ("          of which the route functions (ti_run, rtif, state, xcom)",
+             total("direct: route")),
+            ("        httpx client + dispatch (requests − DirectTransport)",
+             api_requests - direct),
+        ]
+    if app:
+        derived += [
+            ("        a2wsgi/httpx bridge (request time − ASGI app time)", api_requests - app),
+            ("        ASGI app on the API loop thread", app),
+            ("          middlewares + Cadwyn + routing (app − deps − endpoint − serialise)",
+             app - solve - run_ep - serial),
+            ("          FastAPI solve_dependencies (session, version, auth deps)", solve),
+            ("          FastAPI run_endpoint_function", run_ep),
+            ("          FastAPI serialize_response", serial),
+            ("        in AnyIO worker threads: endpoint bodies (ti_run, rtif, state)", endpoints),
+            ("        in AnyIO worker threads: sync dependencies (DB session open/close…)",
+             deps_in_workers),
+            ("        AnyIO thread hops (start wait + return), "
+             f"{calls.get('api worker hop: back to the event loop', 0):.0f} per task", hops),
+            ("        SQL statements + commits in the API threads", sql_api),
+        ]
+    derived += [
         ("      Task SDK in the kernel thread (context, run, finalize, comms)",
          in_process - api_requests),
         ("    SQL statements + commits in the kernel thread", sql_main),
@@ -159,10 +174,7 @@ FIRST_STEPS = [
     ("`import airflow` (Kyte's import_airflow: import, quiet logs, tune SQLite)",
      "from kyte_jupyter.magics import import_airflow\nimport_airflow()"),
     ("`%%dag` of the 1-task DAG (Airflow already imported)", None),
-    ("build the in-process execution API (FastAPI/Cadwyn app, loop thread, lifespan)",
-     "from airflow.sdk.execution_time.supervisor import in_process_api_server\n"
-     "_kb_api = in_process_api_server()\n_kb_api.app\n_kb_api.transport"),
-    ("first `%run_task` (API already built)", "_kb_r = %run_task bench_1 t_0 -q"),
+    ("first `%run_task`", "_kb_r = %run_task bench_1 t_0 -q"),
     ("second `%run_task` (warm, for reference)", "_kb_r = %run_task bench_1 t_0 -q"),
 ]
 
@@ -297,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # 4. What-if variants.
         if args.what_if:
-            variants = ["", "reuse", "onehop", "onehop,inline", "onehop,inline,nomw",
-                        "direct"]
+            variants = ["", "http"]
             k.ok("import benchmarks.whatif as _kb_whatif")
             results: dict[str, list[float]] = defaultdict(list)
             cpus: dict[str, list[float]] = defaultdict(list)
@@ -312,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                                  {"dt": "_kb_dt", "cpu": "_kb_cpu", "s": "_kb_r.state"})
                         if r.expressions["s"] != "success":
                             raise RuntimeError(f"what-if {v!r}: task ended {r.expressions['s']}")
-                        results[v or "stock"].append(r.expressions["dt"])
-                        cpus[v or "stock"].append(r.expressions["cpu"])
+                        results[v or "kyte"].append(r.expressions["dt"])
+                        cpus[v or "kyte"].append(r.expressions["cpu"])
             k.ok("_kb_whatif.restore()")
             dag_results: dict[str, list[float]] = defaultdict(list)
             for n in args.what_if_dag:
@@ -321,25 +332,25 @@ def main(argv: list[str] | None = None) -> int:
                     k.ok(define_cell(dags.dag_source(n)))
                 for rnd in range(args.rounds):
                     log(f"what-if %run_dag {n}, round {rnd + 1}/{args.rounds}")
-                    for v in ("", "setupmemo", "direct", "direct,setupmemo"):
+                    for v in ("", "setupmemo", "http"):
                         k.ok(f"_kb_whatif.apply({v!r})")
                         r = k.ok(timed_cell(f"_kb_r = %run_dag {dags.dag_id(n)}"),
                                  {"dt": "_kb_dt", "cpu": "_kb_cpu", "s": "_kb_r.state"})
                         if r.expressions["s"] != "success":
                             raise RuntimeError(f"what-if {v!r}: run ended {r.expressions['s']}")
-                        key = f"%run_dag {n}: {v or 'stock'}"
+                        key = f"%run_dag {n}: {v or 'kyte'}"
                         dag_results[key].append(r.expressions["dt"])
                         cpus[key].append(r.expressions["cpu"])
                 k.ok("_kb_whatif.restore()")
-            base = statistics.median(results["stock"])
-            base_cpu = statistics.median(cpus["stock"])
+            base = statistics.median(results["kyte"])
+            base_cpu = statistics.median(cpus["kyte"])
             report += ["## What-if: variants of the in-process execution API "
                        "(warm `%run_task`, interleaved rounds)", "",
                        "Wall time is what the user waits for; the kernel's CPU time (all "
                        "threads) is steadier on a loaded machine but does not see time spent "
                        "waiting for threads to be scheduled.", "",
-                       "| variant | wall median | wall min | wall vs stock | CPU median "
-                       "| CPU vs stock |", "|---|---:|---:|---:|---:|---:|"]
+                       "| variant | wall median | wall min | wall vs Kyte | CPU median "
+                       "| CPU vs Kyte |", "|---|---:|---:|---:|---:|---:|"]
             for v, vals in results.items():
                 med, cpu = statistics.median(vals), statistics.median(cpus[v])
                 report.append(f"| {v} | {med * 1000:.1f} ms | {min(vals) * 1000:.1f} ms "
@@ -347,10 +358,10 @@ def main(argv: list[str] | None = None) -> int:
                               f"| {base_cpu / cpu:.2f}× |")
             report.append("")
             if dag_results:
-                report += ["| %run_dag variant | wall median | wall min | wall vs stock "
-                           "| CPU median | CPU vs stock |", "|---|---:|---:|---:|---:|---:|"]
+                report += ["| %run_dag variant | wall median | wall min | wall vs Kyte "
+                           "| CPU median | CPU vs Kyte |", "|---|---:|---:|---:|---:|---:|"]
                 for v, vals in dag_results.items():
-                    stock_key = v.split(":")[0] + ": stock"
+                    stock_key = v.split(":")[0] + ": kyte"
                     stock = statistics.median(dag_results[stock_key])
                     stock_cpu = statistics.median(cpus[stock_key])
                     med, cpu = statistics.median(vals), statistics.median(cpus[v])
