@@ -1,10 +1,11 @@
-"""The one place where Kyte reaches past ``airflow.sdk`` into Airflow's internals.
+"""Where Kyte reaches past ``airflow.sdk`` into Airflow's internals (with ``_execution``).
 
 The Task SDK is the public API for *writing* DAGs; running them against a metastore without
 a scheduler has no public API beyond ``DAG.test()``, which only runs DAGs it finds in a bundle
 and always starts a new run. Kyte needs the pieces ``DAG.test()`` is built from, so they are
 wrapped here — each with the reason — and nothing else in Kyte imports ``airflow.models``,
-``airflow.dag_processing`` or ``airflow.serialization``. Keep this module small; pin the
+``airflow.dag_processing`` or ``airflow.serialization`` (``_execution`` serves the execution
+API's routes to the task runner). Keep this module small; pin the
 Airflow range in pyproject.toml to versions these calls were tested with.
 """
 
