@@ -76,6 +76,39 @@ def tune_sqlite() -> None:
     engine.dispose()
 
 
+def cache_task_runner_schemas() -> None:
+    """Build the task runner's pydantic ``TypeAdapter(JsonValue)`` once, not per field per try.
+
+    The Task SDK's ``_serialize_rendered_fields`` constructs a new ``TypeAdapter(JsonValue)``
+    for every template field of every try, and building one compiles a pydantic schema: about
+    2 ms of a trivial try's ~20 ms. A ``TypeAdapter`` is immutable, so one per type serves
+    every call the same way; only ``task_runner``'s own name is rebound, for one-argument
+    calls (anything else still builds a new adapter).
+    """
+    import functools
+
+    from airflow.sdk.execution_time import task_runner
+    from pydantic import TypeAdapter
+
+    if getattr(vars(task_runner)["TypeAdapter"], "kyte_cached", False):
+        return
+
+    @functools.lru_cache(maxsize=64)
+    def cached(kind: Any) -> Any:
+        return TypeAdapter(kind)
+
+    def adapter(kind: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return TypeAdapter(kind, *args, **kwargs)
+        try:
+            return cached(kind)
+        except TypeError:  # an unhashable type
+            return TypeAdapter(kind)
+
+    adapter.kyte_cached = True  # type: ignore[attr-defined]
+    setattr(task_runner, "TypeAdapter", adapter)  # noqa: B010 (a module's own name)
+
+
 def check_dag(dag: DAG) -> None:
     """Raise what the DAG processor would: cycles, bad params, unserializable arguments."""
     from airflow.serialization.serialized_objects import DagSerialization

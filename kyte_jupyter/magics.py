@@ -644,6 +644,7 @@ def import_airflow() -> None:
 
     _airflow.quiet_server_logs()
     _airflow.tune_sqlite()
+    _airflow.cache_task_runner_schemas()
     _state["kyte_airflow_ready"] = True
 
 

@@ -313,8 +313,7 @@ class Runner:
             for ti in tis:
                 if map_index is None or ti.map_index == map_index or ti.task_id != task_id:
                     ti.state = None
-            dr.state = "running"
-            db.commit()
+            dr.state = "running"  # committed with the first try's queueing (prepare_try)
             summary = RunSummary(dag.dag_id, dr.run_id, "running")
             force = set() if upstream else {task_id}
             self._loop(dag, dr, db, only=selected, force=force, summary=summary,
