@@ -109,7 +109,7 @@ class DirectTransport(httpx.BaseTransport):
         from airflow.utils.session import create_session
         from fastapi import HTTPException
         from pydantic import ValidationError
-        from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+        from sqlalchemy.exc import DataError, IntegrityError
 
         try:
             # The API's SessionDep: one session per request, committed after the route.
@@ -129,7 +129,7 @@ class DirectTransport(httpx.BaseTransport):
             unique = "unique" in str(e.orig).lower() or "duplicate" in str(e.orig).lower()
             status = 409 if unique else 500
             response = _json(status, {"detail": {"reason": "integrity", "message": str(e.orig)}})
-        except (SQLAlchemyError, Exception) as e:
+        except Exception as e:  # the app's catch-all handler: logged, then a 500
             log.exception("The execution API failed on %s %s", request.method, request.url.path)
             response = _json(500, {"message": f"Internal server error: {e!r}"})
         response.request = request
