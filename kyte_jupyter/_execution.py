@@ -66,12 +66,13 @@ class DirectTransport(httpx.BaseTransport):
         self.dag_bag = dag_bag
         self._app_transport: httpx.BaseTransport | None = None
         self._direct = _versions_match()
-        self._routes: list[tuple[str, re.Pattern[str], Callable[..., httpx.Response]]] = [
-            ("PATCH", re.compile(rf"/{_TI}/run$"), self._ti_run),
-            ("PUT", re.compile(rf"/{_TI}/rtif$"), self._ti_put_rtif),
-            ("PATCH", re.compile(rf"/{_TI}/state$"), self._ti_update_state),
-            ("POST", re.compile(rf"/{_XCOM}$"), self._set_xcom),
-            ("GET", re.compile(rf"/{_XCOM}$"), self._get_xcom),
+        # (method, path, handler's name: looked up per request, so it can be instrumented)
+        self._routes: list[tuple[str, re.Pattern[str], str]] = [
+            ("PATCH", re.compile(rf"/{_TI}/run$"), "_ti_run"),
+            ("PUT", re.compile(rf"/{_TI}/rtif$"), "_ti_put_rtif"),
+            ("PATCH", re.compile(rf"/{_TI}/state$"), "_ti_update_state"),
+            ("POST", re.compile(rf"/{_XCOM}$"), "_set_xcom"),
+            ("GET", re.compile(rf"/{_XCOM}$"), "_get_xcom"),
         ]
 
     # ---- dispatch ---------------------------------------------------------------------------
@@ -79,12 +80,13 @@ class DirectTransport(httpx.BaseTransport):
         """Answer ``request``: with a route function when it is a hot route, else the app."""
         if self._direct:
             path = request.url.path
-            for method, pattern, handler in self._routes:
+            for method, pattern, name in self._routes:
                 if request.method != method:
                     continue
                 match = pattern.search(path)
                 if match:
                     params = {k: unquote(v) for k, v in match.groupdict().items()}
+                    handler = getattr(self, name)
                     # Routes bind structlog context variables (ti_id); keep them out of the
                     # kernel's own context, as the app's worker threads do.
                     return contextvars.copy_context().run(self._serve, handler, request, params)
