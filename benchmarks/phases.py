@@ -114,7 +114,7 @@ def install() -> None:
     from kyte_jupyter import _execution
 
     _wrap(_execution.DirectTransport, "_serve", "direct: serve (route + session + commit)")
-    for attr in ("_ti_run", "_ti_put_rtif", "_ti_update_state", "_set_xcom", "_get_xcom"):
+    for attr in ("_ti_run", "_ti_put_rtif", "_ti_update_state", "_xcom"):
         _wrap(_execution.DirectTransport, attr, f"direct: route {attr.lstrip('_')}")
     if not _execution.enabled():  # the stock FastAPI app serves every call
         _install_api_server(supervisor)

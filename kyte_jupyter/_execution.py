@@ -71,8 +71,8 @@ class DirectTransport(httpx.BaseTransport):
             ("PATCH", re.compile(rf"/{_TI}/run$"), "_ti_run"),
             ("PUT", re.compile(rf"/{_TI}/rtif$"), "_ti_put_rtif"),
             ("PATCH", re.compile(rf"/{_TI}/state$"), "_ti_update_state"),
-            ("POST", re.compile(rf"/{_XCOM}$"), "_set_xcom"),
-            ("GET", re.compile(rf"/{_XCOM}$"), "_get_xcom"),
+            ("POST", re.compile(rf"/{_XCOM}$"), "_xcom"),
+            ("GET", re.compile(rf"/{_XCOM}$"), "_xcom"),
         ]
 
     # ---- dispatch ---------------------------------------------------------------------------
@@ -179,42 +179,29 @@ class DirectTransport(httpx.BaseTransport):
         return httpx.Response(status)
 
     # ---- XComs ------------------------------------------------------------------------------
-    def _set_xcom(
-        self,
-        request: httpx.Request,
-        session: Any,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        key: str,
+    def _xcom(
+        self, request: httpx.Request, session: Any, dag_id: str, run_id: str, task_id: str, key: str
     ) -> httpx.Response:
+        """``POST`` sets an XCom (``set_xcom``), ``GET`` reads one (``get_xcom``)."""
         from airflow.api_fastapi.execution_api.routes import xcoms as routes
         from pydantic import JsonValue
 
-        raw = request.read()
-        value = _adapter(JsonValue).validate_json(raw) if raw else None
-        query = _query(
-            request, map_index=(int, -1), dag_result=(bool, False), mapped_length=(int | None, None)
-        )
-        result = routes.set_xcom(dag_id, run_id, task_id, key, session, value, **query)
-        return _json(201, result)
-
-    def _get_xcom(
-        self,
-        request: httpx.Request,
-        session: Any,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        key: str,
-    ) -> httpx.Response:
-        from airflow.api_fastapi.execution_api.routes import xcoms as routes
-
+        if request.method == "POST":
+            raw = request.read()
+            value = _adapter(JsonValue).validate_json(raw) if raw else None
+            query = _query(
+                request,
+                map_index=(int, -1),
+                dag_result=(bool, False),
+                mapped_length=(int | None, None),
+            )
+            result = routes.set_xcom(dag_id, run_id, task_id, key, session, value, **query)
+            return _json(201, result)
         params = routes.GetXcomFilterParams.model_validate(dict(request.url.params))
-        result = routes.get_xcom(dag_id, run_id, task_id, key, session, params)
+        found = routes.get_xcom(dag_id, run_id, task_id, key, session, params)
         return httpx.Response(
             200,
-            content=result.model_dump_json(by_alias=True).encode(),
+            content=found.model_dump_json(by_alias=True).encode(),
             headers={"content-type": "application/json"},
         )
 
