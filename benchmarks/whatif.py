@@ -21,20 +21,22 @@ _undo: list[Any] = []
 
 
 def _http() -> None:
-    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+    import os
 
     from kyte_jupyter import _airflow
 
-    original = _airflow._execution_client
-    client: list[Any] = []
+    before = os.environ.get("KYTE_EXECUTION_API")
+    os.environ["KYTE_EXECUTION_API"] = "http"
+    _airflow._client = None  # the next try builds its client as the setting says
 
-    def stock_client(dag: Any) -> Any:
-        if not client:
-            client.append(InProcessTestSupervisor._api_client(dag))
-        return client[0]
+    def undo() -> None:
+        if before is None:
+            os.environ.pop("KYTE_EXECUTION_API", None)
+        else:
+            os.environ["KYTE_EXECUTION_API"] = before
+        _airflow._client = None
 
-    _airflow._execution_client = stock_client  # type: ignore[assignment]
-    _undo.append(lambda: setattr(_airflow, "_execution_client", original))
+    _undo.append(undo)
 
 
 def _setup_memo() -> None:

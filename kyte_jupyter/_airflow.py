@@ -127,9 +127,9 @@ def sync_dags(dags: Iterable[DAG]) -> None:
     """
     global _bundles_synced, _client
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-
-    _client = None
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
+
+    _client = None  # its DagBag caches DAGs by version id (see _execution_client)
 
     with db_session() as session:
         if not _bundles_synced:
@@ -328,21 +328,20 @@ class ReadyTasks:
 
         dr = self.dr
         assert dr.dag is not None, "attach_latest_version() or create_run() sets the DAG"
-        tis = self.task_instances()
         known, finished = [], []
-        for ti in tis:
+        for ti in self.task_instances():
             try:
-                ti.task = dr.dag.get_task(ti.task_id)
+                task = dr.dag.get_task(ti.task_id)
             except TaskNotFound:
                 continue  # update_state marks it removed
-            known.append(ti)
+            ti.task = task
+            known.append((ti, task))
             if ti.state in State.finished:
                 finished.append(ti)
         finished_tasks = {ti.task_id for ti in finished}
         frontier = []
-        for ti in known:
-            task = ti.task
-            if task is None or ti.state not in SCHEDULEABLE_STATES:
+        for ti, task in known:
+            if ti.state not in SCHEDULEABLE_STATES:
                 continue
             upstream = task.upstream_task_ids
             if (
@@ -358,7 +357,7 @@ class ReadyTasks:
             self.changed = before != [ti.state for ti in frontier]
             if ready:
                 return list(ready)
-        unfinished = [ti for ti in known if ti.state not in State.finished]
+        unfinished = [ti for ti, _ in known if ti.state not in State.finished]
         before = [ti.state for ti in unfinished]
         ready, _ = dr.update_state(session=self.session)
         self.changed |= before != [ti.state for ti in unfinished]

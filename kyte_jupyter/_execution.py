@@ -45,6 +45,15 @@ _TI = r"task-instances/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 # API (``{key:path}``), which makes the item/slice routes ambiguous: those go to the app.
 _XCOM = r"xcoms/(?P<dag_id>[^/]+)/(?P<run_id>[^/]+)/(?P<task_id>[^/]+)/(?P<key>[^/]+)"
 
+# (methods, path, name of the DirectTransport method serving it: looked up per request, so
+# that it can be instrumented)
+_ROUTES: list[tuple[frozenset[str], re.Pattern[str], str]] = [
+    (frozenset({"PATCH"}), re.compile(rf"/{_TI}/run$"), "_ti_run"),
+    (frozenset({"PUT"}), re.compile(rf"/{_TI}/rtif$"), "_ti_put_rtif"),
+    (frozenset({"PATCH"}), re.compile(rf"/{_TI}/state$"), "_ti_update_state"),
+    (frozenset({"GET", "POST"}), re.compile(rf"/{_XCOM}$"), "_xcom"),
+]
+
 
 def enabled() -> bool:
     """Whether tries use the direct transport (``KYTE_EXECUTION_API`` is not ``http``)."""
@@ -66,24 +75,14 @@ class DirectTransport(httpx.BaseTransport):
         self.dag_bag = dag_bag
         self._app_transport: httpx.BaseTransport | None = None
         self._direct = _versions_match()
-        # (method, path, handler's name: looked up per request, so it can be instrumented)
-        self._routes: list[tuple[str, re.Pattern[str], str]] = [
-            ("PATCH", re.compile(rf"/{_TI}/run$"), "_ti_run"),
-            ("PUT", re.compile(rf"/{_TI}/rtif$"), "_ti_put_rtif"),
-            ("PATCH", re.compile(rf"/{_TI}/state$"), "_ti_update_state"),
-            ("POST", re.compile(rf"/{_XCOM}$"), "_xcom"),
-            ("GET", re.compile(rf"/{_XCOM}$"), "_xcom"),
-        ]
 
     # ---- dispatch ---------------------------------------------------------------------------
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer ``request``: with a route function when it is a hot route, else the app."""
         if self._direct:
             path = request.url.path
-            for method, pattern, name in self._routes:
-                if request.method != method:
-                    continue
-                match = pattern.search(path)
+            for methods, pattern, name in _ROUTES:
+                match = pattern.search(path) if request.method in methods else None
                 if match:
                     params = {k: unquote(v) for k, v in match.groupdict().items()}
                     handler = getattr(self, name)

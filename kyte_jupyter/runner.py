@@ -360,7 +360,7 @@ class Runner:
                 expanded = False
                 for tid in sorted(pending_force):
                     expanded |= _airflow.expand_mapped(dr, tid, db)
-                if expanded or only is None or not pending_force <= only:
+                if expanded:  # else `tis` (of `only`, which holds `force`) is current
                     tis = _airflow.task_instances(dr, db, pending_force)
                 ready = [ti for ti in tis if ti.task_id in pending_force
                          and (map_index is None or ti.map_index == map_index)
