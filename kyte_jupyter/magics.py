@@ -45,43 +45,6 @@ def attach(ipython: Any) -> Session:
     return session
 
 
-def recover_interrupted(session: Session) -> list[str]:
-    """Mark tries left running by a kernel that died as failed; keep everything else.
-
-    Plain sqlite3 on purpose: it runs at kernel start, before Airflow is imported.
-    """
-    if not session.db_path.exists():
-        return []
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    con = sqlite3.connect(session.db_path, timeout=10)
-    try:
-        rows = con.execute(
-            "SELECT dag_id, run_id, task_id, map_index FROM task_instance "
-            "WHERE state IN ('running', 'queued', 'scheduled', 'restarting')"
-        ).fetchall()
-        if not rows:
-            return []
-        con.execute(
-            "UPDATE task_instance SET state='failed', end_date=? "
-            "WHERE state IN ('running', 'queued', 'scheduled', 'restarting')", (now,)
-        )
-        runs = {(d, r) for d, r, _, _ in rows}
-        for dag_id, run_id in runs:
-            con.execute(
-                "UPDATE dag_run SET state='failed', end_date=? WHERE dag_id=? AND run_id=?",
-                (now, dag_id, run_id),
-            )
-        con.commit()
-    except sqlite3.Error:
-        return []  # an unmigrated or foreign database: leave it to Airflow to complain
-    finally:
-        con.close()
-    interrupted = [f"{d}.{t}" + (f"[{m}]" if m >= 0 else "") for d, _, t, m in rows]
-    for dag_id, run_id in runs:
-        session.audit("run.interrupted", dag_id=dag_id, run_id=run_id, outcome="failed")
-    return interrupted
-
-
 def current_registry() -> Any:
     """The DAG registry of this kernel's notebook (``registry.dags`` maps ids to DAGs)."""
     magics = _state.get("magics")
@@ -103,13 +66,12 @@ def load(ipython: Any) -> None:
     if "magics" in _state:
         return
     session = attach(ipython)
-    interrupted = recover_interrupted(session)
+    from .session.guard import Guard
+
     magics = KyteMagics(ipython, session)
-    if interrupted:
-        magics.notice = (
-            f"Kyte: the kernel stopped while {', '.join(interrupted)} ran; marked failed. "
-            "If a task crashes its process, run it with --isolated."
-        )
+    magics.guard = Guard.start(session)
+    magics.guard.resync = magics._resync
+    magics.notice = magics.guard.notice
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
     _state["magics"] = magics
@@ -120,6 +82,7 @@ def unload(ipython: Any) -> None:
     magics = _state.pop("magics", None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
+        magics.guard.close()
 
 
 @magics_class
@@ -134,6 +97,15 @@ class KyteMagics(Magics):
         self._registry: Any = None
         self._runner: Any = None
         self.notice: str | None = None
+        self.guard: Any = None
+
+    def _resync(self) -> None:
+        """Register the notebook's DAGs again (a repaired metastore starts empty)."""
+        if self._registry is not None and self._registry.dags:
+            from . import _airflow
+
+            _airflow._bundles_synced = False
+            _airflow.sync_dags(list(self._registry.dags.values()))
 
     def _announce(self) -> None:
         """Say once, in the first Kyte cell, what happened while the kernel was away."""
@@ -255,12 +227,15 @@ class KyteMagics(Magics):
         from .registry import DagDefinitionError
 
         try:
-            if opts.dag_id is None:
-                result = registry.define_file_cell(key, "\n" + cell, self._shell.user_ns, filename)
-            else:
-                result = registry.define_grown_cell(
-                    key, opts, "\n" + cell, self._shell.user_ns, filename
-                )
+            with self.guard.write():
+                if opts.dag_id is None:
+                    result = registry.define_file_cell(
+                        key, "\n" + cell, self._shell.user_ns, filename
+                    )
+                else:
+                    result = registry.define_grown_cell(
+                        key, opts, "\n" + cell, self._shell.user_ns, filename
+                    )
         except DagDefinitionError as e:
             self.session.audit("dag.define", outcome="error", code_hash=code_hash(cell),
                                error=str(e))
@@ -332,11 +307,12 @@ class KyteMagics(Magics):
         from .runner import RunError
 
         try:
-            summary = self.runner.run_tasks(
-                dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
-                map_index=args.map_index, logical_date=logical, conf=conf,
-                echo_logs=not args.quiet, isolated=args.isolated,
-            )
+            with self.guard.run(dag.dag_id, "run_task"):
+                summary = self.runner.run_tasks(
+                    dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
+                    map_index=args.map_index, logical_date=logical, conf=conf,
+                    echo_logs=not args.quiet, isolated=args.isolated,
+                )
         except RunError as e:
             raise UsageError(str(e)) from None
         self._shell.user_ns["_kyte_last_run"] = summary
@@ -396,9 +372,10 @@ class KyteMagics(Magics):
                 last[0] = now
                 handle.update(HTML(_progress_html(dag.dag_id, states)))
 
-        summary = self.runner.run_dag(dag, logical_date=logical, conf=conf,
-                                      echo_logs=args.logs, progress=progress,
-                                      isolated=args.isolated)
+        with self.guard.run(dag.dag_id, "run_dag"):
+            summary = self.runner.run_dag(dag, logical_date=logical, conf=conf,
+                                          echo_logs=args.logs, progress=progress,
+                                          isolated=args.isolated)
         if handle is not None:
             handle.update(HTML(_progress_html(dag.dag_id, summary.task_states, done=True)))
         for key, error in summary.errors.items():
@@ -440,7 +417,7 @@ class KyteMagics(Magics):
         self._task(dag, args.task_id)
         from . import _airflow
 
-        with _airflow.db_session() as db:
+        with self.guard.read(), _airflow.db_session() as db:
             dr = (_airflow.get_run(dag.dag_id, args.run_id, db) if args.run_id
                   else _airflow.latest_run(dag.dag_id, db))
             if dr is None:
@@ -511,12 +488,19 @@ class KyteMagics(Magics):
         return str(row[0])
 
     @magic_arguments.magic_arguments()
-    @magic_arguments.argument("action", nargs="?", default="info", choices=["info", "reset"],
-                              help="info (default) or reset.")
-    @magic_arguments.argument("--yes", action="store_true", help="Confirm a reset.")
+    @magic_arguments.argument("action", nargs="?", default="info",
+                              choices=["info", "reset", "repair"],
+                              help="info (default), reset or repair.")
+    @magic_arguments.argument("--yes", action="store_true", help="Confirm a reset or repair.")
     @line_magic
     def kyte(self, line: str) -> None:
-        """Show this notebook's Airflow session, or wipe its runs with ``reset --yes``.
+        """Show this notebook's Airflow session, wipe its runs, or repair its metastore.
+
+        ``%kyte`` shows the session, its latest runs, whether its metastore is sound and
+        which other kernels have this notebook open. ``%kyte reset --yes`` deletes every
+        run, task state, XCom and log (DAG definitions stay). ``%kyte repair --yes`` keeps a
+        damaged metastore aside (``airflow.db.damaged-<time>``), starts a fresh one and
+        registers the notebook's DAGs again; logs and the audit trail stay.
 
         Examples
         --------
@@ -524,10 +508,14 @@ class KyteMagics(Magics):
 
             %kyte
             %kyte reset --yes
+            %kyte repair --yes
         """
         __tracebackhide__ = True
         self._announce()
-        args = _parse(self.kyte, line, "%kyte [info|reset] [--yes]")
+        args = _parse(self.kyte, line, "%kyte [info|reset|repair] [--yes]")
+        if args.action == "repair":
+            print(self.guard.repair(args.yes))
+            return
         if args.action == "reset":
             if not args.yes:
                 raise UsageError(
@@ -536,7 +524,8 @@ class KyteMagics(Magics):
                 )
             from . import _airflow
 
-            with _airflow.db_session() as db:
+            self.guard.reset_allowed()
+            with self.guard.write(), _airflow.db_session() as db:
                 n = _airflow.delete_runs(db)
             import shutil
 
@@ -556,6 +545,7 @@ class KyteMagics(Magics):
         ]
         for dag_id, run_id, state in _recent_runs(s):
             lines.append(f"  run      : {dag_id} {run_id} {state}")
+        lines += self.guard.status_lines()
         print("\n".join(lines))
 
 

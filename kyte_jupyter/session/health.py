@@ -81,13 +81,28 @@ class MetastoreError(SessionError):
 
 
 def header_status(path: Path) -> Status:
-    """Check the file's existence and its SQLite header against its size (cheap)."""
+    """Check the file's existence and its SQLite header against its size (cheap).
+
+    Opens and closes the file: only for processes with no SQLite connection to it (closing
+    any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    included). A kernel uses :class:`Watch`, which keeps one descriptor open instead.
+    """
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(100)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return Status("missing", "the file does not exist")
+    except OSError as e:
+        return Status("unreadable", str(e))
+    try:
+        return _header_of(fd)
+    finally:
+        os.close(fd)
+
+
+def _header_of(fd: int) -> Status:
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, 100, 0)
     except OSError as e:
         return Status("unreadable", str(e))
     if size == 0:
@@ -198,40 +213,61 @@ def lock_holder(path: Path) -> str | None:
 
 
 class Watch:
-    """One kernel's watch on its session's metastore (see the module docstring)."""
+    """One kernel's watch on its session's metastore (see the module docstring).
+
+    It keeps one read-only descriptor of ``airflow.db`` open for the kernel's life and reads
+    the header through it: opening and closing the file again would drop the POSIX locks
+    SQLite holds on it in this process, and another process would then checkpoint and
+    delete the WAL under this kernel's feet.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._fd: int | None = None
         self._identity: tuple[int, int] | None = None
         self._checked: tuple[int, int] | None = None  # (size, mtime_ns) at the last deep check
         self.last: Status = OK
 
-    def _stat(self) -> os.stat_result | None:
-        try:
-            return self.session.db_path.stat()
-        except OSError:
-            return None
+    def _open(self) -> int | None:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.session.db_path, os.O_RDONLY)
+            except OSError:
+                return None
+            st = os.fstat(self._fd)
+            self._identity = (st.st_dev, st.st_ino)
+        return self._fd
 
     def reset(self) -> None:
-        """Forget what was seen (after a repair: the new file is the one to watch)."""
+        """Watch the file now at the path (after a repair, with no connection open to it)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = None
         self._identity = self._checked = None
 
     def check(self, *, write: bool = False, deep: bool | None = None,
               timeout: float | None = None) -> Status:
         """Check the metastore now; ``deep`` None means "if the file changed on disk"."""
         path = self.session.db_path
-        status = header_status(path)
-        st = self._stat()
-        if status.ok and st is not None:
-            identity = (st.st_dev, st.st_ino)
-            if self._identity is None:
-                self._identity = identity
-            elif identity != self._identity:
-                status = Status("replaced", "the file was replaced by another one while this "
-                                            "kernel had it open")
-        elif status.kind == "missing" and self._identity is not None:
-            status = Status("missing", "the file was deleted while this kernel had it open")
-        if status.ok and st is not None:
+        try:
+            st: os.stat_result | None = path.stat()
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            return self._set(Status("unreadable", str(e)))
+        if st is None:
+            opened = self._identity is not None
+            return self._set(Status("missing", "the file was deleted while this kernel had it "
+                                               "open" if opened else "the file does not exist"))
+        fd = self._open()
+        if fd is None:
+            return self._set(Status("unreadable", f"{path} cannot be opened"))
+        if (st.st_dev, st.st_ino) != self._identity:
+            return self._set(Status("replaced", "the file was replaced by another one while "
+                                                "this kernel had it open"))
+        status = _header_of(fd)
+        if status.ok:
             seen = (st.st_size, st.st_mtime_ns)
             if deep is None:
                 deep = seen != self._checked
@@ -241,6 +277,9 @@ class Watch:
                     self._checked = seen
         if status.ok and write:
             status = write_probe(path, timeout)
+        return self._set(status)
+
+    def _set(self, status: Status) -> Status:
         self.last = status
         return status
 
@@ -331,18 +370,17 @@ class Repaired:
     kept_as: list[str]
 
 
-def repair(session: Session) -> Repaired:
+def repair(session: Session, status: Status) -> Repaired:
     """Keep the damaged metastore aside and start a fresh one from the template.
 
     ``airflow.db`` (and its ``-wal``/``-shm``/``-journal`` files) become
     ``airflow.db.damaged-<UTC time>[-wal…]`` next to it, so SQLite still pairs them (e.g.
     for ``sqlite3 airflow.db.damaged-… .recover``). Logs, graph snapshots and the audit
-    trail stay. Callers make sure no other live kernel uses the session (``lease``).
+    trail stay. ``status`` is what the last check found (recorded in the audit trail).
+    Callers make sure no other live kernel uses the session (``lease``) and close this
+    process's connections to the file first.
     """
     db = session.db_path
-    status = header_status(db)
-    if status.ok:
-        status = quick_check(db)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     kept: list[str] = []
     for suffix in ("", "-wal", "-shm", "-journal"):
