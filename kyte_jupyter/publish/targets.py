@@ -239,7 +239,8 @@ class GitStore:
                 "that this server may write to the repository."
             ) from e
         self._head = commit.id
-        return commit.id.decode()
+        commit_id: str = commit.id.decode()
+        return commit_id
 
     def close(self) -> None:
         """Remove the private copy of the repository."""
