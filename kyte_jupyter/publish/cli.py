@@ -94,7 +94,12 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
         if not args.yes and not _confirm(plan):
             out.note("Nothing was published.")
             return EXIT_FAILED
-        result = plan.apply(author=default_author(), message=args.message)
+        try:
+            result = plan.apply(author=default_author(), message=args.message)
+        finally:
+            close = getattr(plan.store, "close", None)
+            if close:
+                close()
         _audit(args.notebook, plan, result)
         out.result(result)
     except (PublishError, ExportError) as e:
