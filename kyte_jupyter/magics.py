@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
-from . import cellspec
+from . import cellspec, cellsync, completion
 from . import notebook as _notebook
 from .cellspec import DagCellOptions
 from .notebook import Notebook, current_registry, current_session, import_airflow
@@ -40,12 +40,17 @@ def load(ipython: Any) -> None:
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
     _notebook.install(nb)
+    completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
+                                      for name in completion.POSITIONALS})
+    cellsync.register(ipython, nb)
     _state["magics"] = magics
 
 
 def unload(ipython: Any) -> None:
     """Forget the magics' state (the session home stays)."""
     _notebook.uninstall()
+    cellsync.unregister(ipython)
+    completion.unregister(ipython)
     magics = _state.pop("magics", None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
@@ -133,14 +138,17 @@ class KyteMagics(Magics):
         if not cell.strip():
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
-        result = self.notebook.define(key, opts, cell, self._shell.user_ns, self._filename(cell))
+        label = f"cell [{self._shell.execution_count}]"
+        result = self.notebook.define(key, opts, cell, self._shell.user_ns,
+                                      self._filename(cell), label)
         from .display import DagGraph
         from .registry import graph_of
 
         for name in result.removed:
             print(f"DAG {name!r} is no longer defined by this cell and was removed.")
         for dag in result.dags:
-            display(DagGraph(graph_of(dag), notes=result.warnings))
+            notes = result.warnings + self.notebook.registry.warnings(dag.dag_id)
+            display(DagGraph(graph_of(dag), notes=notes))
 
     # ---- running --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
@@ -324,6 +332,8 @@ class KyteMagics(Magics):
         """
         __tracebackhide__ = True
         args = _parse(self.task_log, line, "%task_log DAG_ID TASK_ID")
+        if args.try_number is not None and args.try_number < 1:
+            raise UsageError(f"--try {args.try_number}: tries are numbered from 1.")
         log = self.notebook.stored_log(args.dag_id, args.task_id, args.try_number,
                                        args.map_index, args.run_id)
         print(f"--- {log.dag_id}.{log.task_id} run {log.run_id} try {log.try_number} "
@@ -373,6 +383,7 @@ def _parse(func: Any, line: str, usage: str) -> Any:
     try:
         args = magic_arguments.parse_argstring(func, cellspec.strip_comment(line))
     except UsageError as e:
+        cellspec.raise_unquoted_json(line)
         raise UsageError(f"{e}\nUsage: {usage} (see {usage.split()[0]}? for help)") from None
     except ValueError as e:  # unbalanced quotes
         raise UsageError(f"Cannot read the arguments ({e}); check your quotes.") from None

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from .cellspec import DagCellOptions
-from .session import HOME_ENV, Session, SessionStore, code_hash
+from .session import HOME_ENV, Session, SessionError, SessionStore, code_hash
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-    from .registry import DefineResult, Registry
+    from .registry import DefineResult, Registry, SyncResult
     from .runner import Runner
 
 _state: dict[str, Any] = {}
@@ -85,6 +85,7 @@ class Notebook:
         self.notice: str | None = None
         self._registry: Registry | None = None
         self._runner: Runner | None = None
+        self._pending_cells: dict[str, str] | None = None
 
     @classmethod
     def attach(cls) -> Notebook:
@@ -138,6 +139,8 @@ class Notebook:
             from .registry import Registry
 
             self._registry = Registry(self.session, self.session.notebook_path)
+            if self._pending_cells is not None:
+                self._registry.notebook_cells = self._pending_cells
         return self._registry
 
     @property
@@ -172,7 +175,7 @@ class Notebook:
         return dag.task_dict[task_id]
 
     def define(self, key: str, options: DagCellOptions, body: str, ns: dict[str, Any],
-               filename: str) -> DefineResult:
+               filename: str, label: str = "") -> DefineResult:
         """Run one ``%%dag`` cell (identified by ``key``) and register what it defines.
 
         ``body`` is the cell without its ``%%dag`` line; ``filename`` is what tracebacks show.
@@ -180,12 +183,13 @@ class Notebook:
         """
         __tracebackhide__ = True
         registry = self.registry
+        self.refresh_path()
         from .registry import DagDefinitionError
 
         try:
             if options.dag_id is None:
-                return registry.define_file_cell(key, "\n" + body, ns, filename)
-            return registry.define_grown_cell(key, options, "\n" + body, ns, filename)
+                return registry.define_file_cell(key, "\n" + body, ns, filename, label)
+            return registry.define_grown_cell(key, options, "\n" + body, ns, filename, label)
         except DagDefinitionError as e:
             self.session.audit("dag.define", outcome="error", code_hash=code_hash(body),
                                error=str(e))
@@ -227,28 +231,84 @@ class Notebook:
         except sqlite3.Error:
             return []
 
+    def known_dag_ids(self) -> list[str]:
+        """DAG ids to offer: defined in this kernel, or known to the session's metastore."""
+        ids = set(self.defined_dags())
+        try:
+            con = self._read()
+            try:
+                ids.update(str(r[0]) for r in con.execute(
+                    "SELECT dag_id FROM dag WHERE NOT is_stale UNION SELECT dag_id FROM dag_run"))
+            finally:
+                con.close()
+        except sqlite3.Error:
+            pass
+        return sorted(ids)
+
+    def known_task_ids(self, dag_id: str) -> list[str]:
+        """Task ids of a DAG: from its definition here, else from the runs it has had."""
+        if self._registry is not None and dag_id in self._registry.dags:
+            return sorted(self._registry.dags[dag_id].task_dict)
+        try:
+            con = self._read()
+            try:
+                rows = con.execute(
+                    "SELECT DISTINCT task_id FROM task_instance WHERE dag_id=?", (dag_id,))
+                return sorted(str(r[0]) for r in rows)
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return []
+
+    def run_task_ids(self, dag_id: str, run_id: str) -> list[str]:
+        """Task ids with task instances in a run (read from the metastore only)."""
+        con = self._read()
+        try:
+            rows = con.execute(
+                "SELECT DISTINCT task_id FROM task_instance WHERE dag_id=? AND run_id=? "
+                "ORDER BY task_id", (dag_id, run_id),
+            ).fetchall()
+        finally:
+            con.close()
+        return [str(r[0]) for r in rows]
+
     def xcom(self, dag_id: str, task_id: str, key: str, map_index: int | None,
              run_id: str | None) -> Any:
-        """The XCom a task pushed in a run (default: the DAG's latest run)."""
-        dag = self.dag(dag_id)
-        self.task(dag, task_id)
+        """The XCom a task pushed in a run (default: the DAG's latest run).
+
+        Reads the metastore only: after a kernel restart the DAG's cells need not run again.
+        When the DAG is defined in this kernel, an unknown task id is named at once.
+        """
+        registry = self.registry
+        if dag_id in registry.dags:
+            self.task(registry.dags[dag_id], task_id)
         from . import _airflow
 
         with _airflow.db_session() as db:
-            dr = (_airflow.get_run(dag.dag_id, run_id, db) if run_id
-                  else _airflow.latest_run(dag.dag_id, db))
+            dr = (_airflow.get_run(dag_id, run_id, db) if run_id
+                  else _airflow.latest_run(dag_id, db))
             if dr is None:
+                if run_id:
+                    raise UsageError(f"DAG {dag_id!r} has no run {run_id!r} in this notebook.")
+                if dag_id not in registry.dags:
+                    self.dag(dag_id)  # says which DAGs there are
                 raise UsageError(
-                    f"DAG {dag.dag_id!r} has not run yet in this notebook. Run "
-                    f"`%run_task {dag.dag_id} {task_id}` first."
+                    f"DAG {dag_id!r} has not run yet in this notebook. Run "
+                    f"`%run_task {dag_id} {task_id}` first."
                 )
-            found, value = _airflow.xcom_value(
-                dag.dag_id, dr.run_id, task_id, key, map_index, db
-            )
+            found, value = _airflow.xcom_value(dag_id, dr.run_id, task_id, key, map_index, db)
+            found_run = str(dr.run_id)
         if not found:
+            if dag_id not in registry.dags:
+                tasks = self.run_task_ids(dag_id, found_run)
+                if task_id not in tasks:
+                    raise UsageError(
+                        f"Run {found_run} of DAG {dag_id!r} has no task {task_id!r}. Its "
+                        f"tasks: {', '.join(tasks) or 'none'}."
+                    )
             raise UsageError(
-                f"Task {task_id!r} has no XCom {key!r} in run {dr.run_id}. Has it "
-                f"run? Try `%run_task {dag.dag_id} {task_id}`."
+                f"Task {task_id!r} has no XCom {key!r} in run {found_run}. Has it "
+                f"run? Try `%run_task {dag_id} {task_id}`."
             )
         return value
 
@@ -272,14 +332,39 @@ class Notebook:
             raise UsageError(f"No try {number}; tries with logs: {tries}.")
         return StoredLog(dag_id, task_id, run_id, number, base / f"attempt={number}.log")
 
+    def refresh_path(self) -> str:
+        """The notebook's path as the session records it now (the server updates it when the
+        notebook is renamed or moved, while this kernel keeps running)."""
+        try:
+            fresh = SessionStore(self.session.home.parent).load(self.session.home)
+        except (OSError, ValueError, SessionError):
+            return self.session.notebook_path
+        if fresh.notebook_path and fresh.notebook_path != self.session.notebook_path:
+            self.session.notebook_path = fresh.notebook_path
+            if self._registry is not None:
+                self._registry.notebook_path = fresh.notebook_path
+        return self.session.notebook_path
+
     def info(self) -> SessionInfo:
         """The session's home, notebook, DAGs and latest runs."""
+        self.refresh_path()
         s = self.session
         return SessionInfo(
             session_id=s.id, notebook_path=s.notebook_path, home=s.home,
             airflow_version=s.airflow_version, dags=self.defined_dags(),
             runs=self.recent_runs(),
+            warnings=self._registry.warnings() if self._registry is not None else [],
         )
+
+    def sync_cells(self, cells: dict[str, str], ns: dict[str, Any]) -> SyncResult:
+        """Take the notebook's ``%%dag`` cells (id -> source) from the front end; drop what
+        cells that left the notebook contributed (see :meth:`Registry.sync_cells`)."""
+        from .registry import SyncResult
+
+        if self._registry is None:  # nothing defined yet: no need to import Airflow
+            self._pending_cells = dict(cells)
+            return SyncResult()
+        return self._registry.sync_cells(cells, ns)
 
     # ---- writes -------------------------------------------------------------------------
     def reset(self) -> int:
