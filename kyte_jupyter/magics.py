@@ -156,9 +156,9 @@ class KyteMagics(Magics):
         import_airflow()
         preload = self.session.extra.get("preload")
         if preload and not self.session.extra.get("preloaded"):
-            from . import _airflow
+            from . import bridge
 
-            n_conn, n_var = _airflow.preload(
+            n_conn, n_var = bridge.preload(
                 str(self.session.home), preload.get("connections", []),
                 preload.get("variables", []),
             )
@@ -324,9 +324,7 @@ class KyteMagics(Magics):
         self._announce()
         args = _parse(self.run_task, line, "%run_task DAG_ID TASK_ID")
         dag = self._dag(args.dag_id)
-        task = self._task(dag, args.task_id)
-        if args.map_index is not None and not getattr(task, "is_mapped", False):
-            raise UsageError(f"Task {args.task_id!r} is not mapped, so --map-index does not apply.")
+        self._task(dag, args.task_id)
         logical = _parse_when(args.logical_date)
         conf = cellspec.parse_json_object(args.conf, "--conf") if args.conf else None
         from .runner import RunError
@@ -343,9 +341,9 @@ class KyteMagics(Magics):
         failed = [k for k in summary.failed if k in summary.errors]
         if failed:
             display(summary)
-            error = summary.errors[failed[0]]
-            self._remember_error(error)
-            raise error
+            from .runner.failure import for_cell
+
+            raise for_cell(summary.errors[failed[0]], self._shell)
         if summary.failed:
             display(summary)
             raise UsageError(
@@ -387,22 +385,24 @@ class KyteMagics(Magics):
         dag = self._dag(args.dag_id)
         logical = _parse_when(args.logical_date)
         conf = cellspec.parse_json_object(args.conf, "--conf") if args.conf else None
-        handle = display(HTML(_progress_html(dag.dag_id, {})), display_id=True)
+        from .runner.progress import progress_html
+
+        handle = display(HTML(progress_html(dag.dag_id, {})), display_id=True)
         last = [0.0]
 
         def progress(states: dict[str, str]) -> None:
             now = time.monotonic()
             if handle is not None and now - last[0] > 0.25:
                 last[0] = now
-                handle.update(HTML(_progress_html(dag.dag_id, states)))
+                handle.update(HTML(progress_html(dag.dag_id, states)))
 
         summary = self.runner.run_dag(dag, logical_date=logical, conf=conf,
                                       echo_logs=args.logs, progress=progress,
                                       isolated=args.isolated)
         if handle is not None:
-            handle.update(HTML(_progress_html(dag.dag_id, summary.task_states, done=True)))
-        for key, error in summary.errors.items():
-            print(f"{key} failed: {type(error).__name__}: {error}", file=sys.stderr)
+            handle.update(HTML(progress_html(dag.dag_id, summary.task_states, done=True)))
+        for key, line in summary.error_lines.items():
+            print(f"{key} failed: {line}", file=sys.stderr)
         if summary.errors:
             self._remember_error(next(iter(summary.errors.values())))
             print("Run %debug to inspect the first failure, %task_log "
@@ -438,25 +438,14 @@ class KyteMagics(Magics):
         args = _parse(self.xcom, line, "%xcom DAG_ID TASK_ID")
         dag = self._dag(args.dag_id)
         self._task(dag, args.task_id)
-        from . import _airflow
+        from .runner import RunError
+        from .runner.results import read_xcom
 
-        with _airflow.db_session() as db:
-            dr = (_airflow.get_run(dag.dag_id, args.run_id, db) if args.run_id
-                  else _airflow.latest_run(dag.dag_id, db))
-            if dr is None:
-                raise UsageError(
-                    f"DAG {dag.dag_id!r} has not run yet in this notebook. Run "
-                    f"`%run_task {dag.dag_id} {args.task_id}` first."
-                )
-            found, value = _airflow.xcom_value(
-                dag.dag_id, dr.run_id, args.task_id, args.key, args.map_index, db
-            )
-        if not found:
-            raise UsageError(
-                f"Task {args.task_id!r} has no XCom {args.key!r} in run {dr.run_id}. Has it "
-                f"run? Try `%run_task {dag.dag_id} {args.task_id}`."
-            )
-        return value
+        try:
+            return read_xcom(dag, args.task_id, key=args.key, map_index=args.map_index,
+                             run_id=args.run_id)
+        except RunError as e:
+            raise UsageError(str(e)) from None
 
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
@@ -534,10 +523,10 @@ class KyteMagics(Magics):
                     "%kyte reset deletes every run, task state, XCom and log of this notebook "
                     "(DAG definitions stay). Run `%kyte reset --yes` to confirm."
                 )
-            from . import _airflow
+            from . import bridge
 
-            with _airflow.db_session() as db:
-                n = _airflow.delete_runs(db)
+            with bridge.db_session() as db:
+                n = bridge.delete_runs(db)
             import shutil
 
             shutil.rmtree(self.session.logs_folder, ignore_errors=True)
@@ -606,29 +595,6 @@ def _parse_when(text: str | None) -> _dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
 
 
-def _progress_html(dag_id: str, states: dict[str, str], done: bool = False) -> str:
-    from html import escape
-
-    from .runner import STATE_COLOURS
-
-    counts: dict[str, int] = {}
-    for s in states.values():
-        counts[s] = counts.get(s, 0) + 1
-    total = len(states) or 1
-    bar = "".join(
-        f"<div title='{escape(s)}: {n}' style='flex:{n};background:"
-        f"{STATE_COLOURS.get(s, '#ccc')}'></div>"
-        for s, n in sorted(counts.items())
-    )
-    label = ", ".join(f"{n} {escape(s)}" for s, n in sorted(counts.items())) or "starting…"
-    verb = "finished" if done else "running"
-    return (
-        f"<div class='kyte-progress'><b>{escape(dag_id)}</b> {verb}: {label}"
-        f"<div style='display:flex;height:6px;width:100%;max-width:480px;"
-        f"background:#eee;margin-top:3px' data-total='{total}'>{bar}</div></div>"
-    )
-
-
 def import_airflow() -> None:
     """Import Airflow (once) with the session's home, quieting the server-side chatter."""
     if "kyte_airflow_ready" in _state:
@@ -640,11 +606,11 @@ def import_airflow() -> None:
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
     import airflow  # noqa: F401  (reads AIRFLOW_HOME now)
 
-    from . import _airflow
+    from . import bridge
 
-    _airflow.quiet_server_logs()
-    _airflow.tune_sqlite()
-    _airflow.cache_task_runner_schemas()
+    bridge.quiet_server_logs()
+    bridge.tune_sqlite()
+    bridge.cache_task_runner_schemas()
     _state["kyte_airflow_ready"] = True
 
 

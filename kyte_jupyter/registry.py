@@ -97,29 +97,25 @@ class Registry:
     ) -> DefineResult:
         """Run a whole DAG file in the notebook namespace and register the DAGs it makes."""
         from airflow.sdk import DAG
-        from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+        from .bridge import collecting_dags
 
         code = compile(body, filename, "exec")
         before = {id(v) for v in ns.values() if isinstance(v, DAG)}
-        DagContext.autoregistered_dags.clear()
-        DagContext.current_autoregister_module_name = "__main__"
         main_mod = sys.modules.get("__main__")
         # DagBag imports a DAG file under a module name that is not "__main__", so a
         # `if __name__ == "__main__": dag.test()` block must not run here either.
         real_name = ns.get("__name__", "__main__")
         ns["__name__"] = "kyte_dag_cell"
         try:
-            exec(code, ns)
-            made: dict[str, DAG] = {}
-            for dag, _mod in list(DagContext.autoregistered_dags):
-                made[dag.dag_id] = dag
+            with collecting_dags() as collected:
+                exec(code, ns)
+                made: dict[str, DAG] = {dag.dag_id: dag for dag in collected()}
             for value in list(ns.values()):
                 if isinstance(value, DAG) and id(value) not in before:
                     made.setdefault(value.dag_id, value)
         finally:
             ns["__name__"] = real_name
-            DagContext.current_autoregister_module_name = None
-            DagContext.autoregistered_dags.clear()
             if main_mod is not None:
                 sys.modules["__main__"] = main_mod
         warnings: list[str] = []
@@ -225,7 +221,7 @@ class Registry:
 
     # ---- shared ---------------------------------------------------------------------------
     def _check_and_sync(self, dags: list[DAG], source: str) -> None:
-        from . import _airflow
+        from . import bridge
 
         for dag in dags:
             if not dag.task_dict:
@@ -236,10 +232,10 @@ class Registry:
             # it at the cells' code, so each version's source is kept for audit.
             dag.fileloc = str(write_source(self.session, dag.dag_id, self.notebook_path, source))
             try:
-                _airflow.check_dag(dag)
+                bridge.check_dag(dag)
             except Exception as e:
                 raise DagDefinitionError(f"DAG {dag.dag_id!r} is not valid: {e}") from e
-        _airflow.sync_dags(dags)
+        bridge.sync_dags(dags)
         for dag in dags:
             write_graph(self.session, dag)
             self.session.audit(
