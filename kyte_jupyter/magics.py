@@ -16,7 +16,7 @@ from typing import Any
 from IPython.core import magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.display import HTML, display
+from IPython.display import display
 
 from . import cellspec
 from .cellspec import DagCellOptions
@@ -145,6 +145,9 @@ class KyteMagics(Magics):
     def _pre_run_cell(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)
         self._raw_cell = getattr(info, "raw_cell", "") or ""
+        # IPython counts this cell before the event: its own number is the one before.
+        count = self._shell.execution_count
+        self._cell_number = count - 1 if getattr(info, "store_history", False) else count
 
     @property
     def _shell(self) -> Any:
@@ -201,7 +204,7 @@ class KyteMagics(Magics):
         """Register the cell for tracebacks so errors point at the cell's own lines."""
         # The body starts on the cell's second line (the first is `%%dag ...`).
         source = "\n" + body
-        number = self._shell.execution_count
+        number = getattr(self, "_cell_number", self._shell.execution_count)
         return str(self._shell.compile.cache(source, number))
 
     # ---- %%dag ----------------------------------------------------------------------------
@@ -385,22 +388,22 @@ class KyteMagics(Magics):
         dag = self._dag(args.dag_id)
         logical = _parse_when(args.logical_date)
         conf = cellspec.parse_json_object(args.conf, "--conf") if args.conf else None
-        from .runner.progress import progress_html
+        from .runner.progress import ProgressLine
 
-        handle = display(HTML(progress_html(dag.dag_id, {})), display_id=True)
+        handle = display(ProgressLine(dag.dag_id, {}), display_id=True)
         last = [0.0]
 
         def progress(states: dict[str, str]) -> None:
             now = time.monotonic()
             if handle is not None and now - last[0] > 0.25:
                 last[0] = now
-                handle.update(HTML(progress_html(dag.dag_id, states)))
+                handle.update(ProgressLine(dag.dag_id, states))
 
         summary = self.runner.run_dag(dag, logical_date=logical, conf=conf,
                                       echo_logs=args.logs, progress=progress,
                                       isolated=args.isolated)
         if handle is not None:
-            handle.update(HTML(progress_html(dag.dag_id, summary.task_states, done=True)))
+            handle.update(ProgressLine(dag.dag_id, summary.task_states, done=True))
         for key, line in summary.error_lines.items():
             print(f"{key} failed: {line}", file=sys.stderr)
         if summary.errors:

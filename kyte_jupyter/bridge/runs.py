@@ -252,6 +252,8 @@ def expand_mapped(dr: DagRun, task_id: str, session: Any) -> bool:
 
     assert dr.dag is not None, "attach() sets the run's DAG first"
     task = dr.dag.get_task(task_id)
+    # Airflow's sessions do not autoflush: its queries must see a cleared instance as such.
+    session.flush()
     try:
         get_mapped_ti_count(task, dr.run_id, session=session)
     except NotMapped:

@@ -34,7 +34,13 @@ def log_path(session: Session, dag_id: str, run_id: str, task_id: str, map_index
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_GROUP_MARKER = re.compile(r"^\s*::(end)?group::.*$\n?", re.MULTILINE)
+# Airflow's log-folding markers ("::group::Pre Execute", "::endgroup::"): a record of its own.
+_GROUP_MARKER = re.compile(r"^.*::(end)?group::.*$\n?", re.MULTILINE)
+# A line of structlog's console renderer: time, [level], event, [logger], key=value ...
+_STRUCTLOG = re.compile(
+    r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?Z? \[(?P<level>\w+)\s*\] "
+    r"(?P<event>.*?)(?:\s+\[(?P<logger>[\w.\-]+)\])?(?P<kv>(?: [\w.]+=.*)?)$"
+)
 # structlog's console renderer appends the event's extra keys; the task instance after
 # "Pushing xcom" renders as a repr of many lines.
 _TI_DUMP = re.compile(r"\s*ti=RuntimeTaskInstance\(.*", re.DOTALL)
@@ -66,7 +72,7 @@ class LineFilter:
         return (self._clean(rest) or "") if rest else ""
 
     def _clean(self, line: str) -> str | None:
-        if line.lstrip().startswith(("::group::", "::endgroup::")):
+        if "::group::" in line or "::endgroup::" in line:
             return None
         if self._in_dump:
             # The dump goes on over indented lines and ends with a closing bracket.
@@ -82,9 +88,19 @@ class LineFilter:
             return None
         if "ti=RuntimeTaskInstance(" in line:
             self._in_dump = line.count("(") > line.count(")")
-            head = _TI_DUMP.sub("", line).rstrip()
-            return head or None
+            line = _TI_DUMP.sub("", line).rstrip()
+        return _readable(line) if line.strip() else None
+
+
+def _readable(line: str) -> str:
+    """A structlog console line as one short line: ``[time] LEVEL - event key=value``."""
+    m = _STRUCTLOG.match(line)
+    if m is None:
         return line
+    extras = [kv for kv in re.split(r" (?=[\w.]+=)", m["kv"].strip()) if kv
+              and not kv.startswith("loc=")]
+    tail = (" " + " ".join(extras)) if extras else ""
+    return f"[{m['ts'].replace('T', ' ')}] {m['level'].upper()} - {m['event'].rstrip()}{tail}"
 
 
 # The last line of a traceback ("ValueError: …"), or a chained-exception separator.

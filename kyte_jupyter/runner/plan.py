@@ -204,7 +204,10 @@ class RunPlan:
                 expanded |= runs.expand_mapped(self.dr, task_id, self.session)
             except MapNotReady as e:
                 self.session.rollback()
-                raise RunError(_map_not_ready(self.dag.dag_id, self.dr.run_id, e)) from None
+                upstream = sorted(self.dag.get_task(task_id).upstream_task_ids) or e.missing
+                raise RunError(
+                    _map_not_ready(self.dag.dag_id, self.dr.run_id, task_id, upstream)
+                ) from None
         if expanded:
             tis = runs.task_instances(self.dr, self.session, sel.task_ids)
         self._tis = tis
@@ -306,11 +309,11 @@ class RunPlan:
                 if self.selection.shows(ti.task_id, ti.map_index)}
 
 
-def _map_not_ready(dag_id: str, run_id: str, e: MapNotReady) -> str:
-    names = ", ".join(e.missing)
+def _map_not_ready(dag_id: str, run_id: str, task_id: str, upstream: list[str]) -> str:
+    names = ", ".join(upstream)
     return (
-        f"Task {e.task_id!r} is mapped over the output of {names}, which has not run in run "
-        f"{run_id}. Run `%run_task {dag_id} {e.task_id} --upstream`, or run {names} first."
+        f"Task {task_id!r} is mapped over the output of {names}, which has not run in run "
+        f"{run_id}. Run `%run_task {dag_id} {task_id} --upstream`, or run {names} first."
     )
 
 

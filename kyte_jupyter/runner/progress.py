@@ -61,3 +61,16 @@ def progress_html(dag_id: str, states: dict[str, str], done: bool = False) -> st
         f"<div style='display:flex;height:6px;width:100%;max-width:480px;"
         f"background:#eee;margin-top:3px' data-total='{total}'>{bar}</div></div>"
     )
+
+
+class ProgressLine:
+    """The progress line as a display object: HTML for notebooks, text for consoles."""
+
+    def __init__(self, dag_id: str, states: dict[str, str], done: bool = False) -> None:
+        self.dag_id, self.states, self.done = dag_id, dict(states), done
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        return {
+            "text/plain": progress_text(self.dag_id, self.states, self.done),
+            "text/html": progress_html(self.dag_id, self.states, self.done),
+        }
