@@ -135,8 +135,11 @@ class Guard:
         with _as_usage():
             self.lease.refuse_if_others("%kyte reset", running_only=True)
 
-    def repair(self, confirmed: bool) -> str:
-        """``%kyte repair``: keep the damaged metastore aside, start a fresh one."""
+    def repair(self, confirmed: bool, on_replaced: Callable[[], None] | None = None) -> str:
+        """``%kyte repair``: keep the damaged metastore aside, start a fresh one.
+
+        ``on_replaced`` runs once the old file is closed by Kyte (this process's engine and
+        caches forget it); by default the engine's connections are disposed."""
         status = self.watch.check(deep=True, write=True, timeout=1.0)
         if not confirmed:
             state = ("looks sound" if status.ok
@@ -152,9 +155,11 @@ class Guard:
                              + " %kyte repair does not take a file another process writes to.")
         with _as_usage():
             self.lease.refuse_if_others("%kyte repair", running_only=False)
-        from ..bridge import metastore
+        if on_replaced is None:
+            from ..bridge import metastore
 
-        metastore.dispose_engine()  # its connections point at the old file
+            on_replaced = metastore.dispose_engine
+        on_replaced()  # the engine's connections point at the old file
         done = health.repair(self.session, status)
         self.watch.reset()
         self.watch.check(deep=True)
