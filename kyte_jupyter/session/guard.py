@@ -27,18 +27,14 @@ from .lease import BusyError, Lease, recover
 from .store import Session
 
 
-class FaultError(UsageError):
-    """A fault of the session (metastore damaged or locked, DAG busy in another kernel).
-
-    A ``UsageError`` so that the cell shows the message alone, without a traceback."""
-
-
 @contextlib.contextmanager
 def _as_usage() -> Iterator[None]:
+    """Faults of the session reach the cell as a ``UsageError``: the message, no traceback
+    (IPython shows a traceback for any other class, subclasses of ``UsageError`` included)."""
     try:
         yield
     except (MetastoreError, BusyError) as e:
-        raise FaultError(str(e)) from None
+        raise UsageError(str(e)) from None
 
 
 class Guard:
@@ -144,14 +140,14 @@ class Guard:
         if not confirmed:
             state = ("looks sound" if status.ok
                      else f"is not usable ({status.kind}: {status.detail})")
-            raise FaultError(
+            raise UsageError(
                 f"The metastore {state}. %kyte repair moves it aside as "
                 "airflow.db.damaged-<time> and starts a fresh, empty one: every run, task "
                 "state and XCom recorded in it leaves this notebook's Airflow (logs, the audit "
                 "trail and your DAGs stay). Run `%kyte repair --yes` to do it."
             )
         if status.kind == "locked":
-            raise FaultError(health.explain(status, self.session)
+            raise UsageError(health.explain(status, self.session)
                              + " %kyte repair does not take a file another process writes to.")
         with _as_usage():
             self.lease.refuse_if_others("%kyte repair", running_only=False)

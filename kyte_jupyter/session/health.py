@@ -352,7 +352,7 @@ def explain(status: Status, session: Session, *, after: bool = False) -> str:
     happened = _WHAT.get(status.kind, "is not usable")
     detail = f" ({status.detail})" if status.detail else ""
     lost = ("The run may not have been recorded: do not trust its states. "
-            if after else "Kyte ran nothing, so nothing was reported that is not recorded. ")
+            if after else "Kyte ran nothing. ")
     return (
         f"This notebook's Airflow metastore ({db}) {happened}{detail}. {lost}"
         "Runs, task states and XComs in it may be lost; task logs "
