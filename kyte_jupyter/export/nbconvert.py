@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from nbconvert.exporters import Exporter
@@ -11,6 +12,7 @@ from nbformat import NotebookNode
 from traitlets import Unicode, default
 
 from .common import ExportError
+from .paths import OutputPathError, resolve_output_dir, resolve_target
 from .plan import build_dag_files
 
 
@@ -22,6 +24,10 @@ class KyteDagExporter(Exporter):
     named ``<dag_id>.py``. ``--KyteDagExporter.dag_id=ID`` exports only the DAG ``ID``. The
     main output (what ``--stdout`` prints) is the first DAG file; the others travel as extra
     output files. Unlike ``jupyter kyte export``, nbconvert overwrites existing files.
+
+    Every file nbconvert's writer would write is checked first, as ``jupyter kyte export``
+    checks its own (:func:`~kyte_jupyter.export.paths.resolve_target`): none may land outside
+    ``--KyteDagExporter.root`` (default: the output folder), not even through a symbolic link.
     """
 
     export_from_notebook = "Airflow DAG (Kyte)"
@@ -29,6 +35,14 @@ class KyteDagExporter(Exporter):
 
     dag_id = Unicode(
         None, allow_none=True, help="Export only this DAG (default: every DAG of the notebook)."
+    ).tag(config=True)
+
+    root = Unicode(
+        "",
+        help=(
+            "Write nothing outside this folder, not even through a symbolic link (default: "
+            "the output folder: --output-dir, else the notebook's folder)."
+        ),
     ).tag(config=True)
 
     def __init__(self, config: Any = None, **kw: Any) -> None:
@@ -59,4 +73,25 @@ class KyteDagExporter(Exporter):
         for f in rest:
             # "./" because nbconvert's writer makes the parent folder of each extra output.
             outputs[os.path.join(os.curdir, f.filename)] = f.source.encode("utf-8")
+        if self._writes_files():
+            names = [res["unique_key"] + ".py", *(f.filename for f in rest)]
+            self._check_targets(res, name + ".ipynb", names)
         return first.source, res
+
+    def _writes_files(self) -> bool:
+        """Whether nbconvert's writer writes files (not ``--stdout``, not the debug writer)."""
+        writer = str(self.config.get("NbConvertApp", {}).get("writer_class", "FilesWriter"))
+        return not any(word in writer.lower() for word in ("stdout", "debug"))
+
+    def _check_targets(self, res: dict[str, Any], notebook: str, names: list[str]) -> None:
+        """Refuse outputs that nbconvert's FilesWriter would write outside the root."""
+        # FilesWriter's own rule: --output-dir (build_directory), else the notebook's folder.
+        build = self.config.get("FilesWriter", {}).get("build_directory") or ""
+        folder = Path(build or res.get("metadata", {}).get("path") or os.curdir).absolute()
+        root = Path(self.root).absolute() if self.root else folder
+        try:
+            resolve_output_dir(folder / "notebook.ipynb", folder, root)
+            for name in names:
+                resolve_target(folder / name, root)
+        except OutputPathError as e:
+            raise ConversionException(str(e.of(notebook))) from e
