@@ -29,6 +29,7 @@ One module per stage, as Airflow's ``dag_processing/`` is laid out:
 ``dags``           finding the DAG ids of whole-DAG-file cells without running them
 ``names``          free names: what each cell binds and uses, and names only scratch cells have
 ``render``         rendering a file's text (``imports``: its import block, isort's layout)
+``templates``      template files next to the notebook, found from the exported file
 ``paths``          where files go: one check that no write leaves the root, and the writing
 ``nbconvert``      the nbconvert exporter (``jupyter nbconvert --to kyte_dag``)
 =================  ==========================================================================
@@ -56,6 +57,7 @@ from .paths import (
     written_by_kyte,
 )
 from .plan import build_dag_files
+from .templates import TemplateFolder
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -97,11 +99,15 @@ def export_notebook(
     """
     path = Path(notebook_path)
     nb = read_notebook(path)
-    files = build_dag_files(nb, path.name, dag_id=dag_id)
     try:
         out = resolve_output_dir(path, output_dir, root)
-        base = export_root(path, output_dir, root)
-        targets = [(out / f.filename, f) for f in files]
+    except OutputPathError as e:
+        raise e.of(path.name) from None
+    templates = TemplateFolder.between(path.absolute().parent, out)
+    files = build_dag_files(nb, path.name, dag_id=dag_id, templates=templates)
+    base = export_root(path, output_dir, root)
+    targets = [(out / f.filename, f) for f in files]
+    try:
         real = {target: resolve_target(target, base) for target, _ in targets}
     except OutputPathError as e:
         raise e.of(path.name) from None

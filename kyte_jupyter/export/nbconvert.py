@@ -14,6 +14,7 @@ from traitlets import Unicode, default
 from .common import ExportError
 from .paths import OutputPathError, resolve_output_dir, resolve_target
 from .plan import build_dag_files
+from .templates import TemplateFolder
 
 
 class KyteDagExporter(Exporter):
@@ -59,8 +60,15 @@ class KyteDagExporter(Exporter):
         """Render the notebook's DAG files; raise ``ConversionException`` on any problem."""
         nb_copy, res = super().from_notebook_node(nb, resources, **kw)
         name = str(res.get("metadata", {}).get("name") or "notebook")
+        meta = res.get("metadata", {})
+        folder = self._output_folder(res)
+        templates = None
+        if "path" in meta:  # from_filename knows the notebook's folder ("" = the working dir)
+            templates = TemplateFolder.between(Path(meta["path"] or os.curdir), folder)
         try:
-            files = build_dag_files(nb_copy, name + ".ipynb", dag_id=self.dag_id)
+            files = build_dag_files(
+                nb_copy, name + ".ipynb", dag_id=self.dag_id, templates=templates
+            )
         except ExportError as e:
             raise ConversionException(str(e)) from e
         first, rest = files[0], files[1:]
@@ -75,7 +83,7 @@ class KyteDagExporter(Exporter):
             outputs[os.path.join(os.curdir, f.filename)] = f.source.encode("utf-8")
         if self._writes_files():
             names = [res["unique_key"] + ".py", *(f.filename for f in rest)]
-            self._check_targets(res, name + ".ipynb", names)
+            self._check_targets(folder, name + ".ipynb", names)
         return first.source, res
 
     def _writes_files(self) -> bool:
@@ -83,11 +91,14 @@ class KyteDagExporter(Exporter):
         writer = str(self.config.get("NbConvertApp", {}).get("writer_class", "FilesWriter"))
         return not any(word in writer.lower() for word in ("stdout", "debug"))
 
-    def _check_targets(self, res: dict[str, Any], notebook: str, names: list[str]) -> None:
-        """Refuse outputs that nbconvert's FilesWriter would write outside the root."""
+    def _output_folder(self, res: dict[str, Any]) -> Path:
+        """The folder nbconvert's FilesWriter writes into, absolute."""
         # FilesWriter's own rule: --output-dir (build_directory), else the notebook's folder.
         build = self.config.get("FilesWriter", {}).get("build_directory") or ""
-        folder = Path(build or res.get("metadata", {}).get("path") or os.curdir).absolute()
+        return Path(build or res.get("metadata", {}).get("path") or os.curdir).absolute()
+
+    def _check_targets(self, folder: Path, notebook: str, names: list[str]) -> None:
+        """Refuse outputs that nbconvert's FilesWriter would write outside the root."""
         root = Path(self.root).absolute() if self.root else folder
         try:
             resolve_output_dir(folder / "notebook.ipynb", folder, root)
