@@ -213,6 +213,10 @@ def test_dag_decorators_and_relative_searchpath_entries_are_anchored_at_the_note
     )
     assert calls["'computed'"] == "os.environ['X']", "computed at parse time: kept as written"
     assert source.count("import os\n") == 1
+    # Next to the notebook only relative entries change: they are taken from the DAG file.
+    calls = dag_calls(cell_file(code, tmp_path, relative="."))
+    assert calls["'listed'"] == "[os.path.join(os.path.dirname(__file__), 'sql'), '/abs/x']"
+    assert calls["?"] == "" and calls["'computed'"] == "os.environ['X']"
 
 
 def test_dags_without_template_files_are_exported_unchanged(tmp_path: Path) -> None:

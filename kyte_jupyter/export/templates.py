@@ -99,7 +99,10 @@ class TemplateFolder:
 
     def _edit(self, code: str, site: DagSite) -> tuple[int, int, str] | None:
         node = site.node
+        beside = self.relative == "."  # the DAG file's folder is the notebook's already
         if not isinstance(node, ast.Call):  # a bare @dag: give it arguments
+            if beside:
+                return None
             end = _offset(code, node.end_lineno, node.end_col_offset)
             return (end, end, f"({self.wrapper_argument()})")
         for kw in node.keywords:
@@ -107,11 +110,12 @@ class TemplateFolder:
                 entries = _literal_entries(kw.value)
                 if entries is None:
                     return None  # computed when the DAG is parsed: kept as written
-                text = ", ".join([self.entry(), *(self.entry(e) for e in entries)])
+                first = [] if beside else [self.entry()]
+                text = ", ".join([*first, *(self.entry(e) for e in entries)])
                 start = _offset(code, kw.value.lineno, kw.value.col_offset)
                 end = _offset(code, kw.value.end_lineno, kw.value.end_col_offset)
                 return (start, end, f"[{text}]")
-        return _add_keyword(code, node, self.wrapper_argument())
+        return None if beside else _add_keyword(code, node, self.wrapper_argument())
 
 
 def _keyword_in(cell: Cell) -> bool:
