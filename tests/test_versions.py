@@ -48,6 +48,36 @@ def test_history_diff_and_compare_on_a_dag_edited_three_times(
     check_history(con)
     check_diff(con)
     check_compare(con)
+    check_magics(k)
+
+
+def check_magics(k: Any) -> None:
+    """What a user types: %runs, %dag_diff, %compare, and their mistakes."""
+    text = k.ok("%runs shop").text
+    assert text.count("success") == 3 and "v3" in text and "v1" in text
+    k.ok("h = %runs shop")
+    newest, oldest = k.value("h[0].run_id"), k.value("h[-1].run_id")
+
+    diff = k.ok("%dag_diff shop 1 2").text
+    assert "+ task report" in diff and "+ edge load >> report" in diff
+    assert "~ load.retries: (default) -> 2" in diff
+    k.ok("d = %dag_diff shop")
+    assert k.value("d.removed_tasks") == ["report"], "default: the last two"
+
+    k.ok(f"c = %compare shop {oldest} {newest}")
+    assert k.value("[r.key for r in c.differences]") == ["extract", "load"]
+    assert "differs" in k.ok("c").text
+
+    for bad, message in [
+        ("%dag_diff shop 7", "no version 7; its versions are 1, 2, 3"),
+        ("%dag_diff nope", "has no recorded version"),
+        (f"%compare shop {oldest} nope", "has no run 'nope'"),
+        ("%runs shop --limit 0", "--limit must be 1 or more"),
+        ("%dag_diff shop 1 2 3", "at most two version numbers"),
+    ]:
+        r = k.fails(bad)
+        assert message in r.text, (bad, r.text)
+        assert "Traceback" not in r.text
 
 
 def check_history(con: sqlite3.Connection) -> None:
