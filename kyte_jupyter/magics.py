@@ -18,6 +18,7 @@ from IPython.display import display
 from . import cellspec, cellsync, completion
 from . import notebook as _notebook
 from .cellspec import DagCellOptions
+from .history import HistoryMagics
 from .notebook import Notebook, current_registry, current_session, import_airflow
 from .session import Session, SessionError
 from .session.guard import Guard
@@ -34,6 +35,7 @@ def load(ipython: Any) -> None:
     nb.notice = guard.notice
     magics = KyteMagics(ipython, nb, guard)
     ipython.register_magics(magics)
+    ipython.register_magics(HistoryMagics(ipython, nb))
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
     _notebook.install(nb)
     completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
