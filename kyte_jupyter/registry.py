@@ -475,9 +475,16 @@ def compile_cell(body: str, filename: str) -> Any:
         line = before.count("\n") + 1
         col = len(before) - (before.rfind("\n") + 1) + 1
         text = body.splitlines()[line - 1] if body.splitlines() else ""
-        raise SyntaxError("source code cannot contain null bytes",
-                          (filename, line, col, text.replace("\0", "\\0")))
-    return compile(body, filename, "exec", dont_inherit=True)
+        error = SyntaxError("source code cannot contain null bytes",
+                            (filename, line, col, text.replace("\0", "\\0")))
+        error.kyte_cell = True  # type: ignore[attr-defined]
+        raise error
+    try:
+        return compile(body, filename, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        # Shown like a syntax error in any cell (see magics._show_syntax_error).
+        e.kyte_cell = True  # type: ignore[attr-defined]
+        raise
 
 
 @contextlib.contextmanager
