@@ -1,6 +1,6 @@
 """The notebook is the DAG (issue 11, items 1-4, 12, 13), in real kernels.
 
-Cases from public Airflow bug reports live in ``tests/kernel_cases/`` (copied from the shared
+Cases from public Airflow bug reports live in ``tests/cases/`` (copied from the shared
 case list); their headers say what ``dag.test()`` does, which is what Kyte must do too.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from kyte_jupyter.session import SessionStore
 
-CASES = Path(__file__).parent / "kernel_cases"
+CASES = Path(__file__).parent / "cases"
 
 
 def _home(root: Path, notebook: Path) -> Path:
