@@ -6,6 +6,9 @@ Subcommands:
     Write the notebook's DAGs to ``<dag_id>.py`` files (by default in a ``dags/`` folder next
     to the notebook). Exit status 0 on success, 1 if the notebook cannot be exported (nothing
     is written then), 2 for a usage error.
+
+``jupyter kyte lint NOTEBOOK [--format text|json] [--policy-module PATH]``
+    Static checks of the notebook's DAGs (see :mod:`kyte_jupyter.lint.cli`); exit 1 on errors.
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         help="overwrite existing files even if Kyte did not write them",
     )
     export.set_defaults(run=_export)
+    from .lint.cli import add_parser as add_lint_parser
+
+    add_lint_parser(commands)
     return parser
 
 
