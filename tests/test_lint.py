@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +29,44 @@ from airflow.providers.standard.operators.bash import BashOperator
 
 DAG_LINE = (
     "%%dag orders --schedule @daily --start-date 2026-01-01 --tags sales "
-    "--default-args '{\"owner\": \"data\"}'"
+    '--default-args \'{"owner": "data"}\''
 )
 
+SQL = "SELECT id FROM orders WHERE customer = '{{ params.customer }}' AND day = '{{ ds }}'"
+
+
+def cell(*lines: str) -> str:
+    """A cell's source from its lines."""
+    return "\n".join(lines) + "\n"
+
+
 # One of each problem, each on its own line of cell 3 (the %%dag line is line 1).
-PROBLEMS = f"""\
-{DAG_LINE}
-from airflow.models.baseoperator import chain
+PROBLEMS = cell(
+    DAG_LINE,
+    "from airflow.models.baseoperator import chain",
+    "",
+    'extract = BashOperator(task_id="extract", bash_command="echo {{ ds }} {{ batch_size }}")',
+    f'load = SQLExecuteQueryOperator(task_id="load", conn_id="warehouse", sql="{SQL}", '
+    """params={"customer": "O'Brien"})""",
+    'report = SQLExecuteQueryOperator(task_id="report", conn_id="warehouse", '
+    'sql="reports/missing.sql")',
+    'notify = BashOperator(task_id="notify", bash_command="echo done", owner="airflow")',
+    "chain(extract, load, report, notify)",
+)
 
-extract = BashOperator(task_id="extract", bash_command="echo {{{{ ds }}}} {{{{ batch_size }}}}")
-load = SQLExecuteQueryOperator(task_id="load", conn_id="warehouse", sql="SELECT id FROM orders WHERE customer = '{{{{ params.customer }}}}' AND day = '{{{{ ds }}}}'", params={{"customer": "O'Brien"}})
-report = SQLExecuteQueryOperator(task_id="report", conn_id="warehouse", sql="reports/missing.sql")
-notify = BashOperator(task_id="notify", bash_command="echo done", owner="airflow")
-chain(extract, load, report, notify)
-"""
-
-CLEAN = f"""\
-{DAG_LINE}
-from airflow.sdk import chain
-
-extract = BashOperator(task_id="extract", bash_command="echo {{{{ ds }}}} {{{{ params.batch_size }}}}", params={{"batch_size": 10}})
-load = SQLExecuteQueryOperator(task_id="load", conn_id="warehouse", sql="SELECT id FROM orders WHERE customer = '{{{{ params.customer }}}}' AND day = '{{{{ ds }}}}'", params={{"customer": "O''Brien"}})
-report = SQLExecuteQueryOperator(task_id="report", conn_id="warehouse", sql="reports/daily.sql")
-notify = BashOperator(task_id="notify", bash_command="echo done")
-chain(extract, load, report, notify)
-"""
+CLEAN = cell(
+    DAG_LINE,
+    "from airflow.sdk import chain",
+    "",
+    'extract = BashOperator(task_id="extract", bash_command="echo {{ ds }} '
+    '{{ params.batch_size }}", params={"batch_size": 10})',
+    f'load = SQLExecuteQueryOperator(task_id="load", conn_id="warehouse", sql="{SQL}", '
+    """params={"customer": "O''Brien"})""",
+    'report = SQLExecuteQueryOperator(task_id="report", conn_id="warehouse", '
+    'sql="reports/daily.sql")',
+    'notify = BashOperator(task_id="notify", bash_command="echo done")',
+    "chain(extract, load, report, notify)",
+)
 
 DAILY_SQL = "SELECT day, SUM(amount)\nFROM orders\nWHERE day = '{{ ds }}'\nGROUP BY day\n"
 
@@ -66,19 +80,21 @@ EXPECTED = {
 }
 
 
-def write_notebook(folder: Path, name: str, dag_cell: str, extra: list[str] = ()) -> Path:
+def write_notebook(folder: Path, name: str, dag_cell: str, extra: Sequence[str] = ()) -> Path:
     """A notebook: a markdown cell, a kyte-include cell, the %%dag cell, scratch cells."""
-    nb = nbformat.v4.new_notebook()
-    include = nbformat.v4.new_code_cell(INCLUDE)
+    v4: Any = nbformat.v4
+    include = v4.new_code_cell(INCLUDE)
     include.metadata["tags"] = ["kyte-include"]
+    nb = v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_markdown_cell("# Orders"),
+        v4.new_markdown_cell("# Orders"),
         include,
-        nbformat.v4.new_code_cell(dag_cell),
-        *(nbformat.v4.new_code_cell(c) for c in extra),
+        v4.new_code_cell(dag_cell),
+        *(v4.new_code_cell(c) for c in extra),
     ]
     path = folder / name
-    nbformat.write(nb, path)
+    write: Any = nbformat.write
+    write(nb, path)
     return path
 
 
@@ -187,8 +203,17 @@ def test_clean_notebook_has_no_findings(workdir: Path) -> None:
 
 def test_disable_turns_checks_off(workdir: Path) -> None:
     proc = run_cli(
-        ["problems.ipynb", "--format", "json", "--disable", "templates", "--disable", "sql",
-         "--disable", "AIR311"],
+        [
+            "problems.ipynb",
+            "--format",
+            "json",
+            "--disable",
+            "templates",
+            "--disable",
+            "sql",
+            "--disable",
+            "AIR311",
+        ],
         workdir / "home",
         workdir,
     )
@@ -212,7 +237,7 @@ def test_dag_level_checks(library: dict[str, Any]) -> None:
     assert keys(library["dag_checks"]) == {
         ("dag", "invalid-schedule", None, None, 5, 1),
         ("dag", "undeclared-param", "t", "bash_command", 7, 3),
-        ("dag", "unused-param", None, "params", 7, 2),
+        ("dag", "unused-param", None, "params", 7, 1),
         ("dag", "missing-start-date", None, None, 8, 2),
     }
     assert keys(library["ok_dag"]) == set()
@@ -222,7 +247,7 @@ def test_slow_top_level_code_is_an_error(tmp_path: Path) -> None:
     nb = write_notebook(
         tmp_path,
         "slow.ipynb",
-        "%%dag slow --default-args '{\"owner\": \"x\"}'\n"
+        '%%dag slow --default-args \'{"owner": "x"}\'\n'
         "import time\n\ntime.sleep(1.5)\nBashOperator(task_id='t', bash_command='true')\n",
     )
     (tmp_path / "home").mkdir()

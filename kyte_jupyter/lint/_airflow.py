@@ -62,19 +62,33 @@ def next_run(dag: DAG, logical_date: _dt.datetime | None = None) -> SampleRun:
         try:
             info = timetable.next_dagrun_info(
                 last_automated_data_interval=None,
-                restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=False),
+                restriction=TimeRestriction(
+                    earliest=_aware(dag.start_date), latest=None, catchup=False
+                ),
             )
         except Exception:
             info = None
-        if info is not None:
+        if info is not None and info.data_interval is not None:
             start = info.data_interval.start
-            return SampleRun(
-                info.logical_date if hasattr(info, "logical_date") else start,
-                start,
-                info.data_interval.end,
-                info.run_after,
-            )
+            return SampleRun(start, start, info.data_interval.end, info.run_after)
     return SampleRun(now, now, now, now)
+
+
+def _aware(value: _dt.datetime | None) -> Any:
+    """A pendulum DateTime (what core timetables take), or None."""
+    import pendulum
+
+    return None if value is None else pendulum.instance(value)
+
+
+def is_scheduled(dag: DAG) -> bool:
+    """Whether the scheduler creates runs of this DAG by itself (a periodic timetable)."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    timetable = coerce_to_core_timetable(dag.timetable)
+    return bool(getattr(timetable, "can_be_scheduled", False)) and bool(
+        getattr(timetable, "periodic", False)
+    )
 
 
 def never_fires(dag: DAG) -> bool:
@@ -88,7 +102,9 @@ def never_fires(dag: DAG) -> bool:
     try:
         info = timetable.next_dagrun_info(
             last_automated_data_interval=None,
-            restriction=TimeRestriction(earliest=dag.start_date, latest=dag.end_date, catchup=True),
+            restriction=TimeRestriction(
+                earliest=_aware(dag.start_date), latest=_aware(dag.end_date), catchup=True
+            ),
         )
     except Exception:
         return False
@@ -102,7 +118,12 @@ def template_context(
 
     Raises ``airflow.sdk.exceptions.ParamValidationError`` if the params do not validate.
     """
-    from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
+    from airflow.sdk.api.datamodels._generated import (
+        DagRun,
+        DagRunState,
+        DagRunType,
+        TIRunContext,
+    )
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
     dag = task.dag
@@ -116,8 +137,8 @@ def template_context(
         run_after=run.run_after,
         start_date=run.run_after,
         end_date=None,
-        run_type="manual",
-        state="running",
+        run_type=DagRunType.MANUAL,
+        state=DagRunState.RUNNING,
         conf=dict(conf or {}),
         consumed_asset_events=[],
         partition_key=None,
@@ -215,6 +236,6 @@ def load_dag_file(path: Path) -> LoadedFile:
 
     bag = DagBag(dag_folder=str(path.parent), collect_dags=False, load_op_links=False)
     started = time.perf_counter()
-    bag.process_file(str(path), only_if_updated=False, safe_mode=False)
+    bag.process_file(str(path), only_if_updated=False, safe_mode=False)  # type: ignore[no-untyped-call]
     seconds = time.perf_counter() - started
     return LoadedFile(dict(bag.dags), dict(bag.import_errors), seconds)

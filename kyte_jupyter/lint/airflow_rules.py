@@ -18,9 +18,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from .findings import CellSource, Finding, LintConfig, Severity
+from .findings import CellSource, CheckId, Finding, LintConfig, Severity
 
-CHECK = "airflow"
+CHECK: CheckId = "airflow"
 
 # Rules for code that is removed or breaks in Airflow 3 are errors; suggested updates (still
 # working, to be removed later) and best practices are warnings.
@@ -44,7 +44,7 @@ def ruff_binary() -> str:
     try:
         from ruff.__main__ import find_ruff_bin
 
-        return os.fspath(find_ruff_bin())
+        return str(os.fspath(find_ruff_bin()))
     except (ImportError, FileNotFoundError):
         pass
     found = shutil.which("ruff")

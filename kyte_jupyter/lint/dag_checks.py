@@ -20,13 +20,13 @@ import jinja2
 from jinja2 import nodes
 
 from . import _airflow
-from .findings import Finding, LintConfig
+from .findings import CheckId, Finding, LintConfig
 from .templates import field_value
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-CHECK = "dag"
+CHECK: CheckId = "dag"
 
 
 def check_schedule(dag: DAG, config: LintConfig) -> list[Finding]:
@@ -50,24 +50,25 @@ def check_schedule(dag: DAG, config: LintConfig) -> list[Finding]:
     except Exception as e:
         add("error", "invalid-schedule", f"the schedule is invalid: {e}")
         return out
-    timetable = dag.timetable
-    scheduled = bool(getattr(timetable, "can_be_scheduled", False)) and bool(
-        getattr(timetable, "periodic", False)
-    )
+    scheduled = _airflow.is_scheduled(dag)
     if scheduled and dag.start_date is None:
         add(
             "warning",
             "missing-start-date",
-            f"the DAG is scheduled ({dag.timetable_summary}) but has no start_date; its first "
+            f"the DAG is scheduled ({_summary(dag)}) but has no start_date; its first "
             "run then depends on when the scheduler first parses it. Set start_date.",
         )
     elif scheduled and _airflow.never_fires(dag):
         add(
             "warning",
             "schedule-never-fires",
-            f"the schedule {dag.timetable_summary!r} yields no run from the start date on.",
+            f"the schedule {_summary(dag)!r} yields no run from the start date on.",
         )
     return out
+
+
+def _summary(dag: DAG) -> str:
+    return str(getattr(dag, "timetable_summary", None) or dag.timetable)
 
 
 def check_parse_time(dag_id: str, seconds: float | None, config: LintConfig) -> list[Finding]:
@@ -104,6 +105,7 @@ def check_parse_time(dag_id: str, seconds: float | None, config: LintConfig) -> 
 def _param_refs(ast: nodes.Node) -> Iterator[str]:
     """Names read from ``params`` in a parsed template: params.x, params['x'], params.get('x')."""
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, (nodes.Getattr, nodes.Getitem))
         target = node.node
         if not (isinstance(target, nodes.Name) and target.name == "params"):
             continue
@@ -245,6 +247,7 @@ def check_params(dag: DAG, env: jinja2.Environment, config: LintConfig) -> list[
 def _param_ref_nodes(ast: nodes.Node) -> Iterator[nodes.Node]:
     """Each ``params`` Name that is the target of a specific lookup (counted against all)."""
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, (nodes.Getattr, nodes.Getitem))
         target = node.node
         if isinstance(target, nodes.Name) and target.name == "params":
             yield target

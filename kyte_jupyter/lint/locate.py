@@ -60,17 +60,13 @@ def _task_line(code: str, task_id: str) -> int | None:
             is_task, explicit = _decorator_task_id(node)
             if is_task and (explicit or node.name) in (task_id, short):
                 return node.lineno
-        if (
-            literal is None
-            and isinstance(node, ast.Constant)
-            and node.value in (task_id, short)
-        ):
+        if literal is None and isinstance(node, ast.Constant) and node.value in (task_id, short):
             literal = node.lineno
     return literal
 
 
 def locate_task(cells: Sequence[CellSource], task_id: str) -> tuple[CellSource | None, int | None]:
-    """The cell defining ``task_id`` and the cell line, or (the only cell, None), or (None, None)."""
+    """The cell defining ``task_id`` and its line; (the only cell, None) or (None, None)."""
     for cell in cells:
         line = _task_line(cell.code, task_id)
         if line is not None:
@@ -85,8 +81,10 @@ def _dag_line(code: str, dag_id: str) -> int | None:
         return None
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else (
-                node.func.id if isinstance(node.func, ast.Name) else None
+            name = (
+                node.func.attr
+                if isinstance(node.func, ast.Attribute)
+                else (node.func.id if isinstance(node.func, ast.Name) else None)
             )
             first = node.args[0] if node.args else None
             given = _const_kw(node, "dag_id") or (
@@ -99,8 +97,10 @@ def _dag_line(code: str, dag_id: str) -> int | None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == dag_id:
             for dec in node.decorator_list:
                 target = dec.func if isinstance(dec, ast.Call) else dec
-                tname = target.attr if isinstance(target, ast.Attribute) else (
-                    target.id if isinstance(target, ast.Name) else None
+                tname = (
+                    target.attr
+                    if isinstance(target, ast.Attribute)
+                    else (target.id if isinstance(target, ast.Name) else None)
                 )
                 if tname == "dag":
                     return node.lineno

@@ -216,8 +216,8 @@ def lint_notebook(
             ]
             unit = [*own, *includes]
             for c in own:
-                ids = cell_dags.setdefault(id(c), [])
-                ids.extend(d for d in dag_file.dag_ids if d not in ids)
+                owned_ids = cell_dags.setdefault(id(c), [])
+                owned_ids.extend(d for d in dag_file.dag_ids if d not in owned_ids)
             loaded = _airflow.load_dag_file(target)
             for error in loaded.errors.values():
                 result.findings.append(
@@ -234,7 +234,7 @@ def lint_notebook(
                     with_cells=False,
                 )
     for cell in cells:
-        ids = cell.dag_ids or tuple(cell_dags.get(id(cell), ()))
+        ids: tuple[str, ...] = cell.dag_ids or tuple(cell_dags.get(id(cell), ()))
         placed = dataclasses.replace(cell, dag_ids=tuple(ids))
         result.findings += lint_cells([placed], config, ids[0] if len(ids) == 1 else None)
     result.findings = sort_findings(result.findings)

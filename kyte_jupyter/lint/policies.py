@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _airflow
-from .findings import Finding, LintConfig
+from .findings import CheckId, Finding, LintConfig
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-CHECK = "policy"
+CHECK: CheckId = "policy"
 
 _modules: dict[tuple[str, int, int], types.ModuleType] = {}
 _lock = threading.Lock()
@@ -68,7 +68,7 @@ def _rule(policy: str, error: BaseException) -> str:
     message starts with a ``[code]`` tag, as the example policy module's do)."""
     text = str(error).strip()
     if text.startswith("[") and "]" in text:
-        return f"{policy}:{text[1:text.index(']')]}"
+        return f"{policy}:{text[1 : text.index(']')]}"
     return policy
 
 

@@ -76,8 +76,9 @@ def _without_duplicates(found: list[Finding]) -> list[Finding]:
     return [
         f
         for f in found
-        if not (f.check == templates.CHECK and f.rule == "undefined"
-                and (f.task_id, f.field) in params)
+        if not (
+            f.check == templates.CHECK and f.rule == "undefined" and (f.task_id, f.field) in params
+        )
     ]
 
 

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _airflow
-from .findings import Finding, LintConfig
+from .findings import CheckId, Finding, LintConfig
 from .templates import RenderedTask
 
-CHECK = "sql"
+CHECK: CheckId = "sql"
 
 _CACHE_SIZE = 2048
 _cache: OrderedDict[str, list[tuple[int, int, str, str]]] = OrderedDict()

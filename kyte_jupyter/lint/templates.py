@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from . import _airflow
-from .findings import Finding, LintConfig
+from .findings import CheckId, Finding, LintConfig
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-CHECK = "templates"
+CHECK: CheckId = "templates"
 SAMPLE = "kyte_sample"
 
 
@@ -115,9 +115,7 @@ class SampleContexts:
     task-specific keys are replaced per task.
     """
 
-    def __init__(
-        self, run: _airflow.SampleRun, conf: Mapping[str, Any] | None = None
-    ) -> None:
+    def __init__(self, run: _airflow.SampleRun, conf: Mapping[str, Any] | None = None) -> None:
         self.run = run
         self.conf = dict(conf or {})
         self._base: dict[str, Any] | None = None
@@ -163,9 +161,7 @@ def _params_key(task: Any) -> str:
         return f"task:{id(task)}"
 
 
-def _worker_context(
-    task: Any, run: _airflow.SampleRun, conf: Mapping[str, Any]
-) -> dict[str, Any]:
+def _worker_context(task: Any, run: _airflow.SampleRun, conf: Mapping[str, Any]) -> dict[str, Any]:
     invalid = _airflow.param_validation_error()
     try:
         return _airflow.template_context(task, run, conf)
@@ -273,9 +269,7 @@ def render_task(
         try:
             rendered.value = task.render_template(_without_run_values(raw), context, env)
         except jinja2.TemplateNotFound as e:
-            rendered.error = (
-                f"template file {e.name!r} not found (looked in: {_searchpath(env)})"
-            )
+            rendered.error = f"template file {e.name!r} not found (looked in: {_searchpath(env)})"
             rendered.rule = "missing-template"
         except jinja2.TemplateSyntaxError as e:
             rendered.error = f"template syntax error: {e.message}"
@@ -285,8 +279,9 @@ def render_task(
             m = _UNDEFINED_NAME.search(str(e))
             what = (m.group(1) or m.group(2)) if m else None
             rendered.error = (
-                f"`{what}` is undefined when rendering for {run.logical_date:%Y-%m-%d %H:%M} "
-                f"({e})" if what else f"undefined value: {e}"
+                f"`{what}` is undefined when rendering for {run.logical_date:%Y-%m-%d %H:%M} ({e})"
+                if what
+                else f"undefined value: {e}"
             )
             rendered.rule = "undefined"
             rendered.error_line = _template_line(e)

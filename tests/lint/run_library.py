@@ -20,7 +20,10 @@ from kyte_jupyter.lint import CellSource, Finding, LintConfig, lint_dag, render_
 from kyte_jupyter.lint.notebook import lint_notebook
 from kyte_jupyter.lint.sql import dialect_of
 
-BAD_SCHEDULE = 'with DAG("bad", schedule="not a cron") as bad:\n    BashOperator(task_id="t", bash_command="true")\n'
+BAD_SCHEDULE = (
+    'with DAG("bad", schedule="not a cron") as bad:\n'
+    '    BashOperator(task_id="t", bash_command="true")\n'
+)
 PARAMS = (
     "with DAG(\n"
     '    "params", params={"used": 1, "unused": 2}) as params:\n'
@@ -76,9 +79,7 @@ def main() -> None:
     }
     query = ok.get_task("q")
     out["dialect"] = dialect_of(query, LintConfig())
-    out["dialect_override"] = dialect_of(
-        query, LintConfig(sql_dialects={"warehouse": "snowflake"})
-    )
+    out["dialect_override"] = dialect_of(query, LintConfig(sql_dialects={"warehouse": "snowflake"}))
     print(json.dumps(out, default=str))
 
 
