@@ -173,8 +173,26 @@ def param_validation_error() -> type[Exception]:
     return ParamValidationError
 
 
+_CONN_TTL_S = 30.0
+_conn_types: dict[str, tuple[float, str | None]] = {}
+
+
 def connection_type(conn_id: str) -> str | None:
-    """The type of connection ``conn_id`` as the environment defines it, or None."""
+    """The type of connection ``conn_id`` as the environment defines it, or None.
+
+    Remembered for 30 s: a DAG's SQL tasks usually share one connection, and a lookup reads
+    the environment, the secrets backends and the metastore.
+    """
+    now = time.monotonic()
+    hit = _conn_types.get(conn_id)
+    if hit is not None and now - hit[0] < _CONN_TTL_S:
+        return hit[1]
+    found = _connection_type(conn_id)
+    _conn_types[conn_id] = (now, found)
+    return found
+
+
+def _connection_type(conn_id: str) -> str | None:
     import logging
 
     from airflow.models.connection import Connection

@@ -130,11 +130,12 @@ def _param_refs(ast: nodes.Node) -> Iterator[str]:
             yield call.args[0].value
 
 
-_parsed: OrderedDict[tuple[str, ...], nodes.Template | None] = OrderedDict()
+_parsed: OrderedDict[tuple[str, ...], tuple[frozenset[str], bool] | None] = OrderedDict()
 
 
-def _parse(env: jinja2.Environment, source: str) -> nodes.Template | None:
-    """``env.parse(source)``, cached by source and delimiters (None on a syntax error)."""
+def _param_use(env: jinja2.Environment, source: str) -> tuple[frozenset[str], bool] | None:
+    """(params read by name, whether all params are read) of a template, cached by source and
+    delimiters; None on a syntax error (the template check reports it)."""
     key = (
         source,
         env.block_start_string,
@@ -146,13 +147,19 @@ def _parse(env: jinja2.Environment, source: str) -> nodes.Template | None:
         _parsed.move_to_end(key)
         return _parsed[key]
     try:
-        parsed: nodes.Template | None = env.parse(source)
+        parsed = env.parse(source)
     except jinja2.TemplateSyntaxError:
-        parsed = None
-    _parsed[key] = parsed
+        result = None
+    else:
+        refs = set(_param_refs(parsed))
+        plain = [n for n in parsed.find_all(nodes.Name) if n.name == "params"]
+        uses_all = "*" in refs or len(plain) > len(list(_param_ref_nodes(parsed)))
+        refs.discard("*")
+        result = (frozenset(refs), uses_all)
+    _parsed[key] = result
     if len(_parsed) > 2048:
         _parsed.popitem(last=False)
-    return parsed
+    return result
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -188,17 +195,12 @@ def check_params(dag: DAG, env: jinja2.Environment, config: LintConfig) -> list[
                         continue  # a missing file is the template check's finding
                 if "params" not in source:
                     continue
-                parsed = _parse(env, source)
-                if parsed is None:
-                    continue  # a syntax error: the template check reports it
-                refs = set(_param_refs(parsed))
-                if "*" in refs:
-                    uses_all = True
-                    refs.discard("*")
+                use = _param_use(env, source)
+                if use is None:
+                    continue
+                refs, reads_all = use
+                uses_all = uses_all or reads_all
                 used |= refs
-                plain = [n for n in parsed.find_all(nodes.Name) if n.name == "params"]
-                if len(plain) > len(list(_param_ref_nodes(parsed))):
-                    uses_all = True
                 for ref in sorted(refs - declared):
                     if config.enabled(CHECK, "undeclared-param"):
                         out.append(

@@ -13,6 +13,7 @@ import datetime as _dt
 import os
 import re
 import types
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,13 +99,72 @@ class RenderedTask:
 
 
 def template_env(dag: DAG, config: LintConfig) -> jinja2.Environment:
-    """The DAG's Jinja environment with ``StrictUndefined`` and the configured search path."""
+    """The DAG's Jinja environment with ``StrictUndefined`` and the configured search path.
+
+    Its ``from_string`` reuses the compiled code of a template already seen with the same
+    syntax settings (compiling is most of the cost of rendering a field); the template is still
+    bound to this environment, so the DAG's current macros and filters are the ones used.
+    """
     env = dag.get_template_env()
     env.undefined = jinja2.StrictUndefined
     if config.template_folder is not None:
         searchpath = [os.fspath(config.template_folder), *(dag.template_searchpath or [])]
         env.loader = jinja2.FileSystemLoader(searchpath)
+    signature = _compile_signature(env)
+    if signature is not None:
+        compile_from_string = env.from_string
+
+        def from_string(
+            source: str | Any, globals: Any = None, template_class: Any = None
+        ) -> jinja2.Template:
+            if not isinstance(source, str) or template_class is not None:
+                return compile_from_string(source, globals, template_class)
+            key = (signature, source)
+            code = _compiled.get(key)
+            if code is None:
+                code = env.compile(source)
+                _compiled[key] = code
+                if len(_compiled) > 4096:
+                    _compiled.popitem(last=False)
+            else:
+                _compiled.move_to_end(key)
+            return env.template_class.from_code(env, code, env.make_globals(globals))
+
+        env.from_string = from_string  # type: ignore[method-assign]
     return env
+
+
+_compiled: OrderedDict[tuple[tuple[Any, ...], str], Any] = OrderedDict()
+
+
+def _compile_signature(env: jinja2.Environment) -> tuple[Any, ...] | None:
+    """Everything Jinja's compiled code depends on, or None when it cannot be told (then
+    nothing is reused)."""
+    if env.finalize is not None or callable(env.autoescape):
+        return None
+    return (
+        type(env),
+        env.code_generator_class,
+        env.block_start_string,
+        env.block_end_string,
+        env.variable_start_string,
+        env.variable_end_string,
+        env.comment_start_string,
+        env.comment_end_string,
+        env.line_statement_prefix,
+        env.line_comment_prefix,
+        env.trim_blocks,
+        env.lstrip_blocks,
+        env.newline_sequence,
+        env.keep_trailing_newline,
+        env.autoescape,
+        tuple(sorted(env.extensions)),
+        # Jinja's optimizer may apply filters and tests to constants while compiling: the same
+        # functions (a re-run cell makes new ones) or no reuse.
+        env.optimized,
+        tuple(sorted((k, id(v)) for k, v in env.filters.items())),
+        tuple(sorted((k, id(v)) for k, v in env.tests.items())),
+    )
 
 
 class SampleContexts:
