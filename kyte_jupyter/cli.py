@@ -7,6 +7,10 @@ Subcommands:
     to the notebook). Exit status 0 on success, 1 if the notebook cannot be exported (nothing
     is written then), 2 for a usage error.
 
+``jupyter kyte publish NOTEBOOK --target NAME [--dag D] [--dry-run] [--yes]``
+    Export, check, show the difference against the target, then write the DAG files to a
+    folder or commit them to a git branch (see :mod:`kyte_jupyter.publish`).
+
 ``jupyter kyte lint NOTEBOOK [--format text|json] [--policy-module PATH]``
     Static checks of the notebook's DAGs (see :mod:`kyte_jupyter.lint.cli`); exit 1 on errors.
 """
@@ -20,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .lint import cli as lint_cli
+from .publish import cli as publish_cli
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -78,9 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         help="overwrite existing files even if Kyte did not write them",
     )
     export.set_defaults(run=_export)
-    from .lint.cli import add_parser as add_lint_parser
-
-    add_lint_parser(commands)
+    publish_cli.register(commands)
+    lint_cli.register(commands)
     return parser
 
 

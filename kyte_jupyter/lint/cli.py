@@ -18,7 +18,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``lint`` subcommand to ``jupyter kyte``'s subcommands."""
     lint = commands.add_parser(
         "lint",

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from IPython.core.error import UsageError
+from nbformat import NotebookNode
 
 from . import _airflow
 from .findings import CellSource, Finding, LintConfig, cell_and_line, sort_findings
@@ -41,34 +41,28 @@ class NotebookLint:
     findings: list[Finding] = field(default_factory=list)
 
 
-def notebook_cells(nb: object) -> list[CellSource]:
-    """The exported cells of a notebook (``%%dag`` cells and ``kyte-include`` cells)."""
-    from ..cellspec import parse_dag_line, split_magic_cell
-    from ..export import INCLUDE_TAG
+def notebook_cells(nb: NotebookNode) -> list[CellSource]:
+    """The exported cells of a notebook (``%%dag`` cells and ``kyte-include`` cells), as the
+    export reads them (:func:`kyte_jupyter.export.notebook.read_cells`)."""
+    from ..export.notebook import read_cells
 
-    cells: list[CellSource] = []
-    for index, raw in enumerate(getattr(nb, "cells", [])):
-        if raw.get("cell_type") != "code":
+    raw_cells = nb.get("cells", [])
+    out: list[CellSource] = []
+    for cell in read_cells(nb).cells:
+        if cell.kind not in ("include", "file", "grown"):
             continue
-        source = raw.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
-        tags = raw.get("metadata", {}).get("tags", []) or []
-        cell_id = raw.get("id")
-        magic = split_magic_cell(source)
-        if magic is not None:
-            name, line, body = magic
-            if name != "dag" or not body.strip():
-                continue
-            try:
-                options = parse_dag_line(line)
-            except UsageError:
-                continue
-            offset = len(source) - len(source.lstrip("\n")) + 1
-            ids = (options.dag_id,) if options.dag_id is not None else ()
-            cells.append(CellSource(body, offset + 1, index + 1, cell_id, ids))
-        elif INCLUDE_TAG in tags:
-            cells.append(CellSource(source, 1, index + 1, cell_id))
-    return cells
+        raw = raw_cells[cell.number - 1] if cell.number <= len(raw_cells) else {}
+        cell_id = raw.get("id") if hasattr(raw, "get") else None
+        out.append(
+            CellSource(
+                cell.code,
+                cell.offset + 1,
+                cell.number,
+                str(cell_id) if cell_id else None,
+                tuple(cell.dag_ids) if cell.kind == "grown" else (),
+            )
+        )
+    return out
 
 
 class _LineMap:
@@ -202,7 +196,7 @@ def lint_notebook(
         return result
 
     deploy_folder = (path.parent / DEFAULT_OUTPUT_DIR).resolve()
-    includes = [c for c in cells if c.first_line == 1]
+    includes = [c for c in cells if c.first_line == 1]  # kyte-include cells start at line 1
     cell_dags: dict[int, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="kyte-lint-") as tmp:
         for dag_file in files:
