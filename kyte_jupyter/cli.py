@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="overwrite existing files even if Kyte did not write them",
     )
+    export.add_argument(
+        "--no-lint",
+        action="store_true",
+        help="export even if `jupyter kyte lint` finds errors (by default they refuse it)",
+    )
     export.set_defaults(run=_export)
     publish_cli.register(commands)
     lint_cli.register(commands)
@@ -92,6 +97,18 @@ def _parser() -> argparse.ArgumentParser:
 def _export(args: argparse.Namespace) -> int:
     from .export import ExportError, export_notebook
 
+    if not args.no_lint:
+        from .lint.gate import LintGateError, export_refusal
+
+        try:
+            refusal = export_refusal(args.notebook, args.dag)
+        except LintGateError as e:
+            print(f"jupyter kyte export: warning: {e}; exporting unchecked.", file=sys.stderr)
+            refusal = None
+        if refusal is not None:
+            print(f"jupyter kyte export: {refusal}", file=sys.stderr)
+            print("Nothing was written. Fix them, or export with --no-lint.", file=sys.stderr)
+            return EXIT_FAILED
     try:
         paths = export_notebook(args.notebook, args.dag, args.output, args.force)
     except ExportError as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,7 +50,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--policy-module",
         metavar="PATH",
         type=Path,
-        help="an airflow_local_settings.py whose dag_policy/task_policy the deployment applies",
+        default=Path(os.environ["KYTE_POLICY_MODULE"])
+        if os.environ.get("KYTE_POLICY_MODULE")
+        else None,
+        help="an airflow_local_settings.py whose dag_policy/task_policy the deployment applies "
+        "(default: $KYTE_POLICY_MODULE)",
     )
     lint.add_argument(
         "--disable",
