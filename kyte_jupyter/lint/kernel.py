@@ -78,13 +78,19 @@ def cells_of(registry: Any, dag_id: str) -> list[CellSource]:
     grown = registry.grown.get(dag_id)
     if grown is not None:
         for c in grown.cells:
-            cells.append(CellSource(c.body, 2, None, _cell_id(c.key), (dag_id,)))
+            cells.append(CellSource(c.body, _first_line(c.body), None, _cell_id(c.key), (dag_id,)))
         return cells
     for key, ids in registry.file_cells.items():
         if dag_id in ids:
             body, _label = registry.file_bodies.get(key, ("", ""))
-            cells.append(CellSource(body, 2, None, _cell_id(key), tuple(ids)))
+            cells.append(CellSource(body, _first_line(body), None, _cell_id(key), tuple(ids)))
     return cells
+
+
+def _first_line(body: str) -> int:
+    """The cell line of the body's first line: the registry keeps bodies with a newline in
+    place of the ``%%dag`` line, so their lines are the cell's."""
+    return 1 if body.startswith("\n") else 2
 
 
 def _cell_id(key: str) -> str | None:
