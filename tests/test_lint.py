@@ -260,3 +260,22 @@ def test_slow_top_level_code_is_an_error(tmp_path: Path) -> None:
     payload = json.loads(proc.stdout)
     assert proc.returncode == 1
     assert keys(payload["findings"]) == {("dag", "import-timeout", None, None, 3, 4)}
+
+
+def test_export_refuses_on_errors_unless_no_lint(workdir: Path) -> None:
+    out = workdir / "exported"
+    cmd = [sys.executable, "-m", "kyte_jupyter.cli", "export", "problems.ipynb", "-o", str(out)]
+    env = airflow_env(workdir / "home", KYTE_POLICY_MODULE=str(POLICY))
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=workdir, env=env, timeout=300, check=False
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "4 error(s) found by jupyter kyte lint" in proc.stderr
+    for rule in ("undefined", "PRS", "missing-template", "task_policy:owner-required"):
+        assert f"- {rule} cell 3" in proc.stderr
+    assert "Nothing was written" in proc.stderr and not out.exists()
+    proc = subprocess.run(
+        [*cmd, "--no-lint"], capture_output=True, text=True, cwd=workdir, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "orders.py").is_file()
