@@ -11,6 +11,9 @@ Subcommands:
 ``jupyter kyte publish NOTEBOOK --target NAME [--dag D] [--dry-run] [--yes]``
     Export, check, show the difference against the target, then write the DAG files to a
     folder or commit them to a git branch (see :mod:`kyte_jupyter.publish`).
+
+``jupyter kyte lint NOTEBOOK [--format text|json] [--policy-module PATH]``
+    Static checks of the notebook's DAGs (see :mod:`kyte_jupyter.lint.cli`); exit 1 on errors.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .lint import cli as lint_cli
 from .publish import cli as publish_cli
 
 EXIT_OK = 0
@@ -89,14 +93,32 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="overwrite existing files even if Kyte did not write them",
     )
+    export.add_argument(
+        "--no-lint",
+        action="store_true",
+        help="export even if `jupyter kyte lint` finds errors (by default they refuse it)",
+    )
     export.set_defaults(run=_export)
     publish_cli.register(commands)
+    lint_cli.register(commands)
     return parser
 
 
 def _export(args: argparse.Namespace) -> int:
     from .export import ExportError, export_notebook
 
+    if not args.no_lint:
+        from .lint.gate import LintGateError, export_refusal
+
+        try:
+            refusal = export_refusal(args.notebook, args.dag)
+        except LintGateError as e:
+            print(f"jupyter kyte export: warning: {e}; exporting unchecked.", file=sys.stderr)
+            refusal = None
+        if refusal is not None:
+            print(f"jupyter kyte export: {refusal}", file=sys.stderr)
+            print("Nothing was written. Fix them, or export with --no-lint.", file=sys.stderr)
+            return EXIT_FAILED
     try:
         # A relative --output is relative to the working directory, as any shell path.
         output = None if args.output is None else Path(args.output).absolute()

@@ -599,14 +599,16 @@ def test_a_folder_is_not_a_notebook(tmp_path: Path) -> None:
 
 def test_cli_exports_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nb = write_notebook(tmp_path / "etl.ipynb", GOOD)
-    assert cli.main(["export", str(nb), "--dag", "a", "--output", str(tmp_path / "o")]) == 0
+    # --no-lint: jupyter kyte lint (tests/test_lint.py) would import Airflow in a subprocess.
+    out = str(tmp_path / "o")
+    assert cli.main(["export", str(nb), "--dag", "a", "--output", out, "--no-lint"]) == 0
     assert capsys.readouterr().out == f"Wrote {tmp_path / 'o' / 'a.py'}\n"
     (tmp_path / "o" / "b.py").write_text("mine")
-    assert cli.main(["export", str(nb), "-o", str(tmp_path / "o")]) == 1
+    assert cli.main(["export", str(nb), "-o", str(tmp_path / "o"), "--no-lint"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("jupyter kyte export: Cannot export etl.ipynb:\n  - ")
     assert "use --force" in err and err.endswith("Nothing was written.\n")
-    assert cli.main(["export", str(nb), "-o", str(tmp_path / "o"), "--force"]) == 0
+    assert cli.main(["export", str(nb), "-o", str(tmp_path / "o"), "--force", "--no-lint"]) == 0
     assert cli.main([]) == 2
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["export"])
