@@ -341,6 +341,7 @@ class KyteMagics(Magics):
         except RunError as e:
             raise UsageError(str(e)) from None
         self._shell.user_ns["_kyte_last_run"] = summary
+        summary.publish()
         failed = [k for k in summary.failed if k in summary.errors]
         if failed:
             display(summary)
@@ -404,6 +405,7 @@ class KyteMagics(Magics):
                                       isolated=args.isolated)
         if handle is not None:
             handle.update(ProgressLine(dag.dag_id, summary.task_states, done=True))
+        summary.publish()
         for key, line in summary.error_lines.items():
             print(f"{key} failed: {line}", file=sys.stderr)
         if summary.errors:

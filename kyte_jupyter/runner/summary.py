@@ -127,12 +127,16 @@ class RunSummary:
         """:meth:`to_dict` as JSON text."""
         return json.dumps(self.to_dict())
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return {
-            "text/plain": self.text(),
-            "text/html": self._repr_html_(),
-            RUN_SUMMARY_MIME: self.to_dict(),
-        }
+    def publish(self) -> None:
+        """Emit the JSON as a display output of its own (``RUN_SUMMARY_MIME`` only).
+
+        Once per run, whether or not the cell shows the summary (``r = %run_dag etl`` shows
+        nothing): the front end reads this output; notebook front ends render nothing for
+        it.
+        """
+        from IPython.display import display
+
+        display({RUN_SUMMARY_MIME: self.to_dict()}, raw=True)
 
     # ---- text and HTML --------------------------------------------------------------------
     def __repr__(self) -> str:
