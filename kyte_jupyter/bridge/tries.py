@@ -9,6 +9,7 @@ client. Deferral runs the trigger in-process as ``DAG.test()`` does, but never w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,14 +136,16 @@ def wait_for_trigger(
                 if poll is not None:
                     poll()
         except KeyboardInterrupt:
-            loop.call_soon_threadsafe(task.cancel)
-            thread.join(5)
             raise TriggerInterrupted(
                 f"interrupted while {ti.task_id} waited for its trigger"
             ) from None
         finally:
+            if thread.is_alive():
+                loop.call_soon_threadsafe(task.cancel)
+                thread.join(5)
             if not thread.is_alive():
-                loop.close()
+                with contextlib.suppress(RuntimeError):
+                    loop.close()
     if "error" in outcome:
         raise outcome["error"]
     event = outcome.get("event")
