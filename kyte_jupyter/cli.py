@@ -2,10 +2,11 @@
 
 Subcommands:
 
-``jupyter kyte export NOTEBOOK [--dag DAG_ID] [--output DIR] [--force]``
+``jupyter kyte export NOTEBOOK [--dag DAG_ID] [--output DIR] [--root DIR] [--force]``
     Write the notebook's DAGs to ``<dag_id>.py`` files (by default in a ``dags/`` folder next
-    to the notebook). Exit status 0 on success, 1 if the notebook cannot be exported (nothing
-    is written then), 2 for a usage error.
+    to the notebook). Nothing is written outside the root, not even through a symbolic link.
+    Exit status 0 on success, 1 if the notebook cannot be exported (nothing is written then),
+    2 for a usage error.
 
 ``jupyter kyte publish NOTEBOOK --target NAME [--dag D] [--dry-run] [--yes]``
     Export, check, show the difference against the target, then write the DAG files to a
@@ -62,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  jupyter kyte export etl.ipynb                  # every DAG, into ./dags/\n"
             "  jupyter kyte export etl.ipynb --dag daily_etl  # only DAG daily_etl\n"
-            "  jupyter kyte export etl.ipynb --output ~/airflow/dags"
+            "  jupyter kyte export etl.ipynb --output ~/airflow/dags\n"
+            "  jupyter kyte export nb/etl.ipynb --root .      # nothing written outside ./"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -73,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         "-o",
         metavar="DIR",
         help="folder to write the DAG files into (default: a dags/ folder next to the notebook)",
+    )
+    export.add_argument(
+        "--root",
+        metavar="DIR",
+        help=(
+            "write nothing outside this folder, not even through a symbolic link (default: "
+            "the --output folder if given, else the notebook's folder)"
+        ),
     )
     export.add_argument(
         "--force",
@@ -88,7 +98,9 @@ def _export(args: argparse.Namespace) -> int:
     from .export import ExportError, export_notebook
 
     try:
-        paths = export_notebook(args.notebook, args.dag, args.output, args.force)
+        # A relative --output is relative to the working directory, as any shell path.
+        output = None if args.output is None else Path(args.output).absolute()
+        paths = export_notebook(args.notebook, args.dag, output, args.force, root=args.root)
     except ExportError as e:
         print(f"jupyter kyte export: {e}", file=sys.stderr)
         print("Nothing was written.", file=sys.stderr)

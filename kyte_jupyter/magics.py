@@ -93,8 +93,11 @@ class KyteMagics(Magics):
     def _filename(self, body: str) -> str:
         """Register the cell for tracebacks so errors point at the cell's own lines."""
         # The body starts on the cell's second line (the first is `%%dag ...`).
-        number = getattr(self, "_cell_number", self._shell.execution_count)
-        return str(self._shell.compile.cache("\n" + body, number))
+        return str(self._shell.compile.cache("\n" + body, self._cell_count()))
+
+    def _cell_count(self) -> int:
+        """The running cell's own execution count (``In [N]``)."""
+        return int(getattr(self, "_cell_number", self._shell.execution_count))
 
     # ---- %%dag ----------------------------------------------------------------------------
     @cell_magic
@@ -142,7 +145,7 @@ class KyteMagics(Magics):
         if not cell.strip():
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
-        label = f"cell [{getattr(self, '_cell_number', self._shell.execution_count)}]"
+        label = f"cell [{self._cell_count()}]"
         result = self.notebook.define(key, opts, cell, self._shell.user_ns,
                                       self._filename(cell), label)
         from .display import DagGraph
@@ -201,7 +204,7 @@ class KyteMagics(Magics):
         self._announce()
         args = _parse(self.run_task, line, "%run_task DAG_ID TASK_ID")
         dag = self.notebook.dag(args.dag_id)
-        self.notebook.task(dag, args.task_id)  # --map-index is checked by the runner
+        self.notebook.task(dag, args.task_id)
         from .runner import RunError
 
         try:
@@ -256,13 +259,14 @@ class KyteMagics(Magics):
                                                echo_logs=args.logs, progress=progress.update,
                                                isolated=args.isolated)
         progress.finish(summary.task_states)
-        summary.publish()
+        summary.publish()  # the JSON the front end reads, once per run
         self._report_errors(dag.dag_id, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
         return summary
 
     def _raise_failure(self, summary: Any) -> None:
-        """Fail the cell of a ``%run_task`` whose tasks did not all succeed."""
+        """Publish the summary JSON; fail the cell of a ``%run_task`` whose tasks did not all
+        succeed."""
         __tracebackhide__ = True
         summary.publish()
         failed = [k for k in summary.failed if k in summary.errors]

@@ -281,11 +281,12 @@ class Notebook:
         """
         registry = self.registry
         if dag_id in registry.dags:
+            dag = registry.dags[dag_id]
+            self.task(dag, task_id)
             from .runner import RunError
             from .runner.results import read_xcom
 
-            dag = registry.dags[dag_id]
-            self.task(dag, task_id)
+            # The DAG object knows which tasks are mapped, for the messages about instances.
             try:
                 return read_xcom(dag, task_id, key=key, map_index=map_index, run_id=run_id)
             except RunError as e:

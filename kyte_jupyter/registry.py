@@ -126,9 +126,8 @@ class Registry:
         before = {id(v) for v in ns.values() if isinstance(v, DAG)}
         main_mod = sys.modules.get("__main__")
         try:
-            with collecting_dags(CELL_MODULE) as collected:
-                with cell_module(ns, self.notebook_path):
-                    exec(code, ns)
+            with cell_module(ns, self.notebook_path), collecting_dags(CELL_MODULE) as collected:
+                exec(code, ns)
                 made: dict[str, DAG] = {dag.dag_id: dag for dag in collected()}
             for value in list(ns.values()):
                 if isinstance(value, DAG) and id(value) not in before:

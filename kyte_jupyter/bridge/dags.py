@@ -66,13 +66,14 @@ def build_scheduler_dag(dag: DAG) -> Any:
 
 
 @contextmanager
-def collecting_dags(module: str = "__main__") -> Iterator[Callable[[], list[DAG]]]:
+def collecting_dags(module_name: str = "__main__") -> Iterator[Callable[[], list[DAG]]]:
     """Collect the DAGs that code run inside the block auto-registers, as a DAG file's are.
 
     Why internal: ``DagContext`` is how the Task SDK lets ``DagBag`` collect DAGs made by
     ``with DAG(...)`` or a called ``@dag`` function; a ``%%dag`` cell is such a file. The
-    block gets a function returning the DAGs registered so far (in creation order) by code
-    running as ``module``; the context is reset afterwards even if the code raised.
+    block gets a function returning the DAGs registered so far (in creation order); the
+    context is reset afterwards even if the code raised. ``module_name`` is the ``__name__``
+    the code runs under (the registered DAGs' module, as a DAG file's module name).
     """
     from airflow.sdk.definitions._internal.contextmanager import DagContext
 
@@ -80,7 +81,7 @@ def collecting_dags(module: str = "__main__") -> Iterator[Callable[[], list[DAG]
         return [dag for dag, _mod in list(DagContext.autoregistered_dags)]
 
     DagContext.autoregistered_dags.clear()
-    DagContext.current_autoregister_module_name = module
+    DagContext.current_autoregister_module_name = module_name
     try:
         yield collected
     finally:
