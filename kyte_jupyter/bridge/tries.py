@@ -105,7 +105,11 @@ def wait_for_trigger(
     outcome: dict[str, Any] = {}
 
     async def first_event() -> Any:
-        return await anext(trigger.run(), None)
+        events = trigger.run()
+        try:
+            return await anext(events, None)
+        finally:
+            await events.aclose()
 
     def work() -> None:
         try:
@@ -149,12 +153,24 @@ def wait_for_trigger(
     if "error" in outcome:
         raise outcome["error"]
     event = outcome.get("event")
+    next_kwargs = {"event": serialize(event.payload)} if event else deferral.next_kwargs
+    resume(ti, deferral.next_method, next_kwargs)
+
+
+def resume(ti: TaskInstance, next_method: str, next_kwargs: Any) -> None:
+    """Make a deferred task instance resumable: queued, with its ``next_method`` (as
+    ``DAG.test()`` does once the trigger fired). Written with an ``UPDATE`` of its own, so
+    no session's stale copy of the row decides."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from sqlalchemy import update
+
     with db_session() as session:
-        ti.next_method = deferral.next_method
-        ti.next_kwargs = {"event": serialize(event.payload)} if event else deferral.next_kwargs
-        # The execution API resumes a task instance that is queued (as DAG.test() does it).
-        ti.state = "queued"
-        session.merge(ti)
+        session.execute(
+            update(TI).where(TI.id == ti.id).values(
+                state="queued", next_method=next_method, next_kwargs=next_kwargs
+            ).execution_options(synchronize_session=False)
+        )
+    ti.next_method, ti.next_kwargs = next_method, next_kwargs
 
 
 def after_fork() -> None:
