@@ -26,6 +26,13 @@ from .session.guard import Guard
 _state: dict[str, Any] = {}
 
 
+def _show_syntax_error(shell: Any, etype: type, value: BaseException, tb: Any,
+                       tb_offset: int | None = None) -> None:
+    """Show a syntax error in a ``%%dag`` cell as IPython shows one in any cell: the cell's
+    line and a caret, without the frames of Kyte's code that compiled it."""
+    shell.showsyntaxerror(running_compiled_code=not getattr(value, "kyte_cell", False))
+
+
 def load(ipython: Any) -> None:
     """Register the magics and attach the kernel to its session."""
     if _notebook.loaded():
@@ -40,6 +47,8 @@ def load(ipython: Any) -> None:
     _notebook.install(nb)
     completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
                                       for name in completion.POSITIONALS})
+    if not ipython.custom_exceptions:  # never take the hook from someone else
+        ipython.set_custom_exc((SyntaxError,), _show_syntax_error)
     cellsync.register(ipython, nb)
     _state["magics"] = magics
 
@@ -49,6 +58,8 @@ def unload(ipython: Any) -> None:
     _notebook.uninstall()
     cellsync.unregister(ipython)
     completion.unregister(ipython)
+    if ipython.custom_exceptions == (SyntaxError,):
+        ipython.set_custom_exc((), None)
     magics = _state.pop("magics", None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
