@@ -66,8 +66,19 @@ def fuzz_server(tmp_path: Path, kyte_template_root: Path) -> Iterator[tuple[str,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     config = tmp_path / "server_config.json"
-    config.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {
-        "kyte_jupyter": True, "jupyter_server_terminals": False, "jupyterlab": False}}}))
+    config.write_text(
+        json.dumps(
+            {
+                "ServerApp": {
+                    "jpserver_extensions": {
+                        "kyte_jupyter": True,
+                        "jupyter_server_terminals": False,
+                        "jupyterlab": False,
+                    }
+                }
+            }
+        )
+    )
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",

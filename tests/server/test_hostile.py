@@ -35,7 +35,7 @@ def write_notebook(path: Path, *cells: str) -> None:
 
 async def answer(
     http_server_client: Any, url: str, **kwargs: Any
-) -> tuple[int, dict[str, Any] | None]:
+) -> tuple[int, Any]:
     """Status and JSON body of any request (errors included)."""
     try:
         response = await http_server_client.fetch(url, **kwargs)
