@@ -115,7 +115,7 @@ def fuzz_server(tmp_path: Path, kyte_template_root: Path) -> Iterator[tuple[str,
 
 
 def _listing(folder: Path, skip: tuple[Path, ...]) -> set[str]:
-    out = set()
+    out: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if Path(dirpath, d) not in skip]
         out.update(os.path.join(dirpath, f) for f in filenames)

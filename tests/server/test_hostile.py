@@ -33,9 +33,7 @@ def write_notebook(path: Path, *cells: str) -> None:
     nbformat.write(nb, str(path))
 
 
-async def answer(
-    http_server_client: Any, url: str, **kwargs: Any
-) -> tuple[int, Any]:
+async def answer(http_server_client: Any, url: str, **kwargs: Any) -> tuple[int, Any]:
     """Status and JSON body of any request (errors included)."""
     try:
         response = await http_server_client.fetch(url, **kwargs)
