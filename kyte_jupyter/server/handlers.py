@@ -82,6 +82,13 @@ class KyteHandler(APIHandler):
             self.set_header("Connection", "close")
         if status_code == 503:
             self.set_header("Retry-After", "1")
+        if status_code == 405:  # RFC 9110 section 15.5.6: say which methods there are
+            verbs = [
+                v.upper()
+                for v in ("get", "post", "put", "patch", "delete")
+                if v in vars(type(self))
+            ]
+            self.set_header("Allow", ", ".join(verbs))
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(body.model_dump_json())
 

@@ -34,9 +34,10 @@ TOKEN = "kyte-fuzz-token"
 SECRET = "top-secret-kyte-fuzz"
 #: Examples per operation and phase: enough for every operation, well under two minutes.
 MAX_EXAMPLES = int(os.environ.get("KYTE_FUZZ_EXAMPLES", "40"))
-CHECKS = ",".join([
+CHECKS = os.environ.get("KYTE_FUZZ_CHECKS") or ",".join([
     "not_a_server_error", "status_code_conformance", "content_type_conformance",
-    "response_schema_conformance", "response_headers_conformance",
+    "response_schema_conformance", "response_headers_conformance", "unsupported_method",
+    "missing_required_header", "ignored_auth", "use_after_free",
 ])  # fmt: skip
 
 pytest.importorskip("schemathesis")
