@@ -157,7 +157,7 @@ def test_schemathesis_finds_no_server_errors(
          "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
          "--generation-allow-x00", "false", "--no-color", "--report", "har",
          "--report-har-path", str(har)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its cache stays there
     )  # fmt: skip
     elapsed = time.monotonic() - started
     summary = done.stdout[-4000:]
