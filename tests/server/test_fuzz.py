@@ -146,7 +146,9 @@ def test_schemathesis_finds_no_server_errors(
         "example"] = {"path": "nb.ipynb"}  # fmt: skip
     schema_file = tmp_path / "openapi.json"
     schema_file.write_text(json.dumps(spec))
-    outside_before = _listing(tmp_path, (root, sessions))
+    work = tmp_path / "schemathesis"
+    work.mkdir()
+    outside_before = _listing(tmp_path, (root, sessions, work))
     har = tmp_path / "fuzz.har"
 
     started = time.monotonic()
@@ -157,7 +159,7 @@ def test_schemathesis_finds_no_server_errors(
          "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
          "--generation-allow-x00", "false", "--no-color", "--report", "har",
          "--report-har-path", str(har)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its cache stays there
+        capture_output=True, text=True, timeout=300, cwd=work,  # its caches stay there
     )  # fmt: skip
     elapsed = time.monotonic() - started
     summary = done.stdout[-4000:]
@@ -168,5 +170,5 @@ def test_schemathesis_finds_no_server_errors(
     assert elapsed < 120
 
     # Nothing outside the roots was written, and no answer carried what lies next to them.
-    assert _listing(tmp_path, (root, sessions)) - outside_before <= {str(har)}
+    assert _listing(tmp_path, (root, sessions, work)) - outside_before <= {str(har)}
     assert SECRET not in har.read_text(errors="replace")
