@@ -19,12 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "kyte_jupyter"
 
 #: Modules (and packages) allowed to import Airflow's private namespace packages.
-BRIDGE = ("kyte_jupyter.bridge", "kyte_jupyter._airflow", "kyte_jupyter._execution")
-#: Known today, removed by the lead once the runner helper's move to bridge/ is merged.
-KNOWN = {
-    ("kyte_jupyter.runner", "airflow.sdk._shared.secrets_masker"),
-    ("kyte_jupyter.registry", "airflow.sdk.definitions._internal.contextmanager"),
-}
+BRIDGE = ("kyte_jupyter.bridge",)
 
 pytest.importorskip("importlinter")
 
@@ -62,4 +57,4 @@ def test_no_private_airflow_namespace_imports_outside_the_bridge() -> None:
                 parts = name.split(".")
                 if parts[0] == "airflow" and any(p.startswith("_") for p in parts[1:]):
                     found.add((module, name))
-    assert found <= KNOWN, sorted(found - KNOWN)
+    assert not found, sorted(found)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from . import _airflow
+from ..bridge import lint as _airflow
 from .findings import CellSource, Finding, LintConfig, cell_and_line, sort_findings
 from .locate import locate_dag
 from .runner import lint_cells, lint_dag

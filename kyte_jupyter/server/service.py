@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import inspect
 import logging
 import os
 import posixpath
@@ -392,21 +391,16 @@ def _inside(path: str, root: str) -> bool:
 
 def _export(notebook: str, dag_id: str | None, output: str, force: bool, root: str) -> list[Path]:
     # Imported when used: nbconvert and friends stay out of the server until someone exports.
-    from .. import export
-    from ..export import ExportError, export_notebook
+    from ..export import ExportError, OutputPathError, export_notebook
 
-    # The export package checks every file it writes against ``root`` (issue 13.3, export
-    # helper's side); until that lands the folder check in KyteService.export is the guard.
-    # TODO(lead): once export_notebook takes ``root`` on main, pass it unconditionally.
-    extra: dict[str, Any] = {}
-    if "root" in inspect.signature(export_notebook).parameters:
-        extra["root"] = root
+    # The export package checks every file it writes against ``root`` (issue 13.3), symbolic
+    # links followed; KyteService.export has already checked the folder the same way.
     try:
         return list(
-            export_notebook(notebook, dag_id=dag_id, output_dir=output, force=force, **extra)
+            export_notebook(notebook, dag_id=dag_id, output_dir=output, force=force, root=root)
         )
     except ExportError as e:
-        if isinstance(e, getattr(export, "OutputPathError", ())):
+        if isinstance(e, OutputPathError):
             raise ForbiddenError("; ".join(e.problems) or str(e)) from e
         raise ExportProblems(str(e), list(e.problems)) from e
     except OSError as e:  # the output folder cannot be made or written
