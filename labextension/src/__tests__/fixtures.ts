@@ -40,7 +40,7 @@ export const etlDag: IDagInfo = {
       task_group: null,
       is_mapped: true,
       state: null,
-      map_states: ['success', 'running', null]
+      map_states: { '0': 'success', '1': 'running', '2': null }
     }
   ],
   edges: [

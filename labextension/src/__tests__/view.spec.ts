@@ -1,5 +1,5 @@
 import { IGraphLayout, layoutGraph } from '../layout';
-import { buildGraphModel } from '../model';
+import { buildGraphModel } from '../graphmodel';
 import {
   FIT_MIN_SCALE,
   FIT_PADDING,
@@ -95,5 +95,44 @@ describe('the view of a graph', () => {
     expect(s.right).toBeLessThanOrEqual(250);
     expect(s.top).toBeGreaterThanOrEqual(0);
     expect(s.bottom).toBeLessThanOrEqual(570);
+  });
+
+  it('shows a 12-task DAG readable across a narrow panel, top to bottom (12.4)', () => {
+    const nodes = Array.from({ length: 12 }, (_, i) => ({
+      task_id: `step_${i}_transform`,
+      label: `step_${i}_transform`,
+      operator: 'PythonOperator',
+      task_group: null,
+      is_mapped: false,
+      state: null
+    }));
+    const dag: IDagInfo = {
+      dag_id: 'twelve',
+      nodes,
+      edges: nodes.slice(1).map((n, i) => [nodes[i].task_id, n.task_id]),
+      task_groups: [],
+      latest_run: null
+    };
+    const model = buildGraphModel(dag, new Set());
+    // Left to right, the whole DAG fits a default-width sidebar only at an unreadable zoom.
+    const lr = layoutGraph(model, 'LR');
+    expect(
+      fitView(drawingBounds(lr)!, SIDEBAR.width, SIDEBAR.height).k
+    ).toBeLessThan(0.35);
+    // Top to bottom, it opens at a readable zoom, its whole width in view, from its start.
+    const tb = layoutGraph(model, 'TB');
+    expect(tb.direction).toBe('TB');
+    const view = initialView(
+      tb,
+      drawingBounds(tb)!,
+      SIDEBAR.width,
+      SIDEBAR.height
+    );
+    expect(view.k).toBeGreaterThanOrEqual(FIT_MIN_SCALE);
+    const s = onScreen(tb, view);
+    expect(s.left).toBeGreaterThanOrEqual(0);
+    expect(s.right).toBeLessThanOrEqual(SIDEBAR.width);
+    expect(s.top).toBeGreaterThanOrEqual(0);
+    expect(s.top).toBeLessThan(40);
   });
 });
