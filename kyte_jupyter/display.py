@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from IPython.display import HTML, display
 
 from .runner import STATE_COLOURS
+
+if TYPE_CHECKING:
+    from .notebook import SessionInfo
 
 NODE_W, NODE_H, GAP_X, GAP_Y = 150, 34, 50, 14
 MAX_SVG_TASKS = 300
@@ -121,3 +127,60 @@ class DagGraph:
 
 def _clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def progress_html(dag_id: str, states: dict[str, str], done: bool = False) -> str:
+    """The live progress line of ``%run_dag``: counts per state and a stacked bar."""
+    counts: dict[str, int] = {}
+    for s in states.values():
+        counts[s] = counts.get(s, 0) + 1
+    total = len(states) or 1
+    bar = "".join(
+        f"<div title='{escape(s)}: {n}' style='flex:{n};background:"
+        f"{STATE_COLOURS.get(s, '#ccc')}'></div>"
+        for s, n in sorted(counts.items())
+    )
+    label = ", ".join(f"{n} {escape(s)}" for s, n in sorted(counts.items())) or "starting…"
+    verb = "finished" if done else "running"
+    return (
+        f"<div class='kyte-progress'><b>{escape(dag_id)}</b> {verb}: {label}"
+        f"<div style='display:flex;height:6px;width:100%;max-width:480px;"
+        f"background:#eee;margin-top:3px' data-total='{total}'>{bar}</div></div>"
+    )
+
+
+def session_text(info: SessionInfo) -> str:
+    """What ``%kyte`` prints: the session, its DAGs, latest runs and warnings."""
+    lines = [
+        f"Kyte session {info.session_id}",
+        f"  notebook : {info.notebook_path}",
+        f"  home     : {info.home}",
+        f"  airflow  : {info.airflow_version}",
+        f"  DAGs     : {', '.join(info.dags) if info.dags else 'none defined in this kernel yet'}",
+    ]
+    for dag_id, run_id, state in info.runs:
+        lines.append(f"  run      : {dag_id} {run_id} {state}")
+    lines.extend(f"  warning  : {w}" for w in info.warnings)
+    return "\n".join(lines)
+
+
+class Progress:
+    """The live progress line of ``%run_dag`` (updated at most four times a second)."""
+
+    def __init__(self, dag_id: str) -> None:
+        self.dag_id = dag_id
+        self._html = progress_html
+        self._handle = display(HTML(progress_html(dag_id, {})), display_id=True)
+        self._last = 0.0
+
+    def update(self, states: dict[str, str]) -> None:
+        """Show the task states so far."""
+        now = time.monotonic()
+        if self._handle is not None and now - self._last > 0.25:
+            self._last = now
+            self._handle.update(HTML(self._html(self.dag_id, states)))
+
+    def finish(self, states: dict[str, str]) -> None:
+        """Show the final task states."""
+        if self._handle is not None:
+            self._handle.update(HTML(self._html(self.dag_id, states, done=True)))
