@@ -150,7 +150,7 @@ export class NotebookCellSync implements IDisposable {
       message as unknown as KernelMessage.ICommOpenMsg['content']['data'];
     if (!this._comm || this._comm.isDisposed) {
       // A kernel without Kyte loaded closes the comm at once; try again now and then.
-      if (Date.now() - this._lastOpen < 10000 && this._openFailed) {
+      if (Date.now() - this._lastOpen < 3000 && this._openFailed) {
         return;
       }
       this._lastOpen = Date.now();

@@ -71,6 +71,7 @@ export interface paths {
       header?: never;
       path: {
         session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
         dag_id: components['parameters']['DagId'];
       };
       cookie?: never;
@@ -91,8 +92,12 @@ export interface paths {
       header?: never;
       path: {
         session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
         dag_id: components['parameters']['DagId'];
-        /** @description URL-encode it (run ids contain `:` and `+`). */
+        /**
+         * @description URL-encode it (run ids contain `:` and `+`). Airflow's default
+         *     `allowed_run_id_pattern`, at most 250 characters, no `..`.
+         */
         run_id: components['parameters']['RunId'];
       };
       cookie?: never;
@@ -113,21 +118,29 @@ export interface paths {
       header?: never;
       path: {
         session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
         dag_id: components['parameters']['DagId'];
-        /** @description URL-encode it (run ids contain `:` and `+`). */
+        /**
+         * @description URL-encode it (run ids contain `:` and `+`). Airflow's default
+         *     `allowed_run_id_pattern`, at most 250 characters, no `..`.
+         */
         run_id: components['parameters']['RunId'];
-        task_id: string;
+        /** @description An Airflow task id (with its task group prefix, e.g. `g.load`). */
+        task_id: components['parameters']['TaskId'];
       };
       cookie?: never;
     };
     /**
-     * A byte range of one try's log, to show or follow it.
+     * A byte range of one try's log, to show or follow it; or a search in it.
      * @description Reads `logs/dag_id=D/run_id=R/task_id=T/[map_index=M/]attempt=N.log` of the session.
      *     To follow a running try, request again from `next_offset` until `complete` is true.
      *     The text is the file decoded as UTF-8 (invalid bytes become U+FFFD); a range never
      *     ends inside a character while the log can grow. It is plain text: display it as
      *     text, never as HTML. A try that has not written its log yet gives `text: ""`.
      *     Symbolic links inside the logs folder are refused (403).
+     *     A negative `offset` starts at the first line boundary at or after that position.
+     *     With `search`, the reply is a `LogSearch` instead: the lines of the whole file that
+     *     contain the text (case-insensitive), at most 1000.
      */
     get: operations['getTaskLog'];
     put?: never;
@@ -178,96 +191,213 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    /**
+     * AuditEntry
+     * @description One audit log entry; entries carry more fields depending on the action.
+     */
+    AuditEntry: {
+      /** Format: date-time */
+      time: string;
+      user: string;
+      /** @example dag.define */
+      action: string;
+      /** @example ok */
+      outcome: string;
+    } & {
+      [key: string]: unknown;
+    };
+    /**
+     * DagRun
+     * @description A DagRun as the runs list gives it.
+     */
+    DagRun: {
+      run_id: string;
+      /** @example running */
+      state: string | null;
+      /** @example manual */
+      run_type: string | null;
+      /** Format: date-time */
+      logical_date: string | null;
+      /** Format: date-time */
+      start_date: string | null;
+      /** Format: date-time */
+      end_date: string | null;
+      /** @description The run's conf (null if none). */
+      conf: {
+        [key: string]: unknown;
+      } | null;
+    };
+    /**
+     * DagRunSummary
+     * @description A DagRun in brief (a DAG's latest run).
+     */
+    DagRunSummary: {
+      run_id: string;
+      /** @example running */
+      state: string | null;
+      /** @example manual */
+      run_type: string | null;
+      /** Format: date-time */
+      logical_date: string | null;
+      /** Format: date-time */
+      start_date: string | null;
+      /** Format: date-time */
+      end_date: string | null;
+    };
+    /**
+     * DagView
+     * @description A DAG of a session with its graph and the task states of its latest run.
+     */
+    DagView: {
+      dag_id: string;
+      description: string | null;
+      schedule: string | null;
+      fileloc: string | null;
+      /**
+       * @description A notebook's %%dag cells, or a DAG file in the session's dags/ folder.
+       * @enum {string}
+       */
+      source: 'notebook' | 'dags_folder';
+      /** Format: date-time */
+      updated: string | null;
+      nodes: components['schemas']['Node'][];
+      edges: [string, string][];
+      task_groups: components['schemas']['TaskGroup'][];
+      latest_run: components['schemas']['DagRunSummary'] | null;
+      /** @description The graph snapshot's warnings, to show the user. */
+      warnings: string[];
+    };
+    /**
+     * Error
+     * @description Every error reply: what went wrong and what to do.
+     */
     Error: {
       /** @description What went wrong and what to do. */
       message: string;
     };
-    Session: {
-      id: string;
-      /** @description Absolute path of the notebook. */
-      notebook_path: string;
-      /** @description The notebook's API path (null if outside the server root). */
-      path?: string | null;
-      /** @description Absolute path of the Airflow home. */
-      home: string;
-      /** Format: date-time */
-      created?: string;
-      airflow_version?: string;
+    /**
+     * ExportError
+     * @description An export that failed: ``problems`` lists why (nothing was written).
+     */
+    ExportError: {
+      /** @description What went wrong and what to do. */
+      message: string;
+      /**
+       * @description Each problem in the notebook, when it cannot be exported.
+       * @default null
+       */
+      problems: string[];
     };
     /**
-     * @description Airflow task-instance state (null = no state yet).
-     * @example success
+     * ExportReply
+     * @description Files an export wrote.
      */
-    State: string | null;
-    RunSummary: {
-      run_id?: string;
-      /** @example running */
-      state?: string | null;
-      /** @example manual */
-      run_type?: string;
-      /** Format: date-time */
-      logical_date?: string | null;
-      /** Format: date-time */
-      start_date?: string | null;
-      /** Format: date-time */
-      end_date?: string | null;
+    ExportReply: {
+      /** @description API paths of the files written. */
+      files: string[];
     };
-    Run: components['schemas']['RunSummary'] & {
-      conf?: {
-        [key: string]: unknown;
-      } | null;
+    /**
+     * ExportRequest
+     * @description The body of ``POST /kyte/export``.
+     */
+    ExportRequest: {
+      /**
+       * @description Notebook API path.
+       * @example etl.ipynb
+       */
+      path: string;
+      /**
+       * @description Export only this DAG.
+       * @default null
+       */
+      dag_id: string | null;
+      /**
+       * @description Output directory (API path); defaults to dags/ next to the notebook.
+       * @default null
+       */
+      output: string | null;
+      /**
+       * @description Overwrite existing files.
+       * @default false
+       */
+      force: boolean;
     };
-    Node: {
+    /**
+     * GraphNode
+     * @description One task of a DAG's graph.
+     */
+    GraphNode: {
+      /** @description Full task id (with its task group prefix). */
       task_id: string;
+      /** @description What to show: the task id without its group prefix. */
       label: string;
+      /**
+       * @description Operator class name.
+       * @default null
+       */
       operator: string | null;
+      /**
+       * @description Innermost task group id.
+       * @default null
+       */
       task_group: string | null;
+      /** @default false */
       is_mapped: boolean;
-      is_setup?: boolean;
-      is_teardown?: boolean;
-      trigger_rule?: string;
-      state: components['schemas']['State'];
-      /** @description Latest try in the latest run (0 = none). */
-      try_number?: number;
-      /** @description Mapped tasks only, map index -> state; `state` sums them up. */
-      map_states?: {
-        [key: string]: components['schemas']['State'];
-      };
+      /** @default false */
+      is_setup: boolean;
+      /** @default false */
+      is_teardown: boolean;
+      /** @default all_success */
+      trigger_rule: string;
     };
-    Dag: {
+    /**
+     * GraphSnapshot
+     * @description What ``kyte/graphs/<dag_id>.json`` holds.
+     */
+    GraphSnapshot: {
       dag_id: string;
-      description?: string | null;
-      schedule?: string | null;
-      fileloc?: string | null;
-      /** @enum {string} */
-      source?: 'notebook' | 'dags_folder';
-      /** Format: date-time */
-      updated?: string | null;
-      nodes: components['schemas']['Node'][];
-      edges: string[][];
-      task_groups: {
-        group_id?: string;
-        parent?: string | null;
-        label?: string;
-      }[];
-      latest_run: components['schemas']['RunSummary'] | null;
+      /** @default null */
+      description: string | null;
+      /**
+       * @description Timetable summary, e.g. @daily.
+       * @default null
+       */
+      schedule: string | null;
+      /**
+       * @description Notebook or DAG file path.
+       * @default null
+       */
+      fileloc: string | null;
+      nodes: components['schemas']['GraphNode'][];
+      /** @description [upstream task_id, downstream task_id] pairs. */
+      edges: [string, string][];
+      task_groups: components['schemas']['TaskGroup'][];
+      /**
+       * @description ISO 8601 time of the last write.
+       * @default null
+       */
+      updated: string | null;
+      /** @description Disagreements between kernel and notebook the user should see (e.g. a deleted cell's tasks were dropped); shown in the sidebar's DAG header and by %kyte. */
+      warnings: string[];
     };
-    TaskInstance: {
-      task_id?: string;
-      map_index?: number;
-      state?: components['schemas']['State'];
-      try_number?: number;
-      /** Format: date-time */
-      start_date?: string | null;
-      /** Format: date-time */
-      end_date?: string | null;
-      /** @description Seconds. */
-      duration?: number | null;
-      operator?: string | null;
-      rendered_map_index?: string | null;
+    /**
+     * LogMatch
+     * @description A line of a log that matches a search.
+     */
+    LogMatch: {
+      /** @description 1-based line number. */
+      line: number;
+      /** @description Byte offset of the line's start (use it as `offset`). */
+      offset: number;
+      /** @description The line, without its line break. Plain text. */
+      text: string;
     };
+    /**
+     * LogRange
+     * @description A byte range of one try's log.
+     */
     LogRange: {
-      /** @description Plain text; never render as HTML. */
+      /** @description Plain text; never render it as HTML. */
       text: string;
       /** @description Byte offset of `text` in the file. */
       offset: number;
@@ -278,28 +408,167 @@ export interface components {
       /** @description The try read (0 if none has started). */
       try_number: number;
       tries: number[];
-      state: components['schemas']['State'];
-      map_index?: number;
+      state: string | null;
+      map_index: number;
       /** @description The try has ended and everything up to its end was returned. */
       complete: boolean;
     };
-    AuditEntry: {
+    /**
+     * LogSearch
+     * @description Lines of one try's log containing a text (case-insensitive), in file order.
+     */
+    LogSearch: {
+      query: string;
+      matches: components['schemas']['LogMatch'][];
+      /** @description More lines matched than the 1000 returned. */
+      truncated: boolean;
+      /** @description File size in bytes when searched. */
+      size: number;
+      /** @description The try searched (0 if none has started). */
+      try_number: number;
+      map_index: number;
+    };
+    /**
+     * Node
+     * @description A graph node with the state of the task in the DAG's latest run.
+     */
+    Node: {
+      /** @description Full task id (with its task group prefix). */
+      task_id: string;
+      /** @description What to show: the task id without its group prefix. */
+      label: string;
+      /**
+       * @description Operator class name.
+       * @default null
+       */
+      operator: string | null;
+      /**
+       * @description Innermost task group id.
+       * @default null
+       */
+      task_group: string | null;
+      /** @default false */
+      is_mapped: boolean;
+      /** @default false */
+      is_setup: boolean;
+      /** @default false */
+      is_teardown: boolean;
+      /** @default all_success */
+      trigger_rule: string;
+      /** @description For a mapped task, its instances' states summed up. */
+      state: string | null;
+      /** @description Latest try in the latest run (0 = none). */
+      try_number: number;
+      /**
+       * @description Mapped tasks only: map index (a string, "0") -> state of that instance.
+       * @default null
+       */
+      map_states: {
+        [key: string]: string | null;
+      };
+    };
+    /**
+     * RunSummary
+     * @description What a ``%run_task`` / ``%run_dag`` / ``%%scenario`` did.
+     */
+    RunSummary: {
+      /**
+       * @default 1
+       * @constant
+       */
+      version: 1;
+      /** @enum {string} */
+      magic: 'run_task' | 'run_dag' | 'scenario';
+      dag_id: string;
+      /** @description Null when nothing ran. */
+      run_id: string | null;
+      /** @description Outcome of what was asked (SPEC section 2). */
+      state: string | null;
+      /** @description The DagRun's own state, or null. */
+      run_state: string | null;
+      duration_s: number;
+      task_instances: components['schemas']['RunTaskInstance'][];
+      /** @description Keys of task instances failed or upstream_failed. */
+      failed: string[];
+    };
+    /**
+     * RunTaskInstance
+     * @description One task instance of a run summary.
+     */
+    RunTaskInstance: {
+      /** @description task_id, or task_id[i] for a mapped instance. */
+      key: string;
+      task_id: string;
+      /** @description -1 when not mapped. */
+      map_index: number;
+      state: string | null;
+      try_number: number;
+      /** @default null */
+      duration_s: number | null;
+      /**
+       * @description The forced outcome (fail, fail-once, skip, succeed, timeout, branch, xcom) when the user forced it, else null.
+       * @default null
+       */
+      forced: string | null;
+      /**
+       * @description The error in one line, secrets masked; null if none.
+       * @default null
+       */
+      error: string | null;
+    };
+    /**
+     * Session
+     * @description A notebook's isolated Airflow home.
+     */
+    Session: {
+      id: string;
+      /** @description Absolute path of the notebook. */
+      notebook_path: string;
+      /** @description The notebook's API path (null if outside the root). */
+      path: string | null;
+      /** @description Absolute path of the Airflow home. */
+      home: string;
       /** Format: date-time */
-      time: string;
-      user: string;
-      /** @example dag.define */
-      action: string;
-      /** @example ok */
-      outcome: string;
-      dag_id?: string;
-      task_id?: string;
-      code_hash?: string;
-    } & {
-      [key: string]: unknown;
+      created: string;
+      airflow_version: string;
+    };
+    /**
+     * TaskGroup
+     * @description A task group of a DAG's graph (the root group is not listed).
+     */
+    TaskGroup: {
+      group_id: string;
+      /**
+       * @description Enclosing group id, null at top.
+       * @default null
+       */
+      parent: string | null;
+      label: string;
+    };
+    /**
+     * TaskInstance
+     * @description A task instance of one run (one per map index of a mapped task).
+     */
+    TaskInstance: {
+      task_id: string;
+      map_index: number;
+      state: string | null;
+      try_number: number;
+      /** Format: date-time */
+      start_date: string | null;
+      /** Format: date-time */
+      end_date: string | null;
+      /** @description Seconds. */
+      duration: number | null;
+      operator: string | null;
+      rendered_map_index: string | null;
     };
   };
   responses: {
-    /** @description Malformed request or a path outside the server root. */
+    /**
+     * @description Malformed request: an id that is not an Airflow id, a number out of range, or a
+     *     path outside the server root.
+     */
     BadRequest: {
       headers: {
         [name: string]: unknown;
@@ -348,9 +617,15 @@ export interface components {
   };
   parameters: {
     SessionId: string;
+    /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
     DagId: string;
-    /** @description URL-encode it (run ids contain `:` and `+`). */
+    /**
+     * @description URL-encode it (run ids contain `:` and `+`). Airflow's default
+     *     `allowed_run_id_pattern`, at most 250 characters, no `..`.
+     */
     RunId: string;
+    /** @description An Airflow task id (with its task group prefix, e.g. `g.load`). */
+    TaskId: string;
   };
   requestBodies: never;
   headers: never;
@@ -403,6 +678,7 @@ export interface operations {
           'application/json': components['schemas']['Session'];
         };
       };
+      400: components['responses']['BadRequest'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
     };
@@ -425,6 +701,7 @@ export interface operations {
         };
         content?: never;
       };
+      400: components['responses']['BadRequest'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
       /** @description A running kernel still uses the session; shut it down first. */
@@ -455,9 +732,10 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': components['schemas']['Dag'][];
+          'application/json': components['schemas']['DagView'][];
         };
       };
+      400: components['responses']['BadRequest'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
       500: components['responses']['MetastoreError'];
@@ -472,6 +750,7 @@ export interface operations {
       header?: never;
       path: {
         session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
         dag_id: components['parameters']['DagId'];
       };
       cookie?: never;
@@ -484,7 +763,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': components['schemas']['Run'][];
+          'application/json': components['schemas']['DagRun'][];
         };
       };
       400: components['responses']['BadRequest'];
@@ -500,8 +779,12 @@ export interface operations {
       header?: never;
       path: {
         session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
         dag_id: components['parameters']['DagId'];
-        /** @description URL-encode it (run ids contain `:` and `+`). */
+        /**
+         * @description URL-encode it (run ids contain `:` and `+`). Airflow's default
+         *     `allowed_run_id_pattern`, at most 250 characters, no `..`.
+         */
         run_id: components['parameters']['RunId'];
       };
       cookie?: never;
@@ -517,6 +800,7 @@ export interface operations {
           'application/json': components['schemas']['TaskInstance'][];
         };
       };
+      400: components['responses']['BadRequest'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
       500: components['responses']['MetastoreError'];
@@ -528,31 +812,44 @@ export interface operations {
       query?: {
         /** @description Try number; defaults to the latest try. */
         try?: number;
+        /** @description Map index of a mapped task's instance; -1 when not mapped. */
         map_index?: number;
-        /** @description Byte offset to start at; negative counts from the end of the file. */
+        /**
+         * @description Byte offset to start at; negative counts from the end of the file (and the
+         *     range then starts at the next line boundary).
+         */
         offset?: number;
         /** @description Most bytes to return. */
         limit?: number;
+        /** @description Text to find (case-insensitive); returns the matching lines instead. */
+        search?: string;
       };
       header?: never;
       path: {
         session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
         dag_id: components['parameters']['DagId'];
-        /** @description URL-encode it (run ids contain `:` and `+`). */
+        /**
+         * @description URL-encode it (run ids contain `:` and `+`). Airflow's default
+         *     `allowed_run_id_pattern`, at most 250 characters, no `..`.
+         */
         run_id: components['parameters']['RunId'];
-        task_id: string;
+        /** @description An Airflow task id (with its task group prefix, e.g. `g.load`). */
+        task_id: components['parameters']['TaskId'];
       };
       cookie?: never;
     };
     requestBody?: never;
     responses: {
-      /** @description The range. */
+      /** @description The range (or, with `search`, the matching lines). */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': components['schemas']['LogRange'];
+          'application/json':
+            | components['schemas']['LogRange']
+            | components['schemas']['LogSearch'];
         };
       };
       400: components['responses']['BadRequest'];
@@ -600,22 +897,7 @@ export interface operations {
     /** @description At most 1 MiB. */
     requestBody: {
       content: {
-        'application/json': {
-          /**
-           * @description Notebook API path.
-           * @example work/etl.ipynb
-           */
-          path: string;
-          /** @description Export only this DAG. */
-          dag_id?: string;
-          /** @description Output directory (API path); defaults to the exporter's own. */
-          output?: string;
-          /**
-           * @description Overwrite existing files.
-           * @default false
-           */
-          force?: boolean;
-        };
+        'application/json': components['schemas']['ExportRequest'];
       };
     };
     responses: {
@@ -625,10 +907,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            /** @description API paths of the files (absolute paths if outside the root). */
-            files: string[];
-          };
+          'application/json': components['schemas']['ExportReply'];
         };
       };
       /** @description Malformed request, or the notebook cannot be exported. */
@@ -637,9 +916,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': components['schemas']['Error'] & {
-            problems?: string[];
-          };
+          'application/json': components['schemas']['ExportError'];
         };
       };
       403: components['responses']['Forbidden'];

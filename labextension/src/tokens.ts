@@ -2,7 +2,7 @@ import type { NotebookPanel } from '@jupyterlab/notebook';
 import { Token } from '@lumino/coreutils';
 import type { ISignal } from '@lumino/signaling';
 
-import type { components, paths } from './schema';
+import type { components } from './schema';
 
 /**
  * Command ids of the Kyte extension.
@@ -35,7 +35,7 @@ type Schemas = components['schemas'];
  * An Airflow task-instance state, or `null` for a task that has no state in the latest run.
  * Unknown strings from newer Airflow versions are passed through unchanged.
  */
-export type TaskState = Schemas['State'];
+export type TaskState = Schemas['Node']['state'];
 
 /** A notebook's Kyte session: its private Airflow home (GET kyte/sessions). */
 export type ISession = Schemas['Session'];
@@ -47,19 +47,19 @@ export type ISession = Schemas['Session'];
 export type IDagNode = Schemas['Node'];
 
 /** A task group of a DAG. */
-export type ITaskGroup = Schemas['Dag']['task_groups'][number];
+export type ITaskGroup = Schemas['TaskGroup'];
 
 /** A summary of a DAG run (a DAG's `latest_run`). */
-export type IRunSummary = Schemas['RunSummary'];
+export type IRunSummary = Schemas['DagRunSummary'];
 
 /**
  * A DAG with its graph and the states of its latest run (GET kyte/sessions/{id}/dags).
  * `warnings` are the kernel's and the notebook's disagreements (dropped cells, ...).
  */
-export type IDagInfo = Schemas['Dag'] & { warnings?: string[] };
+export type IDagInfo = Schemas['DagView'];
 
 /** A DAG run (GET kyte/sessions/{id}/dags/{dag_id}/runs). */
-export type IDagRun = Schemas['Run'];
+export type IDagRun = Schemas['DagRun'];
 
 /** A task instance of a run (GET .../runs/{run_id}/tasks). */
 export type ITaskInstance = Schemas['TaskInstance'];
@@ -95,30 +95,13 @@ export interface IExportProblem {
 }
 
 /** Result of a successful export (POST kyte/export). */
-export type IExportResult =
-  paths['/kyte/export']['post']['responses']['200']['content']['application/json'];
+export type IExportResult = Schemas['ExportReply'];
 
 /**
  * The whole-log search of a task log (GET .../logs?search=TEXT): every line holding the text,
- * case-insensitively.
+ * case-insensitively, with its line number and byte offset.
  */
-export interface ILogSearch {
-  /** The text searched for. */
-  query: string;
-  /** The matching lines, in file order. */
-  matches: {
-    /** Line number, from 1. */
-    line: number;
-    /** Byte offset of the line's start in the file. */
-    offset: number;
-    /** The line's text. */
-    text: string;
-  }[];
-  /** True when there were more matches than the server returns (1,000). */
-  truncated: boolean;
-  /** Size of the log file in bytes when searched. */
-  size: number;
-}
+export type ILogSearch = Schemas['LogSearch'];
 
 /**
  * The MIME type of the run summary that `%run_task`, `%run_dag` and `%%scenario` display next
@@ -127,46 +110,10 @@ export interface ILogSearch {
 export const RUN_SUMMARY_MIME = 'application/vnd.kyte.run-summary+json';
 
 /** One task instance of a run summary. */
-export interface IRunTaskInstance {
-  /** `task_id`, or `task_id[i]` for a mapped instance. */
-  key: string;
-  /** The task id. */
-  task_id: string;
-  /** The map index, -1 when not mapped. */
-  map_index: number;
-  /** Its state after the run. */
-  state: TaskState;
-  /** Its try number. */
-  try_number: number;
-  /** How long it took, in seconds. */
-  duration_s?: number | null;
-  /** The outcome the user forced (`fail`, `skip`, ...), or null. */
-  forced?: string | null;
-  /** The error in one line, secrets masked, or null. */
-  error?: string | null;
-}
+export type IRunTaskInstance = Schemas['RunTaskInstance'];
 
 /** What a run magic did (JSON under `RUN_SUMMARY_MIME`). */
-export interface IKyteRunSummary {
-  /** The version of the shape (1). */
-  version: number;
-  /** The magic that ran. */
-  magic: 'run_task' | 'run_dag' | 'scenario' | string;
-  /** The DAG. */
-  dag_id: string;
-  /** The DagRun, or null when nothing ran. */
-  run_id: string | null;
-  /** The outcome of what was asked. */
-  state: TaskState;
-  /** The DagRun's own state, or null. */
-  run_state: TaskState;
-  /** How long it took, in seconds. */
-  duration_s: number;
-  /** The task instances the magic ran or looked at. */
-  task_instances: IRunTaskInstance[];
-  /** Keys of the task instances that failed or are upstream_failed. */
-  failed: string[];
-}
+export type IKyteRunSummary = Schemas['RunSummary'];
 
 /**
  * The client side of Kyte's REST API. All requests go through `requestAPI()`.

@@ -9,7 +9,7 @@ import {
   tasksInGroup
 } from '../graphmodel';
 import { IDagInfo } from '../tokens';
-import { etlDag } from './fixtures';
+import { etlDag, mkNode } from './fixtures';
 import serverDags from './fixtures/server_dags.json';
 
 describe('state colours', () => {
@@ -131,30 +131,30 @@ describe('buildGraphModel', () => {
     const dag: IDagInfo = {
       ...etlDag,
       nodes: [
-        {
+        mkNode({
           task_id: 'a.b.t1',
           label: 't1',
           operator: 'X',
           task_group: 'a.b',
           is_mapped: false,
           state: null
-        },
-        {
+        }),
+        mkNode({
           task_id: 'a.t2',
           label: 't2',
           operator: 'X',
           task_group: 'a',
           is_mapped: false,
           state: 'success'
-        },
-        {
+        }),
+        mkNode({
           task_id: 'top',
           label: 'top',
           operator: 'X',
           task_group: null,
           is_mapped: false,
           state: null
-        }
+        })
       ],
       edges: [
         ['a.b.t1', 'a.t2'],

@@ -7,7 +7,7 @@ import {
   NODE_MIN_WIDTH
 } from '../layout';
 import { buildGraphModel } from '../graphmodel';
-import { etlDag, syntheticDag } from './fixtures';
+import { etlDag, mkNode, syntheticDag } from './fixtures';
 
 function overlaps(a: IBox, b: IBox): boolean {
   return (
@@ -58,14 +58,13 @@ describe('layoutGraph', () => {
   });
 
   it('keeps group boxes and headers off nodes beside the group', () => {
-    const node = (task_id: string, task_group: string | null = null) => ({
-      task_id,
-      label: task_id.split('.').pop()!,
-      operator: 'EmptyOperator',
-      task_group,
-      is_mapped: false,
-      state: null
-    });
+    const node = (task_id: string, task_group: string | null = null) =>
+      mkNode({
+        task_id,
+        label: task_id.split('.').pop()!,
+        operator: 'EmptyOperator',
+        task_group
+      });
     const dag = {
       ...etlDag,
       nodes: [

@@ -8,7 +8,7 @@ import {
   fitView,
   initialView
 } from '../view';
-import { etlDag, syntheticDag, tourDag } from './fixtures';
+import { etlDag, mkDag, mkNode, syntheticDag, tourDag } from './fixtures';
 import { IDagInfo } from '../tokens';
 
 /** The sidebar's graph area at JupyterLab's default sidebar width (250 px). */
@@ -98,21 +98,14 @@ describe('the view of a graph', () => {
   });
 
   it('shows a 12-task DAG readable across a narrow panel, top to bottom (12.4)', () => {
-    const nodes = Array.from({ length: 12 }, (_, i) => ({
-      task_id: `step_${i}_transform`,
-      label: `step_${i}_transform`,
-      operator: 'PythonOperator',
-      task_group: null,
-      is_mapped: false,
-      state: null
-    }));
-    const dag: IDagInfo = {
+    const nodes = Array.from({ length: 12 }, (_, i) =>
+      mkNode({ task_id: `step_${i}_transform` })
+    );
+    const dag: IDagInfo = mkDag({
       dag_id: 'twelve',
       nodes,
-      edges: nodes.slice(1).map((n, i) => [nodes[i].task_id, n.task_id]),
-      task_groups: [],
-      latest_run: null
-    };
+      edges: nodes.slice(1).map((n, i) => [nodes[i].task_id, n.task_id])
+    });
     const model = buildGraphModel(dag, new Set());
     // Left to right, the whole DAG fits a default-width sidebar only at an unreadable zoom.
     const lr = layoutGraph(model, 'LR');

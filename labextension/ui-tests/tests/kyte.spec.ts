@@ -228,3 +228,104 @@ test('the export command answers with files or problems', async ({
   await expect(dialog).toContainText(/kyte_ui/);
   await dialog.getByRole('button', { name: 'Ok' }).click();
 });
+
+test('a failed run from the sidebar says failed, names the task, never a repr (12.1)', async ({
+  page,
+  tmpPath
+}) => {
+  test.setTimeout(4 * 60 * 1000);
+  const kyte = new KyteHelper(page);
+  await openNotebook(page, tmpPath, 'kyte_summary.ipynb', [
+    'SHOULD_FAIL = True',
+    DAG_CELL
+  ]);
+  await runCell(page, 0);
+  await runCell(page, 1);
+  await kyte.openPanel();
+  await expect(kyte.nodes).toHaveCount(4, { timeout: 60000 });
+  await kyte.toolbarButton('kyte:run-dag').click();
+  const toast = page.locator('.Toastify__toast--error');
+  await expect(toast).toContainText('%run_dag kyte_ui failed', {
+    timeout: 120000
+  });
+  await expect(toast).toContainText('transform.check');
+  const text = (await toast.textContent()) ?? '';
+  expect(text).not.toMatch(/<IPython|RunSummary|object at 0x/);
+  // No success toast claims otherwise.
+  await expect(page.locator('.Toastify__toast--success')).toHaveCount(0);
+  await toast.getByRole('button', { name: 'Show output' }).click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog).toContainText('transform.check: failed');
+  await dialog.getByRole('button', { name: 'Ok' }).click();
+});
+
+test('a run queued behind a busy cell, then interrupted, says it was not run (12.3)', async ({
+  page,
+  tmpPath
+}) => {
+  test.setTimeout(4 * 60 * 1000);
+  const kyte = new KyteHelper(page);
+  await openNotebook(page, tmpPath, 'kyte_interrupt.ipynb', [
+    'SHOULD_FAIL = False',
+    DAG_CELL,
+    'import time\ntime.sleep(60)'
+  ]);
+  await runCell(page, 0);
+  await runCell(page, 1);
+  await kyte.openPanel();
+  await expect(kyte.nodes).toHaveCount(4, { timeout: 60000 });
+  // The busy cell, not awaited.
+  await page.notebook.activate(NOTEBOOK);
+  await page.notebook.selectCells(2);
+  await page.keyboard.press('Shift+Enter');
+  await expect(
+    page.locator('.jp-Notebook .jp-Cell').nth(2).locator('.jp-InputPrompt')
+  ).toHaveText(/\[\*\]/);
+  await kyte.contextMenu('extract', 'Run task');
+  await expect(page.locator('.Toastify__toast')).toContainText(
+    'waits for the running cell'
+  );
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('notebook:interrupt-kernel')
+  );
+  const toast = page.locator('.Toastify__toast--warning');
+  await expect(toast).toContainText('%run_task kyte_ui extract was not run', {
+    timeout: 60000
+  });
+  await expect(page.locator('.Toastify__toast--error')).toHaveCount(0);
+  // Nothing ran: the task has no state.
+  await expect(kyte.node('extract')).toHaveAttribute('data-state', 'none');
+});
+
+test('deleting a %%dag cell drops its DAG from the kernel (comm kyte.notebook, 11.1)', async ({
+  page,
+  tmpPath
+}) => {
+  test.setTimeout(4 * 60 * 1000);
+  const kyte = new KyteHelper(page);
+  await openNotebook(page, tmpPath, 'kyte_comm.ipynb', [
+    'SHOULD_FAIL = False',
+    DAG_CELL
+  ]);
+  await runCell(page, 0);
+  await runCell(page, 1);
+  await kyte.openPanel();
+  await expect(kyte.nodes).toHaveCount(4, { timeout: 60000 });
+  await page.notebook.activate(NOTEBOOK);
+  await page.notebook.selectCells(1);
+  await page.notebook.deleteCells();
+  // The kernel says what it dropped; the sidebar no longer shows the DAG as defined.
+  await expect
+    .poll(async () => (await kyte.notifications()).join('\n'), {
+      timeout: 30000
+    })
+    .toMatch(/kyte_ui|deleted|dropped/);
+  await expect
+    .poll(
+      async () =>
+        (await kyte.nodes.count()) === 0 ||
+        (await kyte.panel.locator('.jp-kyte-Panel-warnings').isVisible()),
+      { timeout: 30000 }
+    )
+    .toBe(true);
+});
