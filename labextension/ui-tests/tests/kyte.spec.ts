@@ -253,6 +253,12 @@ test('a failed run from the sidebar says failed, names the task, never a repr (1
   expect(text).not.toMatch(/<IPython|RunSummary|object at 0x/);
   // No success toast claims otherwise.
   await expect(page.locator('.Toastify__toast--success')).toHaveCount(0);
+  if (process.env.KYTE_DOCS_IMAGES) {
+    // The docs' picture of this state (KYTE_DOCS_IMAGES=<repo>/docs/images).
+    await page.screenshot({
+      path: `${process.env.KYTE_DOCS_IMAGES}/kyte-run-failed.png`
+    });
+  }
   await toast.getByRole('button', { name: 'Show output' }).click();
   const dialog = page.locator('.jp-Dialog');
   await expect(dialog).toContainText('transform.check: failed');
