@@ -6,9 +6,10 @@ import time
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from IPython.display import HTML, display
+from IPython.display import display
 
 from .runner import STATE_COLOURS
+from .runner.progress import ProgressLine
 
 if TYPE_CHECKING:
     from .notebook import SessionInfo
@@ -129,26 +130,6 @@ def _clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def progress_html(dag_id: str, states: dict[str, str], done: bool = False) -> str:
-    """The live progress line of ``%run_dag``: counts per state and a stacked bar."""
-    counts: dict[str, int] = {}
-    for s in states.values():
-        counts[s] = counts.get(s, 0) + 1
-    total = len(states) or 1
-    bar = "".join(
-        f"<div title='{escape(s)}: {n}' style='flex:{n};background:"
-        f"{STATE_COLOURS.get(s, '#ccc')}'></div>"
-        for s, n in sorted(counts.items())
-    )
-    label = ", ".join(f"{n} {escape(s)}" for s, n in sorted(counts.items())) or "starting…"
-    verb = "finished" if done else "running"
-    return (
-        f"<div class='kyte-progress'><b>{escape(dag_id)}</b> {verb}: {label}"
-        f"<div style='display:flex;height:6px;width:100%;max-width:480px;"
-        f"background:#eee;margin-top:3px' data-total='{total}'>{bar}</div></div>"
-    )
-
-
 def session_text(info: SessionInfo) -> str:
     """What ``%kyte`` prints: the session, its DAGs, latest runs and warnings."""
     lines = [
@@ -169,8 +150,7 @@ class Progress:
 
     def __init__(self, dag_id: str) -> None:
         self.dag_id = dag_id
-        self._html = progress_html
-        self._handle = display(HTML(progress_html(dag_id, {})), display_id=True)
+        self._handle = display(ProgressLine(dag_id, {}), display_id=True)
         self._last = 0.0
 
     def update(self, states: dict[str, str]) -> None:
@@ -178,9 +158,9 @@ class Progress:
         now = time.monotonic()
         if self._handle is not None and now - self._last > 0.25:
             self._last = now
-            self._handle.update(HTML(self._html(self.dag_id, states)))
+            self._handle.update(ProgressLine(self.dag_id, states))
 
     def finish(self, states: dict[str, str]) -> None:
         """Show the final task states."""
         if self._handle is not None:
-            self._handle.update(HTML(self._html(self.dag_id, states, done=True)))
+            self._handle.update(ProgressLine(self.dag_id, states, done=True))

@@ -81,6 +81,9 @@ class KyteMagics(Magics):
     def _pre_run_cell(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)
         self._raw_cell = getattr(info, "raw_cell", "") or ""
+        # IPython counts this cell before the event: its own number is the one before.
+        count = self._shell.execution_count
+        self._cell_number = count - 1 if getattr(info, "store_history", False) else count
 
     @property
     def _shell(self) -> Any:
@@ -90,7 +93,11 @@ class KyteMagics(Magics):
     def _filename(self, body: str) -> str:
         """Register the cell for tracebacks so errors point at the cell's own lines."""
         # The body starts on the cell's second line (the first is `%%dag ...`).
-        return str(self._shell.compile.cache("\n" + body, self._shell.execution_count))
+        return str(self._shell.compile.cache("\n" + body, self._cell_count()))
+
+    def _cell_count(self) -> int:
+        """The running cell's own execution count (``In [N]``)."""
+        return int(getattr(self, "_cell_number", self._shell.execution_count))
 
     # ---- %%dag ----------------------------------------------------------------------------
     @cell_magic
@@ -138,7 +145,7 @@ class KyteMagics(Magics):
         if not cell.strip():
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
-        label = f"cell [{self._shell.execution_count}]"
+        label = f"cell [{self._cell_count()}]"
         result = self.notebook.define(key, opts, cell, self._shell.user_ns,
                                       self._filename(cell), label)
         from .display import DagGraph
@@ -197,9 +204,7 @@ class KyteMagics(Magics):
         self._announce()
         args = _parse(self.run_task, line, "%run_task DAG_ID TASK_ID")
         dag = self.notebook.dag(args.dag_id)
-        task = self.notebook.task(dag, args.task_id)
-        if args.map_index is not None and not getattr(task, "is_mapped", False):
-            raise UsageError(f"Task {args.task_id!r} is not mapped, so --map-index does not apply.")
+        self.notebook.task(dag, args.task_id)
         from .runner import RunError
 
         try:
@@ -264,9 +269,9 @@ class KyteMagics(Magics):
         failed = [k for k in summary.failed if k in summary.errors]
         if failed:
             display(summary)
-            error = summary.errors[failed[0]]
-            self._remember_error(error)
-            raise error
+            from .runner.failure import for_cell
+
+            raise for_cell(summary.errors[failed[0]], self._shell)
         if summary.failed:
             display(summary)
             raise UsageError(
@@ -275,8 +280,8 @@ class KyteMagics(Magics):
 
     def _report_errors(self, dag_id: str, summary: Any) -> None:
         """Name each failed task of a ``%run_dag`` and point at ``%debug``."""
-        for key, error in summary.errors.items():
-            print(f"{key} failed: {type(error).__name__}: {error}", file=sys.stderr)
+        for key, line in summary.error_lines.items():
+            print(f"{key} failed: {line}", file=sys.stderr)
         if summary.errors:
             self._remember_error(next(iter(summary.errors.values())))
             print("Run %debug to inspect the first failure, %task_log "

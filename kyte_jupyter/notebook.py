@@ -41,11 +41,11 @@ def import_airflow() -> None:
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
     import airflow  # noqa: F401  (reads AIRFLOW_HOME now)
 
-    from . import _airflow
+    from . import bridge
 
-    _airflow.quiet_server_logs()
-    _airflow.tune_sqlite()
-    _airflow.cache_task_runner_schemas()
+    bridge.quiet_server_logs()
+    bridge.tune_sqlite()
+    bridge.cache_task_runner_schemas()
     _state["kyte_airflow_ready"] = True
 
 
@@ -122,9 +122,9 @@ class Notebook:
         import_airflow()
         preload = self.session.extra.get("preload")
         if preload and not self.session.extra.get("preloaded"):
-            from . import _airflow
+            from . import bridge
 
-            n_conn, n_var = _airflow.preload(
+            n_conn, n_var = bridge.preload(
                 str(self.session.home), preload.get("connections", []),
                 preload.get("variables", []),
             )
@@ -281,12 +281,21 @@ class Notebook:
         """
         registry = self.registry
         if dag_id in registry.dags:
-            self.task(registry.dags[dag_id], task_id)
-        from . import _airflow
+            dag = registry.dags[dag_id]
+            self.task(dag, task_id)
+            from .runner import RunError
+            from .runner.results import read_xcom
 
-        with _airflow.db_session() as db:
-            dr = (_airflow.get_run(dag_id, run_id, db) if run_id
-                  else _airflow.latest_run(dag_id, db))
+            # The DAG object knows which tasks are mapped, for the messages about instances.
+            try:
+                return read_xcom(dag, task_id, key=key, map_index=map_index, run_id=run_id)
+            except RunError as e:
+                raise UsageError(str(e)) from None
+        from . import bridge
+
+        with bridge.db_session() as db:
+            dr = (bridge.get_run(dag_id, run_id, db) if run_id
+                  else bridge.latest_run(dag_id, db))
             if dr is None:
                 if run_id:
                     raise UsageError(f"DAG {dag_id!r} has no run {run_id!r} in this notebook.")
@@ -296,7 +305,7 @@ class Notebook:
                     f"DAG {dag_id!r} has not run yet in this notebook. Run "
                     f"`%run_task {dag_id} {task_id}` first."
                 )
-            found, value = _airflow.xcom_value(dag_id, dr.run_id, task_id, key, map_index, db)
+            found, value = bridge.xcom_value(dag_id, dr.run_id, task_id, key, map_index, db)
             found_run = str(dr.run_id)
         if not found:
             if dag_id not in registry.dags:
@@ -370,10 +379,10 @@ class Notebook:
     def reset(self) -> int:
         """Delete every run, task state, XCom and log (DAG definitions stay); runs deleted."""
         self.ensure_airflow()
-        from . import _airflow
+        from . import bridge
 
-        with _airflow.db_session() as db:
-            n = _airflow.delete_runs(db)
+        with bridge.db_session() as db:
+            n = bridge.delete_runs(db)
         shutil.rmtree(self.session.logs_folder, ignore_errors=True)
         self.session.logs_folder.mkdir(parents=True, exist_ok=True)
         self.session.audit("session.reset", runs_deleted=n)

@@ -119,25 +119,20 @@ class Registry:
     ) -> DefineResult:
         """Run a whole DAG file in the notebook namespace and register the DAGs it makes."""
         from airflow.sdk import DAG
-        from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+        from .bridge import collecting_dags
 
         code = compile_cell(body, filename)
         before = {id(v) for v in ns.values() if isinstance(v, DAG)}
-        DagContext.autoregistered_dags.clear()
-        DagContext.current_autoregister_module_name = CELL_MODULE
         main_mod = sys.modules.get("__main__")
         try:
-            with cell_module(ns, self.notebook_path):
+            with cell_module(ns, self.notebook_path), collecting_dags(CELL_MODULE) as collected:
                 exec(code, ns)
-            made: dict[str, DAG] = {}
-            for dag, _mod in list(DagContext.autoregistered_dags):
-                made[dag.dag_id] = dag
+                made: dict[str, DAG] = {dag.dag_id: dag for dag in collected()}
             for value in list(ns.values()):
                 if isinstance(value, DAG) and id(value) not in before:
                     made.setdefault(value.dag_id, value)
         finally:
-            DagContext.current_autoregister_module_name = None
-            DagContext.autoregistered_dags.clear()
             if main_mod is not None:
                 sys.modules["__main__"] = main_mod
         warnings: list[str] = []
@@ -392,7 +387,7 @@ class Registry:
 
     # ---- shared ---------------------------------------------------------------------------
     def _check_and_sync(self, dags: list[DAG], source: str) -> None:
-        from . import _airflow
+        from . import bridge
 
         for dag in dags:
             if not dag.task_dict:
@@ -404,10 +399,10 @@ class Registry:
             dag.fileloc = str(write_source(self.session, dag.dag_id, self.notebook_path, source))
             dag.template_searchpath = template_folders(dag, self.notebook_path)
             try:
-                _airflow.check_dag(dag)
+                bridge.check_dag(dag)
             except Exception as e:
                 raise DagDefinitionError(f"DAG {dag.dag_id!r} is not valid: {e}") from e
-        _airflow.sync_dags(dags)
+        bridge.sync_dags(dags)
         for dag in dags:
             self._written[dag.dag_id] = self.warnings(dag.dag_id)
             write_graph(self.session, dag, self._written[dag.dag_id])
