@@ -5,7 +5,18 @@
  */
 import { IJupyterLabPageFixture, expect, test } from '@jupyterlab/galata';
 
-import { KyteHelper, STATE_RGB } from './helpers/KyteHelper';
+import {
+  KyteHelper,
+  STATE_RGB,
+  gotoLab,
+  slowStart
+} from './helpers/KyteHelper';
+
+// Galata's 15 s for JupyterLab to start is too little on a loaded CI machine.
+test.use({ autoGoto: false, ...(slowStart as any) });
+test.beforeEach(async ({ page }) => {
+  await gotoLab(page);
+});
 
 /** A DAG with a task group, a task that fails on demand and a slow task. */
 const DAG_CELL = `%%dag

@@ -11,14 +11,16 @@ import {
   STATE_RGB,
   chainDag,
   etlDag,
+  gotoLab,
   helloDag,
   mockKyteApi,
   newMockApi,
+  slowStart,
   syntheticDag,
   tourDag
 } from './helpers/KyteHelper';
 
-test.use({ autoGoto: false });
+test.use({ autoGoto: false, ...(slowStart as any) });
 
 /** A notebook name of its own for each test (they share the server's root). */
 function notebookName(): string {
@@ -32,7 +34,7 @@ test.beforeEach(async ({ page }) => {
   api = newMockApi();
   await mockKyteApi(page, api);
   kyte = new KyteHelper(page);
-  await page.goto();
+  await gotoLab(page);
 });
 
 test('teaches what to do when there is no notebook or no DAG', async ({

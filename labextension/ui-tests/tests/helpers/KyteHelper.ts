@@ -501,3 +501,49 @@ export function syntheticDag(n: number): Record<string, unknown> {
     latest_run: null
   };
 }
+
+/**
+ * Galata waits 15 s for JupyterLab to start, too little on a loaded 2-core CI machine: wait
+ * up to `timeout` instead (for the app, its splash screen and the Launcher).
+ */
+export const SLOW_START = 180 * 1000;
+
+/** `test.use()` options: wait for the application as Galata does, with a longer timeout. */
+export const slowStart = {
+  waitForApplication: async (
+    { baseURL }: { baseURL?: string },
+    use: (
+      fn: (page: Page, helpers: IJupyterLabPageFixture) => Promise<void>
+    ) => Promise<void>
+  ): Promise<void> => {
+    void baseURL;
+    await use(async (page: Page) => {
+      await page
+        .locator('#jupyterlab-splash')
+        .waitFor({ state: 'detached', timeout: SLOW_START });
+      await page
+        .locator('.jp-Launcher')
+        .first()
+        .waitFor({ timeout: SLOW_START })
+        .catch(() => undefined);
+    });
+  }
+};
+
+/** Open JupyterLab, waiting for it to start as long as a loaded machine needs. */
+export async function gotoLab(page: IJupyterLabPageFixture): Promise<void> {
+  (page as any).waitForAppStarted = () =>
+    page.waitForFunction(
+      async () => {
+        const app = (window as any).jupyterapp;
+        if (typeof app === 'object' && app) {
+          await app.started;
+          return true;
+        }
+        return false;
+      },
+      undefined,
+      { timeout: SLOW_START, polling: 500 }
+    );
+  await page.goto();
+}
