@@ -288,6 +288,7 @@ export class KytePanel extends Widget {
   private _onNotebookChanged(): void {
     const nb = this._model.notebook;
     this._generation++;
+    this._requestedDagId = null;
     this._structureKey = '';
     this._graph.clear();
     this._dagSelect.hidden = true;
@@ -332,7 +333,8 @@ export class KytePanel extends Widget {
     const task = this._model.selectedTask;
     this._graph.selectedTask =
       task && dag && task.dagId === dag.dag_id ? task.taskId : null;
-    if (dag && dag.dag_id !== this._shownDagId) {
+    if (dag && dag.dag_id !== this._requestedDagId) {
+      // Another DAG was picked (a poll that only brought the first DAG draws it already).
       this._structureKey = '';
       this._updateSelector();
       void this._showDag(dag, false);
@@ -345,6 +347,7 @@ export class KytePanel extends Widget {
   private async _showDag(dag: IDagInfo, keepView: boolean): Promise<void> {
     const generation = this._generation;
     const t0 = performance.now();
+    this._requestedDagId = dag.dag_id;
     const model = buildGraphModel(dag, this._collapsedFor(dag));
     this._hideEmpty();
     this._updateInfo(dag);
@@ -682,6 +685,7 @@ export class KytePanel extends Widget {
   private readonly _collapsed = new Map<string, Set<string>>();
   private _structureKey = '';
   private _shownDagId: string | null = null;
+  private _requestedDagId: string | null = null;
   private _selectorKey = '';
   private _infoKey = '';
   private _warningsKey = '';
