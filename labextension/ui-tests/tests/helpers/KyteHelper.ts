@@ -532,18 +532,17 @@ export const slowStart = {
 
 /** Open JupyterLab, waiting for it to start as long as a loaded machine needs. */
 export async function gotoLab(page: IJupyterLabPageFixture): Promise<void> {
-  (page as any).waitForAppStarted = () =>
-    page.waitForFunction(
-      async () => {
-        const app = (window as any).jupyterapp;
-        if (typeof app === 'object' && app) {
-          await app.started;
-          return true;
-        }
-        return false;
-      },
+  (page as any).waitForAppStarted = async () => {
+    // Synchronous predicate: the application and Galata's in-page helpers exist...
+    await page.waitForFunction(
+      () =>
+        typeof (window as any).jupyterapp === 'object' &&
+        typeof (window as any).galata === 'object',
       undefined,
       { timeout: SLOW_START, polling: 500 }
     );
+    // ...and every plugin has started.
+    await page.evaluate(() => (window as any).jupyterapp.started);
+  };
   await page.goto();
 }
