@@ -304,11 +304,12 @@ test('a run queued behind a busy cell, then interrupted, says it was not run (12
   );
   // Interrupt the kernel through the REST API (Galata's kernel-tracking route cannot
   // parse the empty reply of an interrupt made from the page).
-  const kernelId = await page.evaluate(
-    () =>
-      (window as any).jupyterapp.shell.currentWidget.sessionContext.session
-        .kernel.id as string
-  );
+  const sessions = (await (await page.request.get('/api/sessions')).json()) as {
+    path: string;
+    kernel: { id: string };
+  }[];
+  const kernelId = sessions.find(x => x.path.endsWith('kyte_interrupt.ipynb'))!
+    .kernel.id;
   const interrupted = await page.request.post(
     `/api/kernels/${kernelId}/interrupt`
   );
