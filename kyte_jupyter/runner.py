@@ -26,9 +26,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import _airflow
 from .session import Session
+from .whatif.force import FORCED_LOG_PREFIX
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
+
+    from .whatif.force import Forcing
+    from .whatif.spec import WhatIf
 
 
 class RunError(Exception):
@@ -63,6 +67,8 @@ class RunSummary:
     durations: dict[str, float] = field(default_factory=dict)
     duration: float = 0.0
     errors: dict[str, BaseException] = field(default_factory=dict, repr=False)
+    forced: dict[str, str] = field(default_factory=dict)
+    """Task instances whose outcome a what-if option forced: key -> "fail", "branch -> a"…"""
 
     @property
     def failed(self) -> list[str]:
@@ -86,6 +92,8 @@ class RunSummary:
             extra = ""
             if key in self.tries:
                 extra = f"  try {self.tries[key]}, {self.durations.get(key, 0.0):.3f}s"
+            if key in self.forced:
+                extra += f"  (forced: {self.forced[key]})"
             lines.append(f"  {key:<{width}}  {state}{extra}")
         p.text("\n".join(lines))
 
@@ -98,7 +106,8 @@ class RunSummary:
                 f"<tr><td><code>{escape(key)}</code></td>"
                 f"<td><span style='display:inline-block;width:.8em;height:.8em;"
                 f"border-radius:50%;background:{colour};margin-right:.4em'></span>"
-                f"{escape(state)}</td><td>{self.tries.get(key, '')}</td><td>{took}</td></tr>"
+                f"{escape(state)}{_forced_badge(self.forced.get(key))}</td>"
+                f"<td>{self.tries.get(key, '')}</td><td>{took}</td></tr>"
             )
         colour = STATE_COLOURS.get(self.state, "inherit")
         return (
@@ -108,6 +117,15 @@ class RunSummary:
             "<table><thead><tr><th>task</th><th>state</th><th>try</th><th>duration</th>"
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
+
+
+def _forced_badge(note: str | None) -> str:
+    """A what-if badge next to a forced task instance's state (not a state colour)."""
+    if not note:
+        return ""
+    return (f" <span class='kyte-forced' title='outcome forced by a what-if option' "
+            f"style='border:1px dashed currentColor;border-radius:3px;padding:0 .3em;"
+            f"font-size:85%'>forced: {escape(note)}</span>")
 
 
 def ti_key(task_id: str, map_index: int) -> str:
@@ -238,6 +256,24 @@ class Runner:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._forcing: Forcing | None = None
+
+    @contextlib.contextmanager
+    def _whatif(self, dag: DAG, whatif: WhatIf | None, summary: RunSummary) -> Iterator[None]:
+        """Install a run's forced outcomes around its loop (kyte_jupyter.whatif)."""
+        if not whatif:
+            yield
+            return
+        from .whatif.force import Forcing
+
+        with Forcing(dag, whatif) as forcing:
+            self._forcing = forcing
+            try:
+                yield
+            finally:
+                self._forcing = None
+                summary.forced = {k: v for k, v in forcing.forced.items()
+                                  if k in summary.task_states}
 
     # ---- public -------------------------------------------------------------------------
     def run_dag(
@@ -249,6 +285,7 @@ class Runner:
         echo_logs: bool = False,
         progress: Progress | None = None,
         isolated: bool = False,
+        whatif: WhatIf | None = None,
     ) -> RunSummary:
         """Run every task of a new run of ``dag`` in dependency order, as ``DAG.test()``.
 
@@ -261,8 +298,9 @@ class Runner:
             dr = _airflow.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
             db.commit()
             summary = RunSummary(dag.dag_id, dr.run_id, "running")
-            self._loop(dag, dr, db, only=None, force=set(), summary=summary,
-                       echo=echo_logs, progress=progress, isolated=isolated)
+            with self._whatif(dag, whatif, summary):
+                self._loop(dag, dr, db, only=None, force=set(), summary=summary,
+                           echo=echo_logs, progress=progress, isolated=isolated)
             summary.state = _airflow.state_name(dr.state)
         summary.duration = time.perf_counter() - start
         return summary
@@ -280,6 +318,7 @@ class Runner:
         echo_logs: bool = True,
         progress: Progress | None = None,
         isolated: bool = False,
+        whatif: WhatIf | None = None,
     ) -> RunSummary:
         """Run one task (and optionally its upstream or downstream) in the current run."""
         start = time.perf_counter()
@@ -316,9 +355,10 @@ class Runner:
             dr.state = "running"  # committed with the first try's queueing (prepare_try)
             summary = RunSummary(dag.dag_id, dr.run_id, "running")
             force = set() if upstream else {task_id}
-            self._loop(dag, dr, db, only=selected, force=force, summary=summary,
-                       echo=echo_logs, progress=progress, map_index=map_index,
-                       isolated=isolated, tis=tis)
+            with self._whatif(dag, whatif, summary):
+                self._loop(dag, dr, db, only=selected, force=force, summary=summary,
+                           echo=echo_logs, progress=progress, map_index=map_index,
+                           isolated=isolated, tis=tis)
             summary.state = _airflow.state_name(dr.state)
         summary.duration = time.perf_counter() - start
         return summary
@@ -407,6 +447,7 @@ class Runner:
                 self.session.audit(
                     "task.run", dag_id=dag.dag_id, task_id=key, run_id=dr.run_id,
                     try_number=ti.try_number, outcome=state,
+                    forced=self._forcing.forced.get(key) if self._forcing else None,
                 )
             if progress:
                 progress(dict(states))
@@ -431,8 +472,18 @@ class Runner:
                         ti.try_number)
         t0 = time.perf_counter()
         error: BaseException | None = None
+        if self._forcing is not None and self._forcing.marks_success(ti.task_id, ti.map_index):
+            # --succeed: no try, as dag.test(mark_success_pattern=...) marks it.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as log_file:
+                log_file.write(f"{FORCED_LOG_PREFIX}marked success without running "
+                               "(--succeed).\n")
+            _airflow.set_state(ti, "success")
+            return "success", time.perf_counter() - t0, None
         if isolated:
             state = _run_forked(ti, task, path, echo)
+            if self._forcing is not None:
+                self._forcing.claim(ti.task_id, ti.map_index)  # as the forked try did
             return state, time.perf_counter() - t0, None
         while True:
             with _capture(path, echo) as log_file:
