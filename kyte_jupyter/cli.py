@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  jupyter kyte export etl.ipynb                  # every DAG, into ./dags/\n"
             "  jupyter kyte export etl.ipynb --dag daily_etl  # only DAG daily_etl\n"
-            "  jupyter kyte export etl.ipynb --output ~/airflow/dags"
+            "  jupyter kyte export etl.ipynb --output ~/airflow/dags\n"
+            "  jupyter kyte export etl.ipynb --tests          # + test_<dag_id>.py per DAG"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -74,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="overwrite existing files even if Kyte did not write them",
     )
+    export.add_argument(
+        "--tests",
+        action="store_true",
+        help="also write test_<dag_id>.py next to each DAG file: the notebook's %%%%scenario "
+             "cells as plain pytest + Airflow tests",
+    )
     export.set_defaults(run=_export)
     return parser
 
@@ -89,6 +96,17 @@ def _export(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for path in paths:
         print(f"Wrote {_display(path)}")
+    if getattr(args, "tests", False):
+        from .whatif import WhatIfError
+        from .whatif.export import write_tests
+
+        try:
+            tests = write_tests(args.notebook, paths)
+        except WhatIfError as e:
+            print(f"jupyter kyte export --tests: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        for path in tests:
+            print(f"Wrote {_display(path)}")
     return EXIT_OK
 
 

@@ -33,8 +33,12 @@ def etl() -> Any:
 
         rows = extract()
         sq = square.expand(x=rows)
+        @task
+        def load() -> None:
+            pass
+
         with TaskGroup("load_group"):
-            a, b = EmptyOperator(task_id="load_a"), EmptyOperator(task_id="load_b")
+            a, b = load.override(task_id="load_a")(), load.override(task_id="load_b")()
             a >> b
         report, quiet = EmptyOperator(task_id="report"), EmptyOperator(task_id="quiet")
         sq >> a
@@ -44,13 +48,14 @@ def etl() -> Any:
 
 def test_options_expand_ids_groups_and_instances(etl: Any) -> None:
     w = parse_options(etl, fail=["extract,square[1]"], skip=["load_group"],
-                      branch=["choose=quiet"], xcom=['report={"n": 1}'], succeed="quiet")
+                      branch=["choose=quiet"], xcom=['"square[2]={\"n\": 1}"'],
+                      succeed="quiet")
     got = [(f.kind, f.key, f.value) for f in w.outcomes]
     assert got == [
         ("fail", "extract", None), ("fail", "square[1]", None),
         ("skip", "load_group.load_a", None), ("skip", "load_group.load_b", None),
         ("succeed", "quiet", None), ("branch", "choose", ("quiet",)),
-        ("xcom", "report", {"n": 1}),
+        ("xcom", "square[2]", {"n": 1}),
     ]
     assert w.for_instance("square", 1).kind == "fail"  # type: ignore[union-attr]
     assert w.for_instance("square", 0) is None
@@ -64,7 +69,8 @@ def test_options_expand_ids_groups_and_instances(etl: Any) -> None:
      "'load_group.load_b' is not directly downstream of branch task 'choose'"),
     ({"branch": ["extract=square"]}, "task 'extract' is not a branch task"),
     ({"branch": ["choose"]}, "write BRANCH_TASK=TARGET"),
-    ({"fail": ["report"], "succeed": ["report"]}, "--fail and --succeed both force report"),
+    ({"fail": ["extract"], "succeed": ["extract"]}, "--fail and --succeed both force extract"),
+    ({"fail": ["report"]}, "--fail: 'report' is an EmptyOperator, which Airflow marks success"),
     ({"skip": ["load_group"], "fail": ["load_group.load_a"]},
      "--fail and --skip both force load_group.load_a"),
     ({"xcom": ["extract=[1,"]}, "--xcom extract=…: malformed JSON"),
@@ -79,14 +85,14 @@ def test_scenario_body(etl: Any) -> None:
     sc = parse_scenario("quiet day", etl, textwrap.dedent("""\
         fail: [extract]
         branch: {choose: [quiet]}
-        xcom: {report: [1, 2]}
+        xcom: {load_group.load_a: [1, 2]}
         expect:
           square: upstream_failed
           load_group: upstream_failed
           quiet: skipped
         run: failed
     """))
-    assert [f.key for f in sc.whatif.outcomes] == ["extract", "choose", "report"]
+    assert [f.key for f in sc.whatif.outcomes] == ["extract", "choose", "load_group.load_a"]
     assert sc.expect == {"square": "upstream_failed", "load_group.load_a": "upstream_failed",
                          "load_group.load_b": "upstream_failed", "quiet": "skipped"}
     assert sc.run == "failed"
@@ -146,10 +152,14 @@ with DAG("shop", schedule=None) as dag:
     def cleanup():
         return "clean"
 
-    report, quiet = EmptyOperator(task_id="report"), EmptyOperator(task_id="quiet")
+    @task
+    def report():
+        return "reported"
+
+    quiet = EmptyOperator(task_id="quiet")
     n = load(extract())
     n >> cleanup()
-    choose(n) >> [report, quiet]
+    choose(n) >> [report(), quiet]
 '''
 
 

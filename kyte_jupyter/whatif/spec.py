@@ -195,6 +195,24 @@ def resolve(dag: Any, item: str, option: str) -> list[tuple[str, int | None]]:
                       f"{_near(tid, tasks | set(groups))}.")
 
 
+def _never_runs(task: Any) -> bool:
+    """True for an EmptyOperator Airflow marks success without a try (no callbacks, assets)."""
+    return bool(getattr(task, "inherits_from_empty_operator", False)) and not (
+        getattr(task, "has_on_execute_callback", False)
+        or getattr(task, "has_on_success_callback", False)
+        or getattr(task, "outlets", None) or getattr(task, "inlets", None))
+
+
+def _runnable(dag: Any, refs: list[tuple[str, int | None]], item: str, option: str
+              ) -> list[tuple[str, int | None]]:
+    """Drop a group's EmptyOperators (nothing runs to force); reject one named alone."""
+    kept = [r for r in refs if not _never_runs(dag.task_dict[r[0]])]
+    if not kept:
+        raise WhatIfError(f"{option}: {item!r} is an EmptyOperator, which Airflow marks "
+                          "success without running it; only --succeed applies to it.")
+    return kept
+
+
 def _parse_json(text: str, option: str, task: str) -> Any:
     try:
         return json.loads(text)
@@ -247,7 +265,10 @@ def parse_options(
               "timeout": timeout}
     for kind, values in simple.items():
         for item in _split(values):
-            for tid, index in resolve(dag, item, OPTION[kind]):
+            refs = resolve(dag, item, OPTION[kind])
+            if kind != "succeed":
+                refs = _runnable(dag, refs, item, OPTION[kind])
+            for tid, index in refs:
                 outcomes.append(Forced(kind, tid, index))
     for occ in [branch] if isinstance(branch, str) else list(branch or []):
         b, sep, rest = _unquote(str(occ)).partition("=")
@@ -266,7 +287,7 @@ def parse_options(
         if not sep:
             raise WhatIfError(f"--xcom {occ!r}: write TASK=JSON, e.g. --xcom extract='[1, 2]'.")
         value = _parse_json(rest, "--xcom", t.strip())
-        for tid, index in resolve(dag, t.strip(), "--xcom"):
+        for tid, index in _runnable(dag, resolve(dag, t.strip(), "--xcom"), t, "--xcom"):
             outcomes.append(Forced("xcom", tid, index, value))
     return _checked(WhatIf(outcomes, miss_deadline=miss_deadline))
 
