@@ -483,6 +483,7 @@ class KyteMagics(Magics):
             scenario = parse_scenario(args.name, dag, cell)
         except WhatIfError as e:
             raise UsageError(str(e)) from None
+        _no_deadline_yet(scenario.whatif)
         if scenario.whatif:
             print(f"Scenario {scenario.name!r}: {scenario.whatif.describe()}")
         summary = self.runner.run_dag(dag, echo_logs=args.logs, whatif=scenario.whatif)
@@ -691,9 +692,17 @@ def _whatif(dag: Any, args: Any) -> Any:
         whatif = from_args(dag, args)
     except WhatIfError as e:
         raise UsageError(str(e)) from None
+    _no_deadline_yet(whatif)
     if whatif:
         print(f"What-if run of {dag.dag_id}: {whatif.describe()}")
     return whatif
+
+
+def _no_deadline_yet(whatif: Any) -> None:
+    # TODO(issue 15): run the DAG's DeadlineAlert callback as the scheduler/triggerer would.
+    if whatif.miss_deadline:
+        raise UsageError("--miss-deadline is not available in this version of Kyte yet; "
+                         "run the DAG without it.")
 
 
 def _parse_when(text: str | None) -> _dt.datetime | None:
