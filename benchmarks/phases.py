@@ -76,15 +76,20 @@ def install() -> None:
     from airflow.sdk.execution_time import supervisor, task_runner
     from sqlalchemy import event
 
-    from kyte_jupyter import _airflow, runner, session
+    from kyte_jupyter import bridge, session
+    from kyte_jupyter.bridge import runs
+    from kyte_jupyter.runner import plan, run, tries
 
-    for attr in ("run_tasks", "run_dag", "_loop", "_run_one"):
-        _wrap(runner.Runner, attr, f"kyte Runner.{attr}")
-    for attr in ("scheduler_dag", "latest_run", "attach_latest_version", "task_instances",
-                 "expand_mapped", "prepare_try", "run_try", "create_run", "set_state"):
-        _wrap(_airflow, attr, f"kyte _airflow.{attr}")
+    for attr in ("run_tasks", "run_dag", "_execute"):
+        _wrap(run.Runner, attr, f"kyte Runner.{attr}")
+    _wrap(tries.InProcessTries, "run", "kyte InProcessTries.run")
+    for attr in ("scheduler_dag", "attach", "run_try"):
+        _wrap(bridge.Bridge, attr, f"kyte Bridge.{attr}")
+    for attr in ("latest_run", "task_instances", "expand_mapped", "prepare_try", "create_run",
+                 "set_state"):
+        _wrap(runs, attr, f"kyte runs.{attr}")
     for attr in ("ready", "task_instances", "settle"):
-        _wrap(_airflow.ReadyTasks, attr, f"kyte ReadyTasks.{attr}")
+        _wrap(plan.Frontier, attr, f"kyte Frontier.{attr}")
     _wrap(session.Session, "audit", "kyte Session.audit")
     _wrap(DagRun, "update_state", "airflow DagRun.update_state", per_thread=True)
     _wrap(supervisor, "run_task_in_process", "sdk run_task_in_process")
@@ -111,7 +116,7 @@ def install() -> None:
     client_cls.request = request  # type: ignore[method-assign]
     _installed.append((client_cls, "request", original_request))
 
-    from kyte_jupyter import _execution
+    from kyte_jupyter.bridge import execution as _execution
 
     _wrap(_execution.DirectTransport, "_serve", "direct: serve (route + session + commit)")
     for attr in ("_ti_run", "_ti_put_rtif", "_ti_update_state", "_xcom"):

@@ -6,7 +6,7 @@ variants on, ``restore()`` turns everything off again. Variants:
 
 * ``http`` — every execution-API call of a try goes through Airflow's in-process FastAPI app
   (a2wsgi, middlewares, Cadwyn, dependency solving, AnyIO worker threads), as ``dag.test()``
-  does and as Kyte did before ``kyte_jupyter._execution.DirectTransport``. Same effect as
+  does and as Kyte did before ``kyte_jupyter.bridge.execution.DirectTransport``. Same effect as
   starting the kernel with ``KYTE_EXECUTION_API=http``;
 * ``setupmemo`` — Kyte's scheduler DAG answers ``get_upstreams_only_setups()`` without walking
   every ancestor of the task again on each evaluation (a DAG without setup tasks has none to
@@ -23,18 +23,18 @@ _undo: list[Any] = []
 def _http() -> None:
     import os
 
-    from kyte_jupyter import _airflow
+    from kyte_jupyter import bridge
 
     before = os.environ.get("KYTE_EXECUTION_API")
     os.environ["KYTE_EXECUTION_API"] = "http"
-    _airflow._client = None  # the next try builds its client as the setting says
+    bridge.current().drop_client()  # the next try builds its client as the setting says
 
     def undo() -> None:
         if before is None:
             os.environ.pop("KYTE_EXECUTION_API", None)
         else:
             os.environ["KYTE_EXECUTION_API"] = before
-        _airflow._client = None
+        bridge.current().drop_client()
 
     _undo.append(undo)
 
@@ -42,13 +42,13 @@ def _http() -> None:
 def _setup_memo() -> None:
     import functools
 
-    from kyte_jupyter import _airflow
+    from kyte_jupyter.bridge import Bridge
 
-    original = _airflow.scheduler_dag
+    original = Bridge.scheduler_dag
     touched: list[Any] = []
 
-    def scheduler_dag(dag: Any) -> Any:
-        sdag = original(dag)
+    def scheduler_dag(self: Bridge, dag: Any) -> Any:
+        sdag = original(self, dag)
         if "get_upstreams_only_setups" not in vars(sdag.tasks[0]):
             has_setups = any(t.is_setup for t in sdag.tasks)
             for t in sdag.tasks:
@@ -61,12 +61,12 @@ def _setup_memo() -> None:
         return sdag
 
     def undo() -> None:
-        _airflow.scheduler_dag = original
+        Bridge.scheduler_dag = original  # type: ignore[method-assign]
         for sdag in touched:
             for t in sdag.tasks:
                 vars(t).pop("get_upstreams_only_setups", None)
 
-    _airflow.scheduler_dag = scheduler_dag
+    Bridge.scheduler_dag = scheduler_dag  # type: ignore[method-assign]
     _undo.append(undo)
 
 

@@ -88,6 +88,7 @@ def parse_dag_line(line: str) -> DagCellOptions:
     try:
         args = magic_arguments.parse_argstring(dag_arguments, line)
     except UsageError as e:
+        raise_unquoted_json(line, "%%dag: ")
         raise UsageError(
             f"%%dag: {e}\nUsage: %%dag [DAG_ID] [--schedule S] [--start-date YYYY-MM-DD] "
             "[--default-args JSON] [--tags a,b] [--description TEXT]"
@@ -113,6 +114,27 @@ def parse_dag_line(line: str) -> DagCellOptions:
     if args.tags:
         opts.tags = [t.strip() for t in args.tags.split(",") if t.strip()]
     return opts
+
+
+
+_UNQUOTED_JSON = re.compile(r"(?:^|\s)(--conf|--default-args)(?:\s+|=)([{\[].*?)(?=\s--|\s*$)")
+
+
+def raise_unquoted_json(line: str, prefix: str = "") -> None:
+    """If the arguments failed to parse because a JSON value was not quoted, say so.
+
+    The shell-like splitting of magic arguments cuts ``--conf {"a": 1}`` at the space and
+    drops the double quotes; the fix is to quote the whole value.
+    """
+    m = _UNQUOTED_JSON.search(line)
+    if m is None:
+        return
+    flag = m.group(1)
+    raise UsageError(
+        f"{prefix}{flag} is not valid JSON: its value must be quoted as one argument "
+        f"(got {m.group(2).strip()!r} unquoted). Write an object in single quotes with double "
+        f"quotes inside, like {flag} '{{\"retries\": 2}}'."
+    )
 
 
 def unquote(text: str | None) -> str | None:

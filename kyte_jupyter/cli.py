@@ -6,6 +6,10 @@ Subcommands:
     Write the notebook's DAGs to ``<dag_id>.py`` files (by default in a ``dags/`` folder next
     to the notebook). Exit status 0 on success, 1 if the notebook cannot be exported (nothing
     is written then), 2 for a usage error.
+
+``jupyter kyte publish NOTEBOOK --target NAME [--dag D] [--dry-run] [--yes]``
+    Export, check, show the difference against the target, then write the DAG files to a
+    folder or commit them to a git branch (see :mod:`kyte_jupyter.publish`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .publish import cli as publish_cli
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -82,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
              "cells as plain pytest + Airflow tests",
     )
     export.set_defaults(run=_export)
+    publish_cli.register(commands)
     return parser
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from IPython.display import display
 
 from .runner import STATE_COLOURS
+from .runner.progress import ProgressLine
+
+if TYPE_CHECKING:
+    from .notebook import SessionInfo
 
 NODE_W, NODE_H, GAP_X, GAP_Y = 150, 34, 50, 14
 MAX_SVG_TASKS = 300
@@ -121,3 +128,39 @@ class DagGraph:
 
 def _clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def session_text(info: SessionInfo) -> str:
+    """What ``%kyte`` prints: the session, its DAGs, latest runs and warnings."""
+    lines = [
+        f"Kyte session {info.session_id}",
+        f"  notebook : {info.notebook_path}",
+        f"  home     : {info.home}",
+        f"  airflow  : {info.airflow_version}",
+        f"  DAGs     : {', '.join(info.dags) if info.dags else 'none defined in this kernel yet'}",
+    ]
+    for dag_id, run_id, state in info.runs:
+        lines.append(f"  run      : {dag_id} {run_id} {state}")
+    lines.extend(f"  warning  : {w}" for w in info.warnings)
+    return "\n".join(lines)
+
+
+class Progress:
+    """The live progress line of ``%run_dag`` (updated at most four times a second)."""
+
+    def __init__(self, dag_id: str) -> None:
+        self.dag_id = dag_id
+        self._handle = display(ProgressLine(dag_id, {}), display_id=True)
+        self._last = 0.0
+
+    def update(self, states: dict[str, str]) -> None:
+        """Show the task states so far."""
+        now = time.monotonic()
+        if self._handle is not None and now - self._last > 0.25:
+            self._last = now
+            self._handle.update(ProgressLine(self.dag_id, states))
+
+    def finish(self, states: dict[str, str]) -> None:
+        """Show the final task states."""
+        if self._handle is not None:
+            self._handle.update(ProgressLine(self.dag_id, states, done=True))

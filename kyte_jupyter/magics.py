@@ -7,117 +7,51 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import os
-import sqlite3
 import sys
-import time
 from typing import Any
 
 from IPython.core import magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.display import HTML, display
+from IPython.display import display
 
-from . import cellspec
+from . import cellspec, cellsync, completion
+from . import notebook as _notebook
 from .cellspec import DagCellOptions
-from .session import HOME_ENV, Session, SessionError, SessionStore, code_hash
+from .notebook import Notebook, current_registry, current_session, import_airflow
+from .session import Session, SessionError
+from .session_recovery import recover_interrupted
 from .whatif.options import whatif_args
 
 _state: dict[str, Any] = {}
 
 
-def attach(ipython: Any) -> Session:
-    """Find or create this kernel's session and point Airflow at it (before it is imported)."""
-    home = os.environ.get(HOME_ENV)
-    store = SessionStore()
-    if home and os.path.isfile(os.path.join(home, "kyte-session.json")):
-        session = store.load(__import__("pathlib").Path(home))
-    else:
-        notebook = os.environ.get("JPY_SESSION_NAME") or os.getcwd()
-        session = store.for_notebook(notebook)
-    current = os.environ.get("AIRFLOW_HOME")
-    if "airflow" in sys.modules and current != str(session.home):
-        raise UsageError(
-            "Airflow was imported in this kernel before Kyte was loaded, so it uses another "
-            f"Airflow home ({current or '~/airflow'}). Restart the kernel and run "
-            "`%load_ext kyte_jupyter` before anything imports airflow."
-        )
-    os.environ.update(session.env())
-    return session
-
-
-def recover_interrupted(session: Session) -> list[str]:
-    """Mark tries left running by a kernel that died as failed; keep everything else.
-
-    Plain sqlite3 on purpose: it runs at kernel start, before Airflow is imported.
-    """
-    if not session.db_path.exists():
-        return []
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    con = sqlite3.connect(session.db_path, timeout=10)
-    try:
-        rows = con.execute(
-            "SELECT dag_id, run_id, task_id, map_index FROM task_instance "
-            "WHERE state IN ('running', 'queued', 'scheduled', 'restarting')"
-        ).fetchall()
-        if not rows:
-            return []
-        con.execute(
-            "UPDATE task_instance SET state='failed', end_date=? "
-            "WHERE state IN ('running', 'queued', 'scheduled', 'restarting')", (now,)
-        )
-        runs = {(d, r) for d, r, _, _ in rows}
-        for dag_id, run_id in runs:
-            con.execute(
-                "UPDATE dag_run SET state='failed', end_date=? WHERE dag_id=? AND run_id=?",
-                (now, dag_id, run_id),
-            )
-        con.commit()
-    except sqlite3.Error:
-        return []  # an unmigrated or foreign database: leave it to Airflow to complain
-    finally:
-        con.close()
-    interrupted = [f"{d}.{t}" + (f"[{m}]" if m >= 0 else "") for d, _, t, m in rows]
-    for dag_id, run_id in runs:
-        session.audit("run.interrupted", dag_id=dag_id, run_id=run_id, outcome="failed")
-    return interrupted
-
-
-def current_registry() -> Any:
-    """The DAG registry of this kernel's notebook (``registry.dags`` maps ids to DAGs)."""
-    magics = _state.get("magics")
-    if magics is None:
-        raise RuntimeError("Kyte is not loaded in this kernel: run `%load_ext kyte_jupyter`.")
-    return magics.registry
-
-
-def current_session() -> Session:
-    """This kernel's Kyte session (its Airflow home)."""
-    magics = _state.get("magics")
-    if magics is None:
-        raise RuntimeError("Kyte is not loaded in this kernel: run `%load_ext kyte_jupyter`.")
-    return magics.session  # type: ignore[no-any-return]
-
-
 def load(ipython: Any) -> None:
     """Register the magics and attach the kernel to its session."""
-    if "magics" in _state:
+    if _notebook.loaded():
         return
-    session = attach(ipython)
-    interrupted = recover_interrupted(session)
-    magics = KyteMagics(ipython, session)
+    nb = Notebook.attach()
+    interrupted = recover_interrupted(nb.session)
     if interrupted:
-        magics.notice = (
+        nb.notice = (
             f"Kyte: the kernel stopped while {', '.join(interrupted)} ran; marked failed. "
             "If a task crashes its process, run it with --isolated."
         )
+    magics = KyteMagics(ipython, nb)
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
+    _notebook.install(nb)
+    completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
+                                      for name in completion.POSITIONALS})
+    cellsync.register(ipython, nb)
     _state["magics"] = magics
 
 
 def unload(ipython: Any) -> None:
     """Forget the magics' state (the session home stays)."""
+    _notebook.uninstall()
+    cellsync.unregister(ipython)
+    completion.unregister(ipython)
     magics = _state.pop("magics", None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
@@ -127,83 +61,44 @@ def unload(ipython: Any) -> None:
 class KyteMagics(Magics):
     """Define, run and inspect Airflow DAGs in this notebook's private Airflow."""
 
-    def __init__(self, shell: Any, session: Session) -> None:
+    def __init__(self, shell: Any, notebook: Notebook) -> None:
         super().__init__(shell)
-        self.session = session
+        self.notebook = notebook
+        self.session: Session = notebook.session
         self._cell_id: str | None = None
         self._raw_cell: str = ""
-        self._registry: Any = None
-        self._runner: Any = None
-        self.notice: str | None = None
+
+    @property
+    def registry(self) -> Any:
+        """The notebook's DAG registry."""
+        return self.notebook.registry
 
     def _announce(self) -> None:
         """Say once, in the first Kyte cell, what happened while the kernel was away."""
-        if self.notice:
-            print(self.notice, file=sys.stderr)
-            self.notice = None
+        notice = self.notebook.take_notice()
+        if notice:
+            print(notice, file=sys.stderr)
 
-    # ---- plumbing -------------------------------------------------------------------------
     def _pre_run_cell(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)
         self._raw_cell = getattr(info, "raw_cell", "") or ""
+        # IPython counts this cell before the event: its own number is the one before.
+        count = self._shell.execution_count
+        self._cell_number = count - 1 if getattr(info, "store_history", False) else count
 
     @property
     def _shell(self) -> Any:
         assert self.shell is not None, "magics are always bound to a shell"
         return self.shell
 
-    def _airflow(self) -> None:
-        """Import Airflow for this session, and import its preload files the first time."""
-        import_airflow()
-        preload = self.session.extra.get("preload")
-        if preload and not self.session.extra.get("preloaded"):
-            from . import _airflow
-
-            n_conn, n_var = _airflow.preload(
-                str(self.session.home), preload.get("connections", []),
-                preload.get("variables", []),
-            )
-            self.session.mark_preloaded()
-            self.session.audit("session.preload", connections=n_conn, variables=n_var)
-
-    @property
-    def registry(self) -> Any:
-        if self._registry is None:
-            self._airflow()
-            from .registry import Registry
-
-            self._registry = Registry(self.session, self.session.notebook_path)
-        return self._registry
-
-    @property
-    def runner(self) -> Any:
-        if self._runner is None:
-            self._airflow()
-            from .runner import Runner
-
-            self._runner = Runner(self.session)
-        return self._runner
-
-    def _dag(self, dag_id: str) -> Any:
-        try:
-            return self.registry.get(dag_id)
-        except KeyError as e:
-            raise UsageError(str(e.args[0])) from None
-
-    def _task(self, dag: Any, task_id: str) -> Any:
-        if task_id not in dag.task_dict:
-            raise UsageError(
-                f"DAG {dag.dag_id!r} has no task {task_id!r}. Its tasks: "
-                f"{', '.join(sorted(dag.task_dict))}."
-            )
-        return dag.task_dict[task_id]
-
     def _filename(self, body: str) -> str:
         """Register the cell for tracebacks so errors point at the cell's own lines."""
         # The body starts on the cell's second line (the first is `%%dag ...`).
-        source = "\n" + body
-        number = self._shell.execution_count
-        return str(self._shell.compile.cache(source, number))
+        return str(self._shell.compile.cache("\n" + body, self._cell_count()))
+
+    def _cell_count(self) -> int:
+        """The running cell's own execution count (``In [N]``)."""
+        return int(getattr(self, "_cell_number", self._shell.execution_count))
 
     # ---- %%dag ----------------------------------------------------------------------------
     @cell_magic
@@ -251,32 +146,17 @@ class KyteMagics(Magics):
         if not cell.strip():
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
-        registry = self.registry
-        filename = self._filename(cell)
-        from .registry import DagDefinitionError
-
-        try:
-            if opts.dag_id is None:
-                result = registry.define_file_cell(key, "\n" + cell, self._shell.user_ns, filename)
-            else:
-                result = registry.define_grown_cell(
-                    key, opts, "\n" + cell, self._shell.user_ns, filename
-                )
-        except DagDefinitionError as e:
-            self.session.audit("dag.define", outcome="error", code_hash=code_hash(cell),
-                               error=str(e))
-            raise UsageError(f"%%dag: {e}") from None
-        except BaseException as e:
-            self.session.audit("dag.define", outcome="error", code_hash=code_hash(cell),
-                               error=f"{type(e).__name__}: {e}", dag_id=opts.dag_id)
-            raise
+        label = f"cell [{self._cell_count()}]"
+        result = self.notebook.define(key, opts, cell, self._shell.user_ns,
+                                      self._filename(cell), label)
         from .display import DagGraph
         from .registry import graph_of
 
         for name in result.removed:
             print(f"DAG {name!r} is no longer defined by this cell and was removed.")
         for dag in result.dags:
-            display(DagGraph(graph_of(dag), notes=result.warnings))
+            notes = result.warnings + self.notebook.registry.warnings(dag.dag_id)
+            display(DagGraph(graph_of(dag), notes=notes))
 
     # ---- running --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
@@ -330,35 +210,22 @@ class KyteMagics(Magics):
         __tracebackhide__ = True
         self._announce()
         args = _parse(self.run_task, line, "%run_task DAG_ID TASK_ID")
-        dag = self._dag(args.dag_id)
-        task = self._task(dag, args.task_id)
-        if args.map_index is not None and not getattr(task, "is_mapped", False):
-            raise UsageError(f"Task {args.task_id!r} is not mapped, so --map-index does not apply.")
-        logical = _parse_when(args.logical_date)
-        conf = cellspec.parse_json_object(args.conf, "--conf") if args.conf else None
+        dag = self.notebook.dag(args.dag_id)
+        self.notebook.task(dag, args.task_id)
+        whatif = _whatif(dag, args)
         from .runner import RunError
 
-        whatif = _whatif(dag, args)
         try:
-            summary = self.runner.run_tasks(
+            summary = self.notebook.runner.run_tasks(
                 dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
-                map_index=args.map_index, logical_date=logical, conf=conf,
-                echo_logs=not args.quiet, isolated=args.isolated, whatif=whatif,
+                map_index=args.map_index, logical_date=_parse_when(args.logical_date),
+                conf=_parse_conf(args.conf), echo_logs=not args.quiet, isolated=args.isolated,
+                whatif=whatif,
             )
         except RunError as e:
             raise UsageError(str(e)) from None
         self._shell.user_ns["_kyte_last_run"] = summary
-        failed = [k for k in summary.failed if k in summary.errors]
-        if failed:
-            display(summary)
-            error = summary.errors[failed[0]]
-            self._remember_error(error)
-            raise error
-        if summary.failed:
-            display(summary)
-            raise UsageError(
-                f"{', '.join(summary.failed)} did not succeed in run {summary.run_id}."
-            )
+        self._raise_failure(summary)
         return summary
 
     @magic_arguments.magic_arguments()
@@ -409,30 +276,17 @@ class KyteMagics(Magics):
         __tracebackhide__ = True
         self._announce()
         args = _parse(self.run_dag, line, "%run_dag DAG_ID")
-        dag = self._dag(args.dag_id)
+        dag = self.notebook.dag(args.dag_id)
+        logical, conf = _parse_when(args.logical_date), _parse_conf(args.conf)
         whatif = _whatif(dag, args)
-        logical = _parse_when(args.logical_date)
-        conf = cellspec.parse_json_object(args.conf, "--conf") if args.conf else None
-        handle = display(HTML(_progress_html(dag.dag_id, {})), display_id=True)
-        last = [0.0]
+        from .display import Progress
 
-        def progress(states: dict[str, str]) -> None:
-            now = time.monotonic()
-            if handle is not None and now - last[0] > 0.25:
-                last[0] = now
-                handle.update(HTML(_progress_html(dag.dag_id, states)))
-
-        summary = self.runner.run_dag(dag, logical_date=logical, conf=conf,
-                                      echo_logs=args.logs, progress=progress,
-                                      isolated=args.isolated, whatif=whatif)
-        if handle is not None:
-            handle.update(HTML(_progress_html(dag.dag_id, summary.task_states, done=True)))
-        for key, error in summary.errors.items():
-            print(f"{key} failed: {type(error).__name__}: {error}", file=sys.stderr)
-        if summary.errors:
-            self._remember_error(next(iter(summary.errors.values())))
-            print("Run %debug to inspect the first failure, %task_log "
-                  f"{dag.dag_id} TASK for a log.", file=sys.stderr)
+        progress = Progress(dag.dag_id)
+        summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
+                                               echo_logs=args.logs, progress=progress.update,
+                                               isolated=args.isolated, whatif=whatif)
+        progress.finish(summary.task_states)
+        self._report_errors(dag.dag_id, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
         return summary
 
@@ -475,7 +329,7 @@ class KyteMagics(Magics):
         __tracebackhide__ = True
         self._announce()
         args = _parse(self.scenario, line, "%%scenario NAME DAG_ID")
-        dag = self._dag(args.dag_id)
+        dag = self.notebook.dag(args.dag_id)
         from .whatif import WhatIfError, parse_scenario
         from .whatif.scenario import ScenarioResult
 
@@ -486,11 +340,12 @@ class KyteMagics(Magics):
         _no_deadline_yet(scenario.whatif)
         if scenario.whatif:
             print(f"Scenario {scenario.name!r}: {scenario.whatif.describe()}")
-        summary = self.runner.run_dag(dag, echo_logs=args.logs, whatif=scenario.whatif)
+        summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs, whatif=scenario.whatif)
+        summary.magic = "scenario"
         result = ScenarioResult.of(scenario, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
         self._shell.user_ns["_kyte_last_scenario"] = result
-        self.session.audit(
+        self.notebook.session.audit(
             "scenario.run", dag_id=dag.dag_id, run_id=summary.run_id, scenario=scenario.name,
             forced=scenario.whatif.to_json(), mismatches=result.mismatches,
             outcome="passed" if result.passed else "failed",
@@ -499,6 +354,30 @@ class KyteMagics(Magics):
             display(result)
             raise UsageError(f"Scenario {scenario.name!r} failed: {result.message()}")
         return result
+
+    def _raise_failure(self, summary: Any) -> None:
+        """Fail the cell of a ``%run_task`` whose tasks did not all succeed."""
+        __tracebackhide__ = True
+        failed = [k for k in summary.failed if k in summary.errors]
+        if failed:
+            display(summary)
+            from .runner.failure import for_cell
+
+            raise for_cell(summary.errors[failed[0]], self._shell)
+        if summary.failed:
+            display(summary)
+            raise UsageError(
+                f"{', '.join(summary.failed)} did not succeed in run {summary.run_id}."
+            )
+
+    def _report_errors(self, dag_id: str, summary: Any) -> None:
+        """Name each failed task of a ``%run_dag`` and point at ``%debug``."""
+        for key, line in summary.error_lines.items():
+            print(f"{key} failed: {line}", file=sys.stderr)
+        if summary.errors:
+            self._remember_error(next(iter(summary.errors.values())))
+            print("Run %debug to inspect the first failure, %task_log "
+                  f"{dag_id} TASK for a log.", file=sys.stderr)
 
     def _remember_error(self, error: BaseException) -> None:
         """Make ``%debug`` open on the task's own frames."""
@@ -526,27 +405,8 @@ class KyteMagics(Magics):
         """
         __tracebackhide__ = True
         args = _parse(self.xcom, line, "%xcom DAG_ID TASK_ID")
-        dag = self._dag(args.dag_id)
-        self._task(dag, args.task_id)
-        from . import _airflow
-
-        with _airflow.db_session() as db:
-            dr = (_airflow.get_run(dag.dag_id, args.run_id, db) if args.run_id
-                  else _airflow.latest_run(dag.dag_id, db))
-            if dr is None:
-                raise UsageError(
-                    f"DAG {dag.dag_id!r} has not run yet in this notebook. Run "
-                    f"`%run_task {dag.dag_id} {args.task_id}` first."
-                )
-            found, value = _airflow.xcom_value(
-                dag.dag_id, dr.run_id, args.task_id, args.key, args.map_index, db
-            )
-        if not found:
-            raise UsageError(
-                f"Task {args.task_id!r} has no XCom {args.key!r} in run {dr.run_id}. Has it "
-                f"run? Try `%run_task {dag.dag_id} {args.task_id}`."
-            )
-        return value
+        return self.notebook.xcom(args.dag_id, args.task_id, args.key, args.map_index,
+                                  args.run_id)
 
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
@@ -569,36 +429,13 @@ class KyteMagics(Magics):
         """
         __tracebackhide__ = True
         args = _parse(self.task_log, line, "%task_log DAG_ID TASK_ID")
-        from .runner import log_path
-
-        run_id = args.run_id or self._latest_run_id(args.dag_id)
-        base = log_path(self.session, args.dag_id, run_id, args.task_id, args.map_index, 1).parent
-        tries = sorted(
-            int(p.stem.split("=", 1)[1]) for p in base.glob("attempt=*.log")
-        ) if base.is_dir() else []
-        if not tries:
-            raise UsageError(
-                f"No log for {args.dag_id}.{args.task_id} in run {run_id}. Run it with "
-                f"`%run_task {args.dag_id} {args.task_id}`."
-            )
-        number = args.try_number or tries[-1]
-        if number not in tries:
-            raise UsageError(f"No try {number}; tries with logs: {tries}.")
-        path = base / f"attempt={number}.log"
-        print(f"--- {args.dag_id}.{args.task_id} run {run_id} try {number} ({path}) ---")
-        print(path.read_text(encoding="utf-8", errors="replace"), end="")
-
-    def _latest_run_id(self, dag_id: str) -> str:
-        con = sqlite3.connect(f"file:{self.session.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            row = con.execute(
-                "SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1", (dag_id,)
-            ).fetchone()
-        finally:
-            con.close()
-        if row is None:
-            raise UsageError(f"DAG {dag_id!r} has no runs in this notebook yet.")
-        return str(row[0])
+        if args.try_number is not None and args.try_number < 1:
+            raise UsageError(f"--try {args.try_number}: tries are numbered from 1.")
+        log = self.notebook.stored_log(args.dag_id, args.task_id, args.try_number,
+                                       args.map_index, args.run_id)
+        print(f"--- {log.dag_id}.{log.task_id} run {log.run_id} try {log.try_number} "
+              f"({log.path}) ---")
+        print(log.text(), end="")
 
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("action", nargs="?", default="info", choices=["info", "reset"],
@@ -624,43 +461,12 @@ class KyteMagics(Magics):
                     "%kyte reset deletes every run, task state, XCom and log of this notebook "
                     "(DAG definitions stay). Run `%kyte reset --yes` to confirm."
                 )
-            from . import _airflow
-
-            with _airflow.db_session() as db:
-                n = _airflow.delete_runs(db)
-            import shutil
-
-            shutil.rmtree(self.session.logs_folder, ignore_errors=True)
-            self.session.logs_folder.mkdir(parents=True, exist_ok=True)
-            self.session.audit("session.reset", runs_deleted=n)
+            n = self.notebook.reset()
             print(f"Reset: {n} runs deleted, logs cleared. DAG definitions are kept.")
             return
-        s = self.session
-        dags = sorted(self._registry.dags) if self._registry else []
-        lines = [
-            f"Kyte session {s.id}",
-            f"  notebook : {s.notebook_path}",
-            f"  home     : {s.home}",
-            f"  airflow  : {s.airflow_version}",
-            f"  DAGs     : {', '.join(dags) if dags else 'none defined in this kernel yet'}",
-        ]
-        for dag_id, run_id, state in _recent_runs(s):
-            lines.append(f"  run      : {dag_id} {run_id} {state}")
-        print("\n".join(lines))
+        from .display import session_text
 
-
-def _recent_runs(session: Session, limit: int = 5) -> list[tuple[str, str, str]]:
-    try:
-        con = sqlite3.connect(f"file:{session.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = con.execute(
-                "SELECT dag_id, run_id, state FROM dag_run ORDER BY id DESC LIMIT ?", (limit,)
-            )
-            return [(str(d), str(r), str(s)) for d, r, s in rows]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return []
+        print(session_text(self.notebook.info()))
 
 
 # `%%dag?` shows the options too: they are declared once, in cellspec, for magic and export.
@@ -674,6 +480,7 @@ def _parse(func: Any, line: str, usage: str) -> Any:
     try:
         args = magic_arguments.parse_argstring(func, cellspec.strip_comment(line))
     except UsageError as e:
+        cellspec.raise_unquoted_json(line)
         raise UsageError(f"{e}\nUsage: {usage} (see {usage.split()[0]}? for help)") from None
     except ValueError as e:  # unbalanced quotes
         raise UsageError(f"Cannot read the arguments ({e}); check your quotes.") from None
@@ -718,49 +525,11 @@ def _parse_when(text: str | None) -> _dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
 
 
-def _progress_html(dag_id: str, states: dict[str, str], done: bool = False) -> str:
-    from html import escape
-
-    from .runner import STATE_COLOURS
-
-    counts: dict[str, int] = {}
-    for s in states.values():
-        counts[s] = counts.get(s, 0) + 1
-    total = len(states) or 1
-    bar = "".join(
-        f"<div title='{escape(s)}: {n}' style='flex:{n};background:"
-        f"{STATE_COLOURS.get(s, '#ccc')}'></div>"
-        for s, n in sorted(counts.items())
-    )
-    label = ", ".join(f"{n} {escape(s)}" for s, n in sorted(counts.items())) or "starting…"
-    verb = "finished" if done else "running"
-    return (
-        f"<div class='kyte-progress'><b>{escape(dag_id)}</b> {verb}: {label}"
-        f"<div style='display:flex;height:6px;width:100%;max-width:480px;"
-        f"background:#eee;margin-top:3px' data-total='{total}'>{bar}</div></div>"
-    )
-
-
-def import_airflow() -> None:
-    """Import Airflow (once) with the session's home, quieting the server-side chatter."""
-    if "kyte_airflow_ready" in _state:
-        return
-    import warnings
-
-    # The in-process execution API imports starlette's test client; its deprecation notice
-    # is about Airflow's dependencies, not the user's code.
-    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
-    import airflow  # noqa: F401  (reads AIRFLOW_HOME now)
-
-    from . import _airflow
-
-    _airflow.quiet_server_logs()
-    _airflow.tune_sqlite()
-    _airflow.cache_task_runner_schemas()
-    _state["kyte_airflow_ready"] = True
+def _parse_conf(text: str | None) -> dict[str, Any] | None:
+    return cellspec.parse_json_object(text, "--conf") if text else None
 
 
 __all__ = [
     "DagCellOptions", "KyteMagics", "SessionError", "current_registry", "current_session",
-    "load", "unload",
+    "import_airflow", "load", "unload",
 ]

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +44,10 @@ class GrownCell:
     body: str
     options: DagCellOptions
     filename: str
+    label: str = "a %%dag cell"
+    """How messages name the cell, e.g. ``cell [4]`` (its execution count when it ran)."""
+    task_ids: list[str] = field(default_factory=list)
+    """The task ids this cell added to the DAG in its last build."""
 
 
 @dataclass
@@ -61,6 +67,15 @@ class DefineResult:
     warnings: list[str]
 
 
+@dataclass
+class SyncResult:
+    """What comparing the registry with the notebook's ``%%dag`` cells changed."""
+
+    dag_ids: list[str] = field(default_factory=list)
+    """DAGs that lost a cell's contribution (rebuilt, or removed when nothing was left)."""
+    messages: list[str] = field(default_factory=list)
+
+
 Compiler = Callable[[str], str]
 """Registers a cell body for tracebacks and returns the file name to compile it under."""
 
@@ -74,6 +89,13 @@ class Registry:
         self.dags: dict[str, DAG] = {}
         self.grown: dict[str, GrownDag] = {}
         self.file_cells: dict[str, list[str]] = {}
+        self.file_bodies: dict[str, tuple[str, str]] = {}
+        """Per file cell key: (body as run, label)."""
+        self.notebook_cells: dict[str, str] | None = None
+        """The notebook's ``%%dag`` cells (id -> source) as the front end last sent them."""
+        self.dropped: dict[str, list[str]] = {}
+        """Per DAG id: what was dropped from it since its cells last ran (for warnings)."""
+        self._written: dict[str, list[str]] = {}
 
     # ---- lookups ------------------------------------------------------------------------
     def get(self, dag_id: str) -> DAG:
@@ -93,33 +115,24 @@ class Registry:
 
     # ---- file cells ---------------------------------------------------------------------
     def define_file_cell(
-        self, key: str, body: str, ns: dict[str, Any], filename: str
+        self, key: str, body: str, ns: dict[str, Any], filename: str, label: str = ""
     ) -> DefineResult:
         """Run a whole DAG file in the notebook namespace and register the DAGs it makes."""
         from airflow.sdk import DAG
-        from airflow.sdk.definitions._internal.contextmanager import DagContext
 
-        code = compile(body, filename, "exec")
+        from .bridge import collecting_dags
+
+        code = compile_cell(body, filename)
         before = {id(v) for v in ns.values() if isinstance(v, DAG)}
-        DagContext.autoregistered_dags.clear()
-        DagContext.current_autoregister_module_name = "__main__"
         main_mod = sys.modules.get("__main__")
-        # DagBag imports a DAG file under a module name that is not "__main__", so a
-        # `if __name__ == "__main__": dag.test()` block must not run here either.
-        real_name = ns.get("__name__", "__main__")
-        ns["__name__"] = "kyte_dag_cell"
         try:
-            exec(code, ns)
-            made: dict[str, DAG] = {}
-            for dag, _mod in list(DagContext.autoregistered_dags):
-                made[dag.dag_id] = dag
+            with cell_module(ns, self.notebook_path), collecting_dags(CELL_MODULE) as collected:
+                exec(code, ns)
+                made: dict[str, DAG] = {dag.dag_id: dag for dag in collected()}
             for value in list(ns.values()):
                 if isinstance(value, DAG) and id(value) not in before:
                     made.setdefault(value.dag_id, value)
         finally:
-            ns["__name__"] = real_name
-            DagContext.current_autoregister_module_name = None
-            DagContext.autoregistered_dags.clear()
             if main_mod is not None:
                 sys.modules["__main__"] = main_mod
         warnings: list[str] = []
@@ -147,8 +160,11 @@ class Registry:
         for dag_id in removed:
             self._forget(dag_id)
         self.file_cells[key] = list(made)
+        self.file_bodies[key] = (body, label or "a %%dag cell")
         for dag in dags:
             self.dags[dag.dag_id] = dag
+            self.dropped.pop(dag.dag_id, None)
+        self._write_graphs(dags)
         return DefineResult(dags=dags, removed=removed, warnings=warnings)
 
     def _file_owner(self, dag_id: str) -> str | None:
@@ -165,6 +181,7 @@ class Registry:
         body: str,
         ns: dict[str, Any],
         filename: str,
+        label: str = "",
     ) -> DefineResult:
         """Add (or replace) one cell of a grown DAG and rebuild the DAG from all its cells."""
         assert options.dag_id is not None
@@ -176,7 +193,8 @@ class Registry:
                 f"cell, or grow a DAG with another id here."
             )
         current = self.grown.get(dag_id, GrownDag(dag_id))
-        new_cell = GrownCell(key=key, body=body, options=options, filename=filename)
+        new_cell = GrownCell(key=key, body=body, options=options, filename=filename,
+                             label=label or "a %%dag cell")
         cells = [new_cell if c.key == key else c for c in current.cells]
         if all(c.key != key for c in current.cells):
             cells.append(new_cell)
@@ -187,6 +205,7 @@ class Registry:
         self._check_and_sync([dag], source=_joined(cells))
         self.grown[dag_id] = GrownDag(dag_id, cells)
         self.dags[dag_id] = dag
+        self.dropped.pop(dag_id, None)
         removed: list[str] = []
         for old in moved_from:
             old.cells = [c for c in old.cells if c.key != key]
@@ -198,6 +217,8 @@ class Registry:
                 rebuilt = self._build(old.dag_id, old.cells, ns, current_key=None)
                 self._check_and_sync([rebuilt], source=_joined(old.cells))
                 self.dags[old.dag_id] = rebuilt
+        touched = {dag_id, *(o.dag_id for o in moved_from)}
+        self._write_graphs([self.dags[d] for d in sorted(touched) if d in self.dags])
         return DefineResult(dags=[dag], removed=removed, warnings=[])
 
     def _build(
@@ -217,15 +238,156 @@ class Registry:
             dag = DAG(dag_id, auto_register=False, **kwargs)
         except Exception as e:  # bad schedule string, bad default args …
             raise DagDefinitionError(f"Cannot create DAG {dag_id!r}: {e}") from e
+        owners: dict[str, GrownCell] = {}
         for c in cells:
-            code = compile(c.body, c.filename, "exec")
-            with dag, _muted(c.key != current_key):
-                exec(code, ns)
+            code = compile_cell(c.body, c.filename)
+            before = set(dag.task_dict)
+            try:
+                with dag, _muted(c.key != current_key), cell_module(ns, self.notebook_path):
+                    exec(code, ns)
+            except Exception as e:
+                if type(e).__name__ == "DuplicateTaskIdFound":
+                    self._raise_if_owned(dag_id, str(e), owners, c, current_key)
+                raise
+            c.task_ids = [t for t in dag.task_dict if t not in before]
+            for task_id in c.task_ids:
+                base = _AUTO_SUFFIX.sub("", task_id)
+                owner = owners.get(base)
+                if base != task_id and owner is not None and owner.key != c.key:
+                    raise DagDefinitionError(_two_cells(dag_id, base, owner, c, current_key))
+                owners[task_id] = c
         return dag
+
+    @staticmethod
+    def _raise_if_owned(dag_id: str, message: str, owners: dict[str, GrownCell], cell: GrownCell,
+                        current_key: str | None) -> None:
+        """An explicit task id that an earlier cell already added: name that cell."""
+        m = re.search(r"[Tt]ask id '([^']+)'", message)
+        owner = owners.get(m.group(1)) if m else None
+        if m and owner is not None and owner.key != cell.key:
+            raise DagDefinitionError(_two_cells(dag_id, m.group(1), owner, cell, current_key))
+
+    # ---- the notebook's cells (front end) ---------------------------------------------
+    def sync_cells(self, cells: dict[str, str], ns: dict[str, Any]) -> SyncResult:
+        """Drop what ``%%dag`` cells that left the notebook contributed.
+
+        ``cells`` maps the id of every ``%%dag`` cell in the notebook to its source (run or
+        not). A registered cell whose id is absent, or whose ``%%dag`` line now names another
+        DAG, is dropped: its grown DAG is rebuilt from the remaining cells (or removed when
+        none remain); a whole-file cell's DAGs are removed. Cells known only by their source
+        (no cell id from the front end) are left alone.
+        """
+        from .cellspec import split_magic_cell
+
+        self.notebook_cells = dict(cells)
+        result = SyncResult()
+        for dag_id, grown in list(self.grown.items()):
+            keep: list[GrownCell] = []
+            notes: list[str] = []
+            for c in grown.cells:
+                reason = None if c.key.startswith("src:") else _drop_reason(
+                    cells.get(c.key), dag_id)
+                if reason is None:
+                    keep.append(c)
+                else:
+                    tasks = ", ".join(c.task_ids) or "no tasks"
+                    notes.append(f"{c.label} {reason}; its tasks ({tasks}) were dropped "
+                                 f"from DAG {dag_id!r}.")
+            if not notes:
+                continue
+            result.dag_ids.append(dag_id)
+            result.messages.extend(notes)
+            if not keep:
+                del self.grown[dag_id]
+                self._forget(dag_id)
+                result.messages.append(f"DAG {dag_id!r} has no cells left and was removed.")
+                continue
+            try:
+                rebuilt = self._build(dag_id, keep, ns, current_key=None)
+                self._check_and_sync([rebuilt], source=_joined(keep))
+            except Exception as e:
+                del self.grown[dag_id]
+                self._forget(dag_id)
+                result.messages.append(
+                    f"DAG {dag_id!r} cannot be built from its remaining cells "
+                    f"({type(e).__name__}: {e}); it was removed until its cells run again."
+                )
+                continue
+            self.grown[dag_id] = GrownDag(dag_id, keep)
+            self.dags[dag_id] = rebuilt
+            self.dropped.setdefault(dag_id, []).extend(notes)
+        for key, ids in list(self.file_cells.items()):
+            source = cells.get(key)
+            parts = split_magic_cell(source) if source is not None else None
+            if key.startswith("src:") or (parts is not None and not _words(parts[1])):
+                continue
+            _, label = self.file_bodies.get(key, ("", "a %%dag cell"))
+            what = "was deleted" if source is None else "now grows a DAG by id"
+            for dag_id in ids:
+                self._forget(dag_id)
+                result.dag_ids.append(dag_id)
+                result.messages.append(f"{label} {what}; DAG {dag_id!r} it defined was removed.")
+            del self.file_cells[key]
+            self.file_bodies.pop(key, None)
+        self._write_graphs(list(self.dags.values()))
+        return result
+
+    def warnings(self, dag_id: str | None = None) -> list[str]:
+        """Where the kernel's DAGs differ from the notebook's ``%%dag`` cells.
+
+        Dropped contributions, cells edited since they ran, and cells not yet run (as the
+        front end last reported the notebook). ``dag_id`` limits them to one DAG.
+        """
+        from .cellspec import split_magic_cell
+
+        out: list[str] = []
+        ids = [dag_id] if dag_id is not None else sorted(self.dags)
+        cells = self.notebook_cells
+        for d in ids:
+            out.extend(self.dropped.get(d, []))
+            if cells is None:
+                continue
+            ran: list[tuple[str, str, str]] = []  # (key, body, label)
+            if d in self.grown:
+                ran = [(c.key, c.body, c.label) for c in self.grown[d].cells]
+            for key, ids_ in self.file_cells.items():
+                if d in ids_:
+                    body, label = self.file_bodies.get(key, ("", "a %%dag cell"))
+                    ran.append((key, body, label))
+            for key, body, label in ran:
+                parts = split_magic_cell(cells[key]) if key in cells else None
+                if parts is not None and parts[2].strip() != body.strip():
+                    out.append(f"{label} was edited since it ran: DAG {d!r} still has what "
+                               "it defined before. Run the cell again.")
+            known = {k for k, _, _ in ran}
+            for key, source in cells.items():
+                parts = split_magic_cell(source)
+                if key in known or parts is None or key in self._all_keys():
+                    continue
+                words = _words(parts[1])
+                if words and words[0] == d:
+                    first = parts[2].strip().splitlines()[0] if parts[2].strip() else ""
+                    out.append(f"A `%%dag {d}` cell ({first[:40]!r}) has not run in this "
+                               f"kernel: DAG {d!r} lacks what it defines.")
+        return out
+
+    def _all_keys(self) -> set[str]:
+        keys = set(self.file_cells)
+        for g in self.grown.values():
+            keys.update(c.key for c in g.cells)
+        return keys
+
+    def _write_graphs(self, dags: list[DAG]) -> None:
+        """Rewrite the snapshots whose warnings changed."""
+        for dag in dags:
+            warnings = self.warnings(dag.dag_id)
+            if self._written.get(dag.dag_id) != warnings:
+                self._written[dag.dag_id] = warnings
+                write_graph(self.session, dag, warnings)
 
     # ---- shared ---------------------------------------------------------------------------
     def _check_and_sync(self, dags: list[DAG], source: str) -> None:
-        from . import _airflow
+        from . import bridge
 
         for dag in dags:
             if not dag.task_dict:
@@ -235,13 +397,15 @@ class Registry:
             # Airflow records the code of every DAG version (dag_code) from `fileloc`; point
             # it at the cells' code, so each version's source is kept for audit.
             dag.fileloc = str(write_source(self.session, dag.dag_id, self.notebook_path, source))
+            dag.template_searchpath = template_folders(dag, self.notebook_path)
             try:
-                _airflow.check_dag(dag)
+                bridge.check_dag(dag)
             except Exception as e:
                 raise DagDefinitionError(f"DAG {dag.dag_id!r} is not valid: {e}") from e
-        _airflow.sync_dags(dags)
+        bridge.sync_dags(dags)
         for dag in dags:
-            write_graph(self.session, dag)
+            self._written[dag.dag_id] = self.warnings(dag.dag_id)
+            write_graph(self.session, dag, self._written[dag.dag_id])
             self.session.audit(
                 "dag.define",
                 dag_id=dag.dag_id,
@@ -256,6 +420,61 @@ class Registry:
         self.session.audit("dag.remove", dag_id=dag_id)
 
 
+CELL_MODULE = "kyte_dag_cell"
+"""``__name__`` of the code in ``%%dag`` cells: a module in ``sys.modules``, as a DAG file is.
+
+Like a DAG file imported by a ``DagBag``, the code does not run as ``__main__`` (so an
+``if __name__ == "__main__": dag.test()`` block stays quiet), but its module exists, so
+``@dataclass``, ``typing.get_type_hints``, pickling and anything else that looks a class up
+through ``sys.modules[cls.__module__]`` work. The module *is* the notebook's namespace.
+"""
+
+
+class _NamespaceModule:
+    """Stands in for a module whose ``__dict__`` is a given namespace (IPython's DummyMod)."""
+
+
+def _module_of(ns: dict[str, Any]) -> Any:
+    """The module whose ``__dict__`` is ``ns``: the kernel's ``__main__`` in a notebook."""
+    for mod in (sys.modules.get("__main__"), sys.modules.get(CELL_MODULE)):
+        if mod is not None and getattr(mod, "__dict__", None) is ns:
+            return mod
+    proxy = _NamespaceModule()
+    proxy.__dict__ = ns
+    return proxy
+
+
+@contextlib.contextmanager
+def cell_module(ns: dict[str, Any], notebook_path: str) -> Iterator[None]:
+    """Run code in ``ns`` as the module :data:`CELL_MODULE`, with ``__file__`` in the
+    notebook's folder (where a DAG file's ``__file__`` would be)."""
+    sys.modules[CELL_MODULE] = _module_of(ns)
+    saved = {k: ns[k] for k in ("__name__", "__file__") if k in ns}
+    ns["__name__"] = CELL_MODULE
+    ns["__file__"] = notebook_path
+    try:
+        yield
+    finally:
+        for k in ("__name__", "__file__"):
+            if k in saved:
+                ns[k] = saved[k]
+            else:
+                ns.pop(k, None)
+
+
+def compile_cell(body: str, filename: str) -> Any:
+    """Compile a cell's body as a module: its own ``__future__`` imports only, and a NUL
+    byte is a ``SyntaxError`` at its line, as for any other bad character."""
+    if "\0" in body:
+        before = body[: body.index("\0")]
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        text = body.splitlines()[line - 1] if body.splitlines() else ""
+        raise SyntaxError("source code cannot contain null bytes",
+                          (filename, line, col, text.replace("\0", "\\0")))
+    return compile(body, filename, "exec", dont_inherit=True)
+
+
 @contextlib.contextmanager
 def _muted(mute: bool) -> Iterator[None]:
     """Hide output of cells replayed while rebuilding a grown DAG."""
@@ -267,8 +486,71 @@ def _muted(mute: bool) -> Iterator[None]:
         yield
 
 
+_AUTO_SUFFIX = re.compile(r"__\d+$")
+"""What Airflow appends to a ``@task`` id already taken in the DAG (``validate__1``)."""
+
+
+def _two_cells(dag_id: str, task_id: str, first: GrownCell, second: GrownCell,
+               current_key: str | None) -> str:
+    def name(c: GrownCell) -> str:
+        return f"this cell ({c.label})" if c.key == current_key else c.label
+
+    return (
+        f"task id {task_id!r} of DAG {dag_id!r} is defined by two cells: {name(first)} and "
+        f"{name(second)}. A task belongs to one cell: rename one of them, or delete the "
+        "other cell (a task function called twice in one cell is fine: Airflow numbers it)."
+    )
+
+
+def _drop_reason(source: str | None, dag_id: str) -> str | None:
+    """Why a grown cell no longer contributes to ``dag_id``, or None if it still does."""
+    from .cellspec import split_magic_cell
+
+    if source is None:
+        return "was deleted (or no longer starts with %%dag)"
+    parts = split_magic_cell(source)
+    if parts is None or parts[0] != "dag":
+        return "is no longer a %%dag cell"
+    words = _words(parts[1])
+    if not words or words[0].startswith("-"):
+        return "is now a whole-file %%dag cell"
+    if words[0] != dag_id:
+        return f"now grows DAG {words[0]!r}"
+    return None
+
+
+def _words(line: str) -> list[str]:
+    from .cellspec import strip_comment, unquote
+
+    return [unquote(w) or "" for w in strip_comment(line).split()]
+
+
 def _joined(cells: list[GrownCell]) -> str:
     return "\n".join(c.body.strip("\n") + "\n" for c in cells)
+
+
+def notebook_folder(notebook_path: str) -> str:
+    """The folder a notebook's DAGs live in, as a DAG file's folder (its templates' home)."""
+    path = os.path.abspath(notebook_path or os.getcwd())
+    return path if os.path.isdir(path) else os.path.dirname(path)
+
+
+def template_folders(dag: DAG, notebook_path: str) -> list[str]:
+    """Where Jinja finds a notebook DAG's template files, as for a DAG file next to it.
+
+    Airflow searches the DAG file's folder, then ``template_searchpath``. A notebook's DAG
+    file is the notebook: its folder comes first, and relative ``template_searchpath``
+    entries resolve from it.
+    """
+    folder = notebook_folder(notebook_path)
+    given = dag.template_searchpath
+    entries = [given] if isinstance(given, str) else list(given or [])
+    out = [folder]
+    for entry in entries:
+        path = os.path.normpath(os.path.join(folder, os.path.expanduser(str(entry))))
+        if path not in out:
+            out.append(path)
+    return out
 
 
 def write_source(session: Session, dag_id: str, notebook_path: str, source: str) -> Path:
@@ -329,6 +611,8 @@ def graph_of(dag: DAG) -> dict[str, Any]:
     }
 
 
-def write_graph(session: Session, dag: DAG) -> None:
+def write_graph(session: Session, dag: DAG, warnings: list[str] | None = None) -> None:
     """Write a DAG's graph snapshot atomically for the server and sidebar."""
-    _atomic_write(graph_path(session, dag.dag_id), json.dumps(graph_of(dag), default=str))
+    graph = graph_of(dag)
+    graph["warnings"] = list(warnings or [])
+    _atomic_write(graph_path(session, dag.dag_id), json.dumps(graph, default=str))

@@ -1,6 +1,6 @@
 """Kyte's direct execution-API transport answers exactly as Airflow's in-process app does.
 
-Tries normally go through ``kyte_jupyter._execution.DirectTransport``, which calls Airflow's
+Tries normally go through ``kyte_jupyter.bridge.execution.DirectTransport``, which calls Airflow's
 route functions without HTTP. Runs through it are compared with ``dag.test()`` in
 ``test_example_dags.py``; here the same requests — the error cases a task can meet — go to
 both the direct transport and the stock FastAPI app (``DirectTransport.app_transport``) in a
@@ -28,7 +28,7 @@ with DAG("parity", schedule=None) as dag:
 COMPARE = r"""
 import json, uuid
 import httpx
-from kyte_jupyter import _execution
+from kyte_jupyter.bridge import execution as _execution
 from airflow.models.dagbag import DBDagBag
 from airflow.sdk.api.datamodels._generated import API_VERSION
 
@@ -96,6 +96,8 @@ def test_stock_app_is_used_when_asked(make_kernel):
     k.ok(DAG_CELL)
     r = k.ok("_last = %run_dag parity\nprint(_last.task_states)")
     assert "'use': 'success'" in r.stdout
-    kind = k.value("type(__import__('kyte_jupyter')._airflow._client._transport).__name__")
+    kind = k.value(
+        "type(__import__('kyte_jupyter.bridge').bridge.current().client._transport).__name__"
+    )
     assert kind != "DirectTransport"
     assert k.value("%xcom parity use") == 3

@@ -1,4 +1,4 @@
-"""Isolated Airflow homes, one per notebook.
+"""Isolated Airflow homes, one per notebook: find, create, rename, delete, prune.
 
 A *session* is a directory (its *home*) holding everything Airflow keeps for one notebook:
 ``airflow.cfg``, the SQLite metastore ``airflow.db``, the ``dags/`` folder, ``logs/`` and
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import datetime as _dt
 import fcntl
-import getpass
 import hashlib
 import json
 import os
@@ -33,6 +31,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from . import audit as _audit
+from .audit import now as _now
 
 SESSION_FILE = "kyte-session.json"
 ROOT_ENV = "KYTE_SESSIONS_ROOT"
@@ -81,10 +82,6 @@ def airflow_version() -> str:
         return metadata.version("apache-airflow-core")
     except metadata.PackageNotFoundError:
         return metadata.version("apache-airflow")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,80}$")
@@ -169,34 +166,11 @@ class Session:
     # ---- audit --------------------------------------------------------------------------
     def audit(self, action: str, outcome: str = "ok", **fields: Any) -> dict[str, Any]:
         """Append one entry to the audit log and return it."""
-        entry: dict[str, Any] = {"time": _now(), "user": _user(), "action": action}
-        entry.update({k: v for k, v in fields.items() if v is not None})
-        entry["outcome"] = outcome
-        line = json.dumps(entry, default=str, sort_keys=False) + "\n"
-        self.kyte_dir.mkdir(parents=True, exist_ok=True)
-        # O_APPEND writes of one line are atomic enough for concurrent writers on Linux.
-        fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-        return entry
+        return _audit.append(self.audit_path, action, outcome, **fields)
 
     def read_audit(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The audit log entries, oldest first (the last ``limit`` if given)."""
-        if not self.audit_path.exists():
-            return []
-        entries = []
-        with self.audit_path.open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    entries.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a torn line from a killed writer: skip it, keep the rest
-        return entries[-limit:] if limit else entries
+        return _audit.read(self.audit_path, limit)
 
     def mark_preloaded(self) -> None:
         """Record that the preload files were imported into the metastore."""
@@ -217,13 +191,6 @@ class Session:
 def code_hash(source: str) -> str:
     """A short, stable hash of a cell's code for the audit log."""
     return hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return os.environ.get("USER", "unknown")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -455,7 +422,7 @@ class SessionStore:
                 env.update({"AIRFLOW_HOME": str(build),
                             "AIRFLOW_CONFIG": str(build / "airflow.cfg")})
                 proc = subprocess.run(
-                    [sys.executable, "-m", "kyte_jupyter._template"],
+                    [sys.executable, "-m", "kyte_jupyter.session.template"],
                     env=env, capture_output=True, text=True, check=False,
                 )
                 if proc.returncode != 0 or not (build / "airflow.db").is_file():

@@ -18,8 +18,9 @@ handlers' (``HTTPException``, ``DataError`` → 422, unique-constraint ``Integri
 any other error → 500). Set ``KYTE_EXECUTION_API=http`` to send every call through the stock
 app instead (to compare, or to rule this module out when debugging).
 
-Like ``_airflow``, this module reaches into Airflow's internals on purpose; the route
-signatures it calls are those of the Airflow range pinned in pyproject.toml, and the tests
+Like the rest of ``kyte_jupyter.bridge``, this module reaches into Airflow's internals on
+purpose; the route signatures it calls are those of the Airflow range pinned in pyproject.toml,
+and the tests
 run Airflow's example DAGs through it and compare them with ``dag.test()``.
 """
 

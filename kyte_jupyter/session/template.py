@@ -1,4 +1,4 @@
-"""Build the template metastore: ``python -m kyte_jupyter._template`` with AIRFLOW_HOME set.
+"""Build the template metastore: ``python -m kyte_jupyter.session.template`` (AIRFLOW_HOME set).
 
 Run once per Airflow version by :meth:`kyte_jupyter.session.SessionStore.template_db`, in a
 subprocess so that neither the server nor a kernel imports Airflow with the wrong home.

@@ -1,0 +1,194 @@
+"""Run tasks and DAGs of the notebook against the session's metastore.
+
+The loop follows ``DAG.test()``: the plan (``runner.plan``) asks Airflow's dependency rules
+which task instances may run (trigger rules, branching, skips, mapping, setup/teardown,
+retries), and a try executor (``runner.tries``) runs each try through the Task SDK's task
+runner with the in-process execution API. Kyte adds what a notebook needs on top: a per-try
+log file (streamed into the cell as it is written), task subsets (``--upstream`` /
+``--downstream``), reuse of the notebook's current run, and a summary object.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import bridge
+from ..bridge import runs
+from ..session import Session
+from .failure import one_line
+from .logs import log_path
+from .plan import RunPlan, Selection, select
+from .summary import RunSummary, outcome, ti_key
+from .tries import ForkedTries, InProcessTries, TryExecutor, mark_success
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+    from ..whatif.force import Forcing
+    from ..whatif.spec import WhatIf
+
+#: Called with ``{task instance key: state}`` whenever a state changes.
+Progress = Callable[[dict[str, str]], None]
+
+
+class Runner:
+    """Runs the notebook's DAGs and tasks in its session."""
+
+    def __init__(self, session: Session, airflow: bridge.Bridge | None = None) -> None:
+        self.session = session
+        self.airflow = airflow or bridge.current()
+
+    def executor(self, isolated: bool) -> TryExecutor:
+        """The try executor for a run: in-process, or forked (``isolated``)."""
+        return ForkedTries(self.airflow) if isolated else InProcessTries(self.airflow)
+
+    # ---- public -------------------------------------------------------------------------
+    def run_dag(
+        self,
+        dag: DAG,
+        *,
+        logical_date: _dt.datetime | None = None,
+        conf: dict[str, Any] | None = None,
+        echo_logs: bool = False,
+        progress: Progress | None = None,
+        isolated: bool = False,
+        whatif: WhatIf | None = None,
+    ) -> RunSummary:
+        """Run every task of a new run of ``dag`` in dependency order, as ``DAG.test()``.
+
+        ``isolated`` runs each try in a forked copy of the kernel, so a task that crashes its
+        process (a segfault, ``SIGKILL``) fails instead of taking the kernel down.
+        """
+        start = time.perf_counter()
+        sdag = self.airflow.scheduler_dag(dag)
+        with runs.db_session() as db:
+            dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
+            db.commit()
+            plan = RunPlan(dag, dr, db, Selection(None, set()))
+            summary = self._execute(plan, "run_dag", echo_logs, progress, isolated, whatif)
+            summary.state = summary.run_state or "none"
+        summary.duration = time.perf_counter() - start
+        return summary
+
+    def run_tasks(
+        self,
+        dag: DAG,
+        task_id: str,
+        *,
+        upstream: bool = False,
+        downstream: bool = False,
+        map_index: int | None = None,
+        logical_date: _dt.datetime | None = None,
+        conf: dict[str, Any] | None = None,
+        echo_logs: bool = True,
+        progress: Progress | None = None,
+        isolated: bool = False,
+        whatif: WhatIf | None = None,
+    ) -> RunSummary:
+        """Run one task (and optionally its upstream or downstream) in the current run.
+
+        As ``airflow tasks clear`` would, the task's setup and teardown tasks run with it.
+        ``.state`` of the summary is the outcome of the selected task instances.
+        """
+        start = time.perf_counter()
+        selection = select(dag, task_id, upstream=upstream, downstream=downstream,
+                           map_index=map_index)
+        sdag = self.airflow.scheduler_dag(dag)
+        with runs.db_session() as db:
+            if logical_date is not None:
+                dr = runs.run_for_date(dag.dag_id, logical_date, db)
+            elif conf is None:
+                dr = runs.latest_run(dag.dag_id, db)
+            else:
+                dr = None  # a new conf means a new run
+            if dr is None:
+                dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
+            self.airflow.attach(dr, sdag, db)
+            plan = RunPlan(dag, dr, db, selection)
+            plan.prepare_rerun()
+            summary = self._execute(plan, "run_task", echo_logs, progress, isolated, whatif)
+            summary.state = outcome(list(summary.task_states.values()))
+        summary.duration = time.perf_counter() - start
+        return summary
+
+    # ---- the loop -------------------------------------------------------------------------
+    def _execute(
+        self,
+        plan: RunPlan,
+        magic: Literal["run_task", "run_dag"],
+        echo: bool,
+        progress: Progress | None,
+        isolated: bool,
+        whatif: WhatIf | None = None,
+    ) -> RunSummary:
+        """Start what the plan says until it says nothing more can start; then settle.
+
+        ``whatif`` forces task outcomes for this run (``kyte_jupyter.whatif``).
+        """
+        if not whatif:
+            return self._loop(plan, magic, echo, progress, isolated, None)
+        from ..whatif.force import Forcing
+
+        with Forcing(plan.dag, whatif) as forcing:
+            summary = self._loop(plan, magic, echo, progress, isolated, forcing)
+        summary.forced = {k: v for k, v in forcing.forced.items() if k in summary.task_states}
+        return summary
+
+    def _loop(
+        self,
+        plan: RunPlan,
+        magic: Literal["run_task", "run_dag"],
+        echo: bool,
+        progress: Progress | None,
+        isolated: bool,
+        forcing: Forcing | None,
+    ) -> RunSummary:
+        dag, dr = plan.dag, plan.dr
+        summary = RunSummary(dag.dag_id, dr.run_id, "running", magic=magic)
+        executor = self.executor(isolated)
+        states = plan.initial_states()
+        if progress:
+            progress(dict(states))
+        while batch := plan.next_batch():
+            plan.start(batch)
+            for ti in batch:
+                key = ti_key(ti.task_id, ti.map_index)
+                states[key] = "running"
+                if progress:
+                    progress(dict(states))
+
+                def on_state(state: str, key: str = key) -> None:
+                    states[key] = state
+                    if progress:
+                        progress(dict(states))
+
+                task = dag.task_dict[ti.task_id]
+                path = log_path(self.session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
+                                ti.try_number)
+                if forcing is not None and forcing.marks_success(ti.task_id, ti.map_index):
+                    result = mark_success(ti, path)  # --succeed: no try, as dag.test()
+                else:
+                    result = executor.run(ti, task, path, echo, on_state)
+                    if forcing is not None and isolated:
+                        forcing.claim(ti.task_id, ti.map_index)  # as the forked try did
+                states[key] = result.state
+                summary.tries[key] = ti.try_number
+                summary.durations[key] = result.duration
+                if result.error is not None and result.state != "success":
+                    summary.errors[key] = result.error
+                    summary.error_lines[key] = one_line(result.error)
+                self.session.audit(
+                    "task.run", dag_id=dag.dag_id, task_id=key, run_id=dr.run_id,
+                    try_number=ti.try_number, outcome=result.state,
+                    forced=forcing.forced.get(key) if forcing is not None else None,
+                )
+            if progress:
+                progress(dict(states))
+        summary.task_states = plan.settle()
+        summary.run_state = runs.run_state(dr)
+        if progress:
+            progress(dict(summary.task_states))
+        return summary
