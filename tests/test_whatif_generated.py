@@ -1,8 +1,8 @@
 """`jupyter kyte export --tests`: the generated tests pass in a clean venv (apache-airflow +
 pytest only, no Kyte), and a scenario whose expectation is wrong makes its test fail.
 
-The clean venv is made once per pytest run under the run's temp root (pip's cache makes the
-install about a minute); it is the same Airflow version as the one Kyte runs with.
+The clean venv is made once per pytest run under the run's temp root, or reused from
+``$KYTE_CLEAN_AIRFLOW_VENV`` (made there if missing); it has the Airflow version Kyte runs with.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def _airflow_version() -> str:
 @pytest.fixture(scope="session")
 def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with only apache-airflow (Kyte's version) and pytest: no Kyte."""
-    where = tmp_path_factory.getbasetemp() / "clean-airflow-venv"
+    reuse = os.environ.get("KYTE_CLEAN_AIRFLOW_VENV")  # CI may cache one between runs
+    where = Path(reuse) if reuse else tmp_path_factory.getbasetemp() / "clean-airflow-venv"
     python = where / "bin" / "python"
     if not python.exists():
         venv.create(where, with_pip=True)
@@ -81,6 +82,7 @@ def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
+@pytest.mark.timeout(3600)
 def test_exported_tests_pass_in_a_clean_venv(tmp_path: Path, clean_python: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(DAG)] + [

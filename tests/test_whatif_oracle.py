@@ -93,6 +93,7 @@ def _kyte_oracle_case(dag_id, opts, scenarios, registry):
 '''
 
 
+@pytest.mark.timeout(3600)
 @pytest.mark.parametrize("name", list(CASES))
 def test_forced_runs_match_dag_test(name: str, make_kernel: Any, tmp_path: Path,
                                     template_root: Path) -> None:
