@@ -77,7 +77,9 @@ def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         subprocess.run([str(python), "-m", "pip", "install", "-q",
                         f"apache-airflow=={_airflow_version()}", "pytest"],
                        check=True, timeout=1800)
-    check = subprocess.run([str(python), "-c", "import kyte_jupyter"], capture_output=True)
+    bare = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    check = subprocess.run([str(python), "-c", "import kyte_jupyter"], capture_output=True,
+                           env=bare)
     assert check.returncode != 0, "the clean venv must not see Kyte"
     return python
 
