@@ -79,7 +79,7 @@ def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        check=True, timeout=1800)
     bare = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     check = subprocess.run([str(python), "-c", "import kyte_jupyter"], capture_output=True,
-                           env=bare)
+                           env=bare, cwd=where)
     assert check.returncode != 0, "the clean venv must not see Kyte"
     return python
 
