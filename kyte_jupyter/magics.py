@@ -18,9 +18,10 @@ from IPython.display import display
 from . import cellspec, cellsync, completion
 from . import notebook as _notebook
 from .cellspec import DagCellOptions
+from .history import HistoryMagics
 from .notebook import Notebook, current_registry, current_session, import_airflow
 from .session import Session, SessionError
-from .session_recovery import recover_interrupted
+from .session.guard import Guard
 from .whatif.options import whatif_args
 
 _state: dict[str, Any] = {}
@@ -31,14 +32,11 @@ def load(ipython: Any) -> None:
     if _notebook.loaded():
         return
     nb = Notebook.attach()
-    interrupted = recover_interrupted(nb.session)
-    if interrupted:
-        nb.notice = (
-            f"Kyte: the kernel stopped while {', '.join(interrupted)} ran; marked failed. "
-            "If a task crashes its process, run it with --isolated."
-        )
-    magics = KyteMagics(ipython, nb)
+    guard = Guard.start(nb.session)  # lease, metastore check, recovery of dead kernels' runs
+    nb.notice = guard.notice
+    magics = KyteMagics(ipython, nb, guard)
     ipython.register_magics(magics)
+    ipython.register_magics(HistoryMagics(ipython, nb))
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
     _notebook.install(nb)
     completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
@@ -55,16 +53,19 @@ def unload(ipython: Any) -> None:
     magics = _state.pop("magics", None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
+        magics.guard.close()
 
 
 @magics_class
 class KyteMagics(Magics):
     """Define, run and inspect Airflow DAGs in this notebook's private Airflow."""
 
-    def __init__(self, shell: Any, notebook: Notebook) -> None:
+    def __init__(self, shell: Any, notebook: Notebook, guard: Guard) -> None:
         super().__init__(shell)
         self.notebook = notebook
         self.session: Session = notebook.session
+        self.guard = guard
+        guard.resync = self._resync
         self._cell_id: str | None = None
         self._raw_cell: str = ""
 
@@ -72,6 +73,20 @@ class KyteMagics(Magics):
     def registry(self) -> Any:
         """The notebook's DAG registry."""
         return self.notebook.registry
+
+    def _resync(self) -> None:
+        """Register the notebook's DAGs again (a repaired metastore starts empty)."""
+        registry = self.notebook._registry
+        if registry is not None and registry.dags:
+            from . import bridge
+
+            bridge.sync_dags(list(registry.dags.values()))
+
+    def _metastore_replaced(self) -> None:
+        if "airflow" in sys.modules:
+            from . import bridge
+
+            bridge.current().metastore_replaced()
 
     def _announce(self) -> None:
         """Say once, in the first Kyte cell, what happened while the kernel was away."""
@@ -147,8 +162,9 @@ class KyteMagics(Magics):
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
         label = f"cell [{self._cell_count()}]"
-        result = self.notebook.define(key, opts, cell, self._shell.user_ns,
-                                      self._filename(cell), label)
+        with self.guard.write():
+            result = self.notebook.define(key, opts, cell, self._shell.user_ns,
+                                          self._filename(cell), label)
         from .display import DagGraph
         from .registry import graph_of
 
@@ -216,12 +232,13 @@ class KyteMagics(Magics):
         from .runner import RunError
 
         try:
-            summary = self.notebook.runner.run_tasks(
-                dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
-                map_index=args.map_index, logical_date=_parse_when(args.logical_date),
-                conf=_parse_conf(args.conf), echo_logs=not args.quiet, isolated=args.isolated,
-                whatif=whatif,
-            )
+            with self.guard.run(dag.dag_id, "run_task"):
+                summary = self.notebook.runner.run_tasks(
+                    dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
+                    map_index=args.map_index, logical_date=_parse_when(args.logical_date),
+                    conf=_parse_conf(args.conf), echo_logs=not args.quiet,
+                    isolated=args.isolated, whatif=whatif,
+                )
         except RunError as e:
             raise UsageError(str(e)) from None
         self._shell.user_ns["_kyte_last_run"] = summary
@@ -282,9 +299,11 @@ class KyteMagics(Magics):
         from .display import Progress
 
         progress = Progress(dag.dag_id)
-        summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
-                                               echo_logs=args.logs, progress=progress.update,
-                                               isolated=args.isolated, whatif=whatif)
+        with self.guard.run(dag.dag_id, "run_dag"):
+            summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
+                                                   echo_logs=args.logs,
+                                                   progress=progress.update,
+                                                   isolated=args.isolated, whatif=whatif)
         progress.finish(summary.task_states)
         self._report_errors(dag.dag_id, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
@@ -340,7 +359,9 @@ class KyteMagics(Magics):
         _no_deadline_yet(scenario.whatif)
         if scenario.whatif:
             print(f"Scenario {scenario.name!r}: {scenario.whatif.describe()}")
-        summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs, whatif=scenario.whatif)
+        with self.guard.run(dag.dag_id, "scenario"):
+            summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs,
+                                                   whatif=scenario.whatif)
         summary.magic = "scenario"
         result = ScenarioResult.of(scenario, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
@@ -405,8 +426,9 @@ class KyteMagics(Magics):
         """
         __tracebackhide__ = True
         args = _parse(self.xcom, line, "%xcom DAG_ID TASK_ID")
-        return self.notebook.xcom(args.dag_id, args.task_id, args.key, args.map_index,
-                                  args.run_id)
+        with self.guard.read():
+            return self.notebook.xcom(args.dag_id, args.task_id, args.key, args.map_index,
+                                      args.run_id)
 
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
@@ -438,12 +460,19 @@ class KyteMagics(Magics):
         print(log.text(), end="")
 
     @magic_arguments.magic_arguments()
-    @magic_arguments.argument("action", nargs="?", default="info", choices=["info", "reset"],
-                              help="info (default) or reset.")
-    @magic_arguments.argument("--yes", action="store_true", help="Confirm a reset.")
+    @magic_arguments.argument("action", nargs="?", default="info",
+                              choices=["info", "reset", "repair"],
+                              help="info (default), reset or repair.")
+    @magic_arguments.argument("--yes", action="store_true", help="Confirm a reset or repair.")
     @line_magic
     def kyte(self, line: str) -> None:
-        """Show this notebook's Airflow session, or wipe its runs with ``reset --yes``.
+        """Show this notebook's Airflow session, wipe its runs, or repair its metastore.
+
+        ``%kyte`` shows the session, its latest runs, whether its metastore is sound and
+        which other kernels have this notebook open. ``%kyte reset --yes`` deletes every
+        run, task state, XCom and log (DAG definitions stay). ``%kyte repair --yes`` keeps a
+        damaged metastore aside (``airflow.db.damaged-<time>``), starts a fresh one and
+        registers the notebook's DAGs again; logs and the audit trail stay.
 
         Examples
         --------
@@ -451,22 +480,29 @@ class KyteMagics(Magics):
 
             %kyte
             %kyte reset --yes
+            %kyte repair --yes
         """
         __tracebackhide__ = True
         self._announce()
-        args = _parse(self.kyte, line, "%kyte [info|reset] [--yes]")
+        args = _parse(self.kyte, line, "%kyte [info|reset|repair] [--yes]")
+        if args.action == "repair":
+            print(self.guard.repair(args.yes, on_replaced=self._metastore_replaced))
+            return
         if args.action == "reset":
             if not args.yes:
                 raise UsageError(
                     "%kyte reset deletes every run, task state, XCom and log of this notebook "
                     "(DAG definitions stay). Run `%kyte reset --yes` to confirm."
                 )
-            n = self.notebook.reset()
+            self.guard.reset_allowed()
+            with self.guard.write():
+                n = self.notebook.reset()
             print(f"Reset: {n} runs deleted, logs cleared. DAG definitions are kept.")
             return
         from .display import session_text
 
         print(session_text(self.notebook.info()))
+        print("\n".join(self.guard.status_lines()))
 
 
 # `%%dag?` shows the options too: they are declared once, in cellspec, for magic and export.

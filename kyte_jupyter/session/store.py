@@ -157,6 +157,9 @@ class Session:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW_CONFIG": str(self.home / "airflow.cfg"),
             HOME_ENV: str(self.home),
+            # Airflow skips re-serializing a DAG written less than 30 s ago; a notebook changes
+            # DAGs faster than that, and each change must become a DAG version (%runs, %dag_diff).
+            "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "0",
         }
         env.update(self.extra.get("env", {}))
         if extra_env:
