@@ -112,5 +112,6 @@ def test_exported_tests_pass_in_a_clean_venv(tmp_path: Path, clean_python: Path)
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr
     assert "1 failed, 2 passed" in summary, run.stdout[-5000:] + run.stderr[-2000:]
     assert "FAILED test_shop.py::test_wrong" in run.stdout
-    failure = [line for line in run.stdout.splitlines() if "states differ" in line]
+    failure = [line for line in run.stdout.splitlines()
+               if line.startswith("E") and "states differ" in line]
     assert failure and "'load': 'skipped'" in failure[0], json.dumps(failure)
