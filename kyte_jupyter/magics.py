@@ -1,5 +1,4 @@
-"""The IPython magics: ``%%dag``, ``%run_task``, ``%run_dag``, ``%xcom``, ``%task_log``, ``%kyte``,
-``%lint``, ``%render``.
+"""The IPython magics: ``%%dag``, ``%run_task``, ``%run_dag``, ``%xcom``, ``%task_log``, ``%kyte``.
 
 Thin by design: parse arguments, call the registry or the runner, display the result.
 """
@@ -9,7 +8,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import sys
-import time
 from typing import Any
 
 from IPython.core import magic_arguments
@@ -24,15 +22,9 @@ from .history import HistoryMagics
 from .notebook import Notebook, current_registry, current_session, import_airflow
 from .session import Session, SessionError
 from .session.guard import Guard
+from .whatif.options import whatif_args
 
 _state: dict[str, Any] = {}
-
-
-def _show_syntax_error(shell: Any, etype: type, value: BaseException, tb: Any,
-                       tb_offset: int | None = None) -> None:
-    """Show a syntax error in a ``%%dag`` cell as IPython shows one in any cell: the cell's
-    line and a caret, without the frames of Kyte's code that compiled it."""
-    shell.showsyntaxerror(running_compiled_code=not getattr(value, "kyte_cell", False))
 
 
 def load(ipython: Any) -> None:
@@ -49,8 +41,6 @@ def load(ipython: Any) -> None:
     _notebook.install(nb)
     completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
                                       for name in completion.POSITIONALS})
-    if not ipython.custom_exceptions:  # never take the hook from someone else
-        ipython.set_custom_exc((SyntaxError,), _show_syntax_error)
     cellsync.register(ipython, nb)
     _state["magics"] = magics
 
@@ -60,8 +50,6 @@ def unload(ipython: Any) -> None:
     _notebook.uninstall()
     cellsync.unregister(ipython)
     completion.unregister(ipython)
-    if ipython.custom_exceptions == (SyntaxError,):
-        ipython.set_custom_exc((), None)
     magics = _state.pop("magics", None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
@@ -174,11 +162,9 @@ class KyteMagics(Magics):
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
         label = f"cell [{self._cell_count()}]"
-        started = time.perf_counter()
         with self.guard.write():
             result = self.notebook.define(key, opts, cell, self._shell.user_ns,
                                           self._filename(cell), label)
-        seconds = time.perf_counter() - started
         from .display import DagGraph
         from .registry import graph_of
 
@@ -187,83 +173,6 @@ class KyteMagics(Magics):
         for dag in result.dags:
             notes = result.warnings + self.notebook.registry.warnings(dag.dag_id)
             display(DagGraph(graph_of(dag), notes=notes))
-        self._show_findings([d.dag_id for d in result.dags], after_cell=True, seconds=seconds)
-
-    def _show_findings(self, dag_ids: list[str], after_cell: bool = False,
-                       seconds: float | None = None) -> int:
-        """Lint DAGs and show the findings (text + JSON); never fails a ``%%dag`` cell."""
-        from .lint import kernel as lint
-
-        if after_cell and lint.cell_magic_disabled():
-            return 0
-        try:
-            findings, notes = lint.lint_registered(self.registry, dag_ids, after_cell=after_cell,
-                                                   parse_seconds=seconds)
-        except Exception as e:  # a bug in a check must not break the cell
-            print(f"(lint) the checks failed: {type(e).__name__}: {e}", file=sys.stderr)
-            return 0
-        text = lint.format_findings(findings, notes)
-        if text:
-            payload = {"version": 1, "dag_ids": dag_ids,
-                       "findings": [f.model_dump() for f in findings]}
-            display({"text/plain": text, "application/vnd.kyte.lint+json": payload}, raw=True)
-        return sum(f.severity == "error" for f in findings)
-
-    # ---- static checks --------------------------------------------------------------------
-    @magic_arguments.magic_arguments()
-    @magic_arguments.argument("dag_id", nargs="?", default=None,
-                              help="The DAG to check (default: every DAG of the notebook).")
-    @line_magic
-    def lint(self, line: str) -> None:
-        """Check DAGs before running them: Airflow's ruff rules, parse-time checks, templates
-        rendered for the next logical date, rendered SQL, cluster policies (SPEC §8).
-
-        Settings: ``KYTE_POLICY_MODULE`` (cluster policies), ``KYTE_LINT_DISABLE`` (checks or
-        rules to turn off, comma-separated). The same checks run after every ``%%dag`` cell.
-
-        Examples
-        --------
-        ::
-
-            %lint
-            %lint etl
-        """
-        __tracebackhide__ = True
-        args = _parse(self.lint, line, "%lint [DAG_ID]")
-        dag_ids = [args.dag_id] if args.dag_id else self.notebook.defined_dags()
-        for dag_id in dag_ids:
-            self.notebook.dag(dag_id)  # a clear error for an unknown DAG
-        if not self._show_findings(dag_ids):
-            print(f"No errors in {', '.join(dag_ids) or 'no DAGs'}.")
-
-    @magic_arguments.magic_arguments()
-    @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
-    @magic_arguments.argument("task_id", help="The task whose template fields to render.")
-    @magic_arguments.argument("--logical-date", default=None,
-                              help="Render for this logical date (default: the DAG's next).")
-    @magic_arguments.argument("--conf", default=None, help="JSON conf of the run.")
-    @line_magic
-    def render(self, line: str) -> None:
-        """Show a task's template fields rendered, without running it (``airflow tasks
-        render``). Variables, connections and XComs show as ``kyte_sample``.
-
-        Examples
-        --------
-        ::
-
-            %render etl load
-            %render etl load --logical-date 2026-01-31 --conf '{"region": "eu"}'
-        """
-        __tracebackhide__ = True
-        args = _parse(self.render, line, "%render DAG_ID TASK_ID")
-        dag = self.notebook.dag(args.dag_id)
-        self.notebook.task(dag, args.task_id)
-        from .lint import kernel as lint
-        from .lint import render_fields
-
-        rendered = render_fields(dag, args.task_id, _parse_when(args.logical_date),
-                                 _parse_conf(args.conf), lint.config_from_env())
-        print(lint.render_text(rendered))
 
     # ---- running --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
@@ -286,6 +195,7 @@ class KyteMagics(Magics):
                               help="Run in a separate (forked) process: a task that crashes "
                                    "its process fails instead of killing the kernel; "
                                    "%%debug is not available then.")
+    @whatif_args
     @line_magic
     def run_task(self, line: str) -> Any:
         """Run one task through Airflow's task runner in this notebook's Airflow.
@@ -307,12 +217,18 @@ class KyteMagics(Magics):
             %run_task etl flaky_c_extension --isolated
             r = %run_task etl extract -q
             r.task_states
+
+        What-if: force outcomes of tasks in the part that runs (see ``%run_dag?``)::
+
+            %run_task etl extract --downstream --fail load
+            %run_task etl extract --downstream --xcom extract='[]' --succeed notify
         """
         __tracebackhide__ = True
         self._announce()
         args = _parse(self.run_task, line, "%run_task DAG_ID TASK_ID")
         dag = self.notebook.dag(args.dag_id)
         self.notebook.task(dag, args.task_id)
+        whatif = _whatif(dag, args)
         from .runner import RunError
 
         try:
@@ -321,7 +237,7 @@ class KyteMagics(Magics):
                     dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
                     map_index=args.map_index, logical_date=_parse_when(args.logical_date),
                     conf=_parse_conf(args.conf), echo_logs=not args.quiet,
-                    isolated=args.isolated,
+                    isolated=args.isolated, whatif=whatif,
                 )
         except RunError as e:
             raise UsageError(str(e)) from None
@@ -340,6 +256,7 @@ class KyteMagics(Magics):
     @magic_arguments.argument("--isolated", action="store_true",
                               help="Run each task in a separate (forked) process, so a task "
                                    "that crashes its process cannot kill the kernel.")
+    @whatif_args
     @line_magic
     def run_dag(self, line: str) -> Any:
         """Run a whole DAG in a new run, without a scheduler, as ``dag.test()`` does.
@@ -356,12 +273,29 @@ class KyteMagics(Magics):
             %run_dag etl
             r = %run_dag etl --conf '{"day": "2026-01-01"}'
             r.task_states
+
+        What-if runs force task outcomes; everything else runs for real, and Airflow's
+        trigger rules, retries, callbacks and setup/teardown decide the rest, exactly as
+        ``dag.test()`` would on a DAG whose forced tasks raised the matching exception.
+        Forced task instances are marked in the summary (``r.forced``), their log and the
+        audit trail::
+
+            %run_dag etl --fail load                   # AirflowFailException, no retries
+            %run_dag etl --fail-once extract           # first try fails, the retry runs
+            %run_dag etl --skip validate,report        # AirflowSkipException
+            %run_dag etl --succeed extract             # marked success, not run
+            %run_dag etl --timeout load                # AirflowTaskTimeout on every try
+            %run_dag etl --branch choose=notify        # branch follows notify
+            %run_dag etl --xcom extract='[1, 2]'       # returns [1, 2] without running
+            %run_dag etl --fail 'square[1]'            # one mapped instance
+            %run_dag etl --skip section_1              # every task of a task group
         """
         __tracebackhide__ = True
         self._announce()
         args = _parse(self.run_dag, line, "%run_dag DAG_ID")
         dag = self.notebook.dag(args.dag_id)
         logical, conf = _parse_when(args.logical_date), _parse_conf(args.conf)
+        whatif = _whatif(dag, args)
         from .display import Progress
 
         progress = Progress(dag.dag_id)
@@ -369,12 +303,79 @@ class KyteMagics(Magics):
             summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
                                                    echo_logs=args.logs,
                                                    progress=progress.update,
-                                                   isolated=args.isolated)
+                                                   isolated=args.isolated, whatif=whatif)
         progress.finish(summary.task_states)
         summary.publish()  # the JSON the front end reads, once per run
         self._report_errors(dag.dag_id, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
         return summary
+
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("name", help="The scenario's name (quote it if it has spaces).")
+    @magic_arguments.argument("dag_id", help="The DAG the scenario runs.")
+    @magic_arguments.argument("--logs", action="store_true",
+                              help="Stream every task's log into the cell.")
+    @cell_magic
+    def scenario(self, line: str, cell: str) -> Any:
+        """Run a DAG with forced outcomes and check the states it ends with.
+
+        The body is YAML: the forced outcomes of ``%run_dag`` (``fail``, ``fail_once``,
+        ``skip``, ``succeed``, ``timeout``: lists of task ids, ``task[i]`` or task-group ids;
+        ``branch: {branch_task: [targets]}``; ``xcom: {task: value}``), then ``expect:``
+        (task or ``task[i]`` -> state; a mapped task as a whole means all its instances)
+        and optionally ``run:`` (the DagRun's state). The cell shows a pass/fail table and
+        fails when an expectation does not hold. Returns the result: ``r.passed``,
+        ``r.mismatches`` (``(task, expected, actual)``), ``r.summary`` (the run); after a
+        failed cell it is in ``_kyte_last_scenario``. ``jupyter kyte export --tests`` turns
+        every scenario into a pytest test next to the exported DAG file.
+
+        Examples
+        --------
+        ::
+
+            %%scenario "load fails" etl
+            fail: [load]
+            expect:
+              load: failed
+              notify: upstream_failed
+              cleanup: success
+            run: failed
+
+            %%scenario "quiet day" etl
+            branch: {choose: [skip_report]}
+            xcom: {extract: []}
+            expect: {report: skipped, skip_report: success}
+        """
+        __tracebackhide__ = True
+        self._announce()
+        args = _parse(self.scenario, line, "%%scenario NAME DAG_ID")
+        dag = self.notebook.dag(args.dag_id)
+        from .whatif import WhatIfError, parse_scenario
+        from .whatif.scenario import ScenarioResult
+
+        try:
+            scenario = parse_scenario(args.name, dag, cell)
+        except WhatIfError as e:
+            raise UsageError(str(e)) from None
+        _no_deadline_yet(scenario.whatif)
+        if scenario.whatif:
+            print(f"Scenario {scenario.name!r}: {scenario.whatif.describe()}")
+        with self.guard.run(dag.dag_id, "scenario"):
+            summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs,
+                                                   whatif=scenario.whatif)
+        summary.magic = "scenario"
+        result = ScenarioResult.of(scenario, summary)
+        self._shell.user_ns["_kyte_last_run"] = summary
+        self._shell.user_ns["_kyte_last_scenario"] = result
+        self.notebook.session.audit(
+            "scenario.run", dag_id=dag.dag_id, run_id=summary.run_id, scenario=scenario.name,
+            forced=scenario.whatif.to_json(), mismatches=result.mismatches,
+            outcome="passed" if result.passed else "failed",
+        )
+        if not result.passed:
+            display(result)
+            raise UsageError(f"Scenario {scenario.name!r} failed: {result.message()}")
+        return result
 
     def _raise_failure(self, summary: Any) -> None:
         """Publish the summary JSON; fail the cell of a ``%run_task`` whose tasks did not all
@@ -526,6 +527,28 @@ def _parse(func: Any, line: str, usage: str) -> Any:
         if isinstance(value, str):
             setattr(args, name, cellspec.unquote(value))
     return args
+
+
+def _whatif(dag: Any, args: Any) -> Any:
+    """The run's forced outcomes from the what-if options (bad ones: a UsageError)."""
+    from .whatif import WhatIfError
+    from .whatif.options import from_args
+
+    try:
+        whatif = from_args(dag, args)
+    except WhatIfError as e:
+        raise UsageError(str(e)) from None
+    _no_deadline_yet(whatif)
+    if whatif:
+        print(f"What-if run of {dag.dag_id}: {whatif.describe()}")
+    return whatif
+
+
+def _no_deadline_yet(whatif: Any) -> None:
+    # TODO(issue 15): run the DAG's DeadlineAlert callback as the scheduler/triggerer would.
+    if whatif.miss_deadline:
+        raise UsageError("--miss-deadline is not available in this version of Kyte yet; "
+                         "run the DAG without it.")
 
 
 def _parse_when(text: str | None) -> _dt.datetime | None:
