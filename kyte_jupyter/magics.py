@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import sys
+import time
 from typing import Any
 
 from IPython.core import magic_arguments
@@ -27,6 +28,13 @@ from .whatif.options import whatif_args
 _state: dict[str, Any] = {}
 
 
+def _show_syntax_error(shell: Any, etype: type, value: BaseException, tb: Any,
+                       tb_offset: int | None = None) -> None:
+    """Show a syntax error in a ``%%dag`` cell as IPython shows one in any cell: the cell's
+    line and a caret, without the frames of Kyte's code that compiled it."""
+    shell.showsyntaxerror(running_compiled_code=not getattr(value, "kyte_cell", False))
+
+
 def load(ipython: Any) -> None:
     """Register the magics and attach the kernel to its session."""
     if _notebook.loaded():
@@ -41,6 +49,8 @@ def load(ipython: Any) -> None:
     _notebook.install(nb)
     completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
                                       for name in completion.POSITIONALS})
+    if not ipython.custom_exceptions:  # never take the hook from someone else
+        ipython.set_custom_exc((SyntaxError,), _show_syntax_error)
     cellsync.register(ipython, nb)
     _state["magics"] = magics
 
@@ -50,6 +60,8 @@ def unload(ipython: Any) -> None:
     _notebook.uninstall()
     cellsync.unregister(ipython)
     completion.unregister(ipython)
+    if ipython.custom_exceptions == (SyntaxError,):
+        ipython.set_custom_exc((), None)
     magics = _state.pop("magics", None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
@@ -162,9 +174,11 @@ class KyteMagics(Magics):
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
         label = f"cell [{self._cell_count()}]"
+        started = time.perf_counter()
         with self.guard.write():
             result = self.notebook.define(key, opts, cell, self._shell.user_ns,
                                           self._filename(cell), label)
+        seconds = time.perf_counter() - started
         from .display import DagGraph
         from .registry import graph_of
 
@@ -173,6 +187,83 @@ class KyteMagics(Magics):
         for dag in result.dags:
             notes = result.warnings + self.notebook.registry.warnings(dag.dag_id)
             display(DagGraph(graph_of(dag), notes=notes))
+        self._show_findings([d.dag_id for d in result.dags], after_cell=True, seconds=seconds)
+
+    def _show_findings(self, dag_ids: list[str], after_cell: bool = False,
+                       seconds: float | None = None) -> int:
+        """Lint DAGs and show the findings (text + JSON); never fails a ``%%dag`` cell."""
+        from .lint import kernel as lint
+
+        if after_cell and lint.cell_magic_disabled():
+            return 0
+        try:
+            findings, notes = lint.lint_registered(self.registry, dag_ids, after_cell=after_cell,
+                                                   parse_seconds=seconds)
+        except Exception as e:  # a bug in a check must not break the cell
+            print(f"(lint) the checks failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return 0
+        text = lint.format_findings(findings, notes)
+        if text:
+            payload = {"version": 1, "dag_ids": dag_ids,
+                       "findings": [f.model_dump() for f in findings]}
+            display({"text/plain": text, "application/vnd.kyte.lint+json": payload}, raw=True)
+        return sum(f.severity == "error" for f in findings)
+
+    # ---- static checks --------------------------------------------------------------------
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("dag_id", nargs="?", default=None,
+                              help="The DAG to check (default: every DAG of the notebook).")
+    @line_magic
+    def lint(self, line: str) -> None:
+        """Check DAGs before running them: Airflow's ruff rules, parse-time checks, templates
+        rendered for the next logical date, rendered SQL, cluster policies (SPEC §8).
+
+        Settings: ``KYTE_POLICY_MODULE`` (cluster policies), ``KYTE_LINT_DISABLE`` (checks or
+        rules to turn off, comma-separated). The same checks run after every ``%%dag`` cell.
+
+        Examples
+        --------
+        ::
+
+            %lint
+            %lint etl
+        """
+        __tracebackhide__ = True
+        args = _parse(self.lint, line, "%lint [DAG_ID]")
+        dag_ids = [args.dag_id] if args.dag_id else self.notebook.defined_dags()
+        for dag_id in dag_ids:
+            self.notebook.dag(dag_id)  # a clear error for an unknown DAG
+        if not self._show_findings(dag_ids):
+            print(f"No errors in {', '.join(dag_ids) or 'no DAGs'}.")
+
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
+    @magic_arguments.argument("task_id", help="The task whose template fields to render.")
+    @magic_arguments.argument("--logical-date", default=None,
+                              help="Render for this logical date (default: the DAG's next).")
+    @magic_arguments.argument("--conf", default=None, help="JSON conf of the run.")
+    @line_magic
+    def render(self, line: str) -> None:
+        """Show a task's template fields rendered, without running it (``airflow tasks
+        render``). Variables, connections and XComs show as ``kyte_sample``.
+
+        Examples
+        --------
+        ::
+
+            %render etl load
+            %render etl load --logical-date 2026-01-31 --conf '{"region": "eu"}'
+        """
+        __tracebackhide__ = True
+        args = _parse(self.render, line, "%render DAG_ID TASK_ID")
+        dag = self.notebook.dag(args.dag_id)
+        self.notebook.task(dag, args.task_id)
+        from .lint import kernel as lint
+        from .lint import render_fields
+
+        rendered = render_fields(dag, args.task_id, _parse_when(args.logical_date),
+                                 _parse_conf(args.conf), lint.config_from_env())
+        print(lint.render_text(rendered))
 
     # ---- running --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
