@@ -312,7 +312,7 @@ class KyteMagics(Magics):
         What-if: force outcomes of tasks in the part that runs (see ``%run_dag?``)::
 
             %run_task etl extract --downstream --fail load
-            %run_task etl extract --downstream --xcom extract='[]' --succeed notify
+            %run_task etl extract --downstream --xcom 'extract=[]' --succeed notify
         """
         __tracebackhide__ = True
         self._announce()
@@ -377,7 +377,7 @@ class KyteMagics(Magics):
             %run_dag etl --succeed extract             # marked success, not run
             %run_dag etl --timeout load                # AirflowTaskTimeout on every try
             %run_dag etl --branch choose=notify        # branch follows notify
-            %run_dag etl --xcom extract='[1, 2]'       # returns [1, 2] without running
+            %run_dag etl --xcom 'extract=[1, 2]'       # returns [1, 2] without running
             %run_dag etl --fail 'square[1]'            # one mapped instance
             %run_dag etl --skip section_1              # every task of a task group
         """

@@ -285,7 +285,7 @@ def parse_options(
         t, sep, rest = _unquote(str(occ)).partition("=")
         rest = _unquote(rest)
         if not sep:
-            raise WhatIfError(f"--xcom {occ!r}: write TASK=JSON, e.g. --xcom extract='[1, 2]'.")
+            raise WhatIfError(f"--xcom {occ!r}: write TASK=JSON, e.g. --xcom 'extract=[1, 2]'.")
         value = _parse_json(rest, "--xcom", t.strip())
         for tid, index in _runnable(dag, resolve(dag, t.strip(), "--xcom"), t, "--xcom"):
             outcomes.append(Forced("xcom", tid, index, value))
