@@ -74,6 +74,8 @@ def test_options_expand_ids_groups_and_instances(etl: Any) -> None:
     ({"skip": ["load_group"], "fail": ["load_group.load_a"]},
      "--fail and --skip both force load_group.load_a"),
     ({"xcom": ["extract=[1,"]}, "--xcom extract=…: malformed JSON"),
+    ({"fail": [""]}, "--fail: name at least one task"),
+    ({"skip": [","]}, "--skip: name at least one task"),
 ])
 def test_bad_options_are_one_line_errors(etl: Any, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(WhatIfError) as e:

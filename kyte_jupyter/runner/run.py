@@ -178,8 +178,11 @@ class Runner:
                 summary.tries[key] = ti.try_number
                 summary.durations[key] = result.duration
                 if result.error is not None and result.state != "success":
-                    summary.errors[key] = result.error
                     summary.error_lines[key] = one_line(result.error)
+                    # r.errors is shown too (printed, displayed): its message is masked as
+                    # logs are; the traceback (frames and locals) stays for %debug.
+                    result.error.args = tuple(bridge.redact_value(a) for a in result.error.args)
+                    summary.errors[key] = result.error
                 self.session.audit(
                     "task.run", dag_id=dag.dag_id, task_id=key, run_id=dr.run_id,
                     try_number=ti.try_number, outcome=result.state,

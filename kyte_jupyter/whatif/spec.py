@@ -264,6 +264,9 @@ def parse_options(
     simple = {"fail": fail, "fail_once": fail_once, "skip": skip, "succeed": succeed,
               "timeout": timeout}
     for kind, values in simple.items():
+        occurrences = [values] if isinstance(values, str) else list(values or [])
+        if occurrences and not _split(occurrences):
+            raise WhatIfError(f"{OPTION[kind]}: name at least one task (TASK, TASK[i] or a group).")
         for item in _split(values):
             refs = resolve(dag, item, OPTION[kind])
             if kind != "succeed":
