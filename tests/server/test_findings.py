@@ -33,7 +33,8 @@ CLEAN = HEAD.format(dag_id="clean") + (
     'extract = BashOperator(task_id="extract", bash_command="echo {{ ds }}")\n'
 )
 
-# A SQL syntax error: found once sqlfluff has loaded (in the background, after the cell).
+# A SQL syntax error: found once sqlfluff has loaded (in the background, after the cell, for
+# a kernel's first %%dag cell).
 SQL = HEAD.format(dag_id="sqlbad") + (
     "from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator\n"
     'load = SQLExecuteQueryOperator(task_id="load", conn_id="warehouse", '
@@ -70,7 +71,9 @@ async def test_dags_reply_carries_the_kernels_findings(
         # policy_module reached the kernel as KYTE_POLICY_MODULE.
         out = await _execute(kc, "import os; print(os.environ['KYTE_POLICY_MODULE'])")
         assert out.strip() == str(POLICY)
-        for source in (PROBLEMS, CLEAN, SQL):
+        # The SQL cell first: the kernel's first %%dag starts loading sqlfluff, so its SQL is
+        # checked after the cell returned, in the background.
+        for source in (SQL, PROBLEMS, CLEAN):
             await _execute(kc, source)
         sessions = json.loads((await jp_fetch("kyte", "sessions",
                                               params={"path": "lint.ipynb"})).body)  # fmt: skip
