@@ -49,8 +49,11 @@ def notebook(tmp_path: Path, load: str = "load v1") -> Path:
     return path
 
 
-def publish(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(["publish", *args])
+def publish(
+    *args: str, capsys: pytest.CaptureFixture[str], checks: bool = False
+) -> tuple[int, str, str]:
+    """``jupyter kyte publish ARGS`` in this process (checks skipped unless ``checks``)."""
+    code = main(["publish", *args, *([] if checks else ["--no-lint"])])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -243,3 +246,18 @@ def test_bad_targets_get_one_clear_message(
     assert code == 1
     assert message in err
     assert "Traceback" not in err
+
+
+def test_the_checks_run_first_and_an_error_refuses_the_publish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nb, target = notebook(tmp_path, load="{{ not_defined_anywhere }}"), tmp_path / "dags"
+    code, out, err = publish(str(nb), "-t", str(target), "--yes", capsys=capsys, checks=True)
+    assert code == 1, out + err
+    assert "Checks failed, so nothing was published" in err
+    assert "not_defined_anywhere" in err and "'load'" in err
+    assert not (target / "shipped.py").exists()
+
+    code, out, err = publish(str(nb), "-t", str(target), "--yes", capsys=capsys)  # --no-lint
+    assert code == 0, err
+    assert (target / "shipped.py").exists()
