@@ -203,10 +203,16 @@ class KyteMagics(Magics):
             print(f"(lint) the checks failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 0
         text = lint.format_findings(findings, notes)
+        handle = None
         if text:
-            payload = {"version": 1, "dag_ids": dag_ids,
-                       "findings": [f.model_dump() for f in findings]}
-            display({"text/plain": text, "application/vnd.kyte.lint+json": payload}, raw=True)
+            handle = display({"text/plain": text, lint.LINT_MIME: lint.payload(dag_ids, findings)},
+                             raw=True, display_id=True)
+        lint.publish(self.registry, dag_ids, findings)  # the sidebar's badges
+        if lint.SQL_LATER in notes and handle is not None:
+            def update(later: list[Any]) -> None:  # the findings with SQL, under the cell
+                handle.update({"text/plain": lint.format_findings(later) or "(lint) no findings",
+                               lint.LINT_MIME: lint.payload(dag_ids, later)}, raw=True)
+            lint.lint_later(self.registry, dag_ids, parse_seconds=seconds, on_done=update)
         return sum(f.severity == "error" for f in findings)
 
     # ---- static checks --------------------------------------------------------------------

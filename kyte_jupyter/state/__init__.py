@@ -313,6 +313,7 @@ class SessionState:
             task_groups=graph.task_groups,
             latest_run=None if run is None else _run_summary(run),
             warnings=graph.warnings,
+            findings=graph.findings,
         )
 
     def _dag_known(self, con: sqlite3.Connection, dag_id: str) -> bool:
