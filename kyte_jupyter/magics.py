@@ -174,6 +174,7 @@ class KyteMagics(Magics):
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
         label = f"cell [{self._cell_count()}]"
+        self.notebook.registry  # noqa: B018 - imports Airflow first: not the cell's own time
         started = time.perf_counter()
         with self.guard.write():
             result = self.notebook.define(key, opts, cell, self._shell.user_ns,
