@@ -61,10 +61,10 @@ def _linter(dialect: str) -> Any:
     if linter is None:
         import logging
 
-        from sqlfluff.core import FluffConfig, Linter
-
-        # sqlfluff logs every parse at INFO; under Airflow's logging that floods the output.
+        # sqlfluff logs at INFO from its first import on ("Rust extensions are not available"
+        # ...); under Airflow's logging that reaches the next cell's output. Quiet it first.
         logging.getLogger("sqlfluff").setLevel(logging.WARNING)
+        from sqlfluff.core import FluffConfig, Linter
 
         cfg = FluffConfig(overrides={"dialect": dialect, "templater": "raw"})
         linter = _linters[dialect] = Linter(config=cfg)
