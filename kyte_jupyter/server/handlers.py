@@ -258,4 +258,7 @@ def route_pattern(template: str) -> str:
 
 def handlers() -> list[tuple[str, type[KyteHandler]]]:
     """Handlers for :class:`~kyte_jupyter.server.app.KyteExtensionApp` (base_url added there)."""
-    return [(route_pattern(template), handler) for template, handler in ROUTES]
+    from . import publish, versions  # their handlers build on KyteHandler
+
+    routes = [*ROUTES, *versions.ROUTES, *publish.ROUTES]
+    return [(route_pattern(template), handler) for template, handler in routes]
