@@ -2,14 +2,18 @@
 
 Subcommands:
 
-``jupyter kyte export NOTEBOOK [--dag DAG_ID] [--output DIR] [--force]``
+``jupyter kyte export NOTEBOOK [--dag DAG_ID] [--output DIR] [--root DIR] [--force]``
     Write the notebook's DAGs to ``<dag_id>.py`` files (by default in a ``dags/`` folder next
-    to the notebook). Exit status 0 on success, 1 if the notebook cannot be exported (nothing
-    is written then), 2 for a usage error.
+    to the notebook). Nothing is written outside the root, not even through a symbolic link.
+    Exit status 0 on success, 1 if the notebook cannot be exported (nothing is written then),
+    2 for a usage error.
 
 ``jupyter kyte publish NOTEBOOK --target NAME [--dag D] [--dry-run] [--yes]``
     Export, check, show the difference against the target, then write the DAG files to a
     folder or commit them to a git branch (see :mod:`kyte_jupyter.publish`).
+
+``jupyter kyte lint NOTEBOOK [--format text|json] [--policy-module PATH]``
+    Static checks of the notebook's DAGs (see :mod:`kyte_jupyter.lint.cli`); exit 1 on errors.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .lint import cli as lint_cli
 from .publish import cli as publish_cli
 
 EXIT_OK = 0
@@ -62,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  jupyter kyte export etl.ipynb                  # every DAG, into ./dags/\n"
             "  jupyter kyte export etl.ipynb --dag daily_etl  # only DAG daily_etl\n"
-            "  jupyter kyte export etl.ipynb --output ~/airflow/dags"
+            "  jupyter kyte export etl.ipynb --output ~/airflow/dags\n"
+            "  jupyter kyte export nb/etl.ipynb --root .      # nothing written outside ./"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -75,20 +81,48 @@ def _parser() -> argparse.ArgumentParser:
         help="folder to write the DAG files into (default: a dags/ folder next to the notebook)",
     )
     export.add_argument(
+        "--root",
+        metavar="DIR",
+        help=(
+            "write nothing outside this folder, not even through a symbolic link (default: "
+            "the --output folder if given, else the notebook's folder)"
+        ),
+    )
+    export.add_argument(
         "--force",
         action="store_true",
         help="overwrite existing files even if Kyte did not write them",
     )
+    export.add_argument(
+        "--no-lint",
+        action="store_true",
+        help="export even if `jupyter kyte lint` finds errors (by default they refuse it)",
+    )
     export.set_defaults(run=_export)
     publish_cli.register(commands)
+    lint_cli.register(commands)
     return parser
 
 
 def _export(args: argparse.Namespace) -> int:
     from .export import ExportError, export_notebook
 
+    if not args.no_lint:
+        from .lint.gate import LintGateError, export_refusal
+
+        try:
+            refusal = export_refusal(args.notebook, args.dag)
+        except LintGateError as e:
+            print(f"jupyter kyte export: warning: {e}; exporting unchecked.", file=sys.stderr)
+            refusal = None
+        if refusal is not None:
+            print(f"jupyter kyte export: {refusal}", file=sys.stderr)
+            print("Nothing was written. Fix them, or export with --no-lint.", file=sys.stderr)
+            return EXIT_FAILED
     try:
-        paths = export_notebook(args.notebook, args.dag, args.output, args.force)
+        # A relative --output is relative to the working directory, as any shell path.
+        output = None if args.output is None else Path(args.output).absolute()
+        paths = export_notebook(args.notebook, args.dag, output, args.force, root=args.root)
     except ExportError as e:
         print(f"jupyter kyte export: {e}", file=sys.stderr)
         print("Nothing was written.", file=sys.stderr)

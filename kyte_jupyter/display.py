@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,19 @@ from .runner.progress import ProgressLine
 if TYPE_CHECKING:
     from .notebook import SessionInfo
 
-NODE_W, NODE_H, GAP_X, GAP_Y = 150, 34, 50, 14
+NODE_W, NODE_H, GAP_X, GAP_Y = 130, 38, 46, 14
+MAX_NODE_W, MAX_LABEL = 240, 32
+CELL_WIDTH = 960
+"""Wider than this, a long chain is drawn top to bottom instead of left to right."""
 MAX_SVG_TASKS = 300
+
+# JupyterLab theme variables, with fallbacks for other front ends (light theme colours).
+FONT = "var(--jp-ui-font-family, sans-serif)"
+TEXT = "var(--jp-ui-font-color1, #222)"
+TEXT_DIM = "var(--jp-ui-font-color2, #666)"
+NODE_FILL = "var(--jp-layout-color2, #f3f3f3)"
+BORDER = "var(--jp-border-color1, #9e9e9e)"
+EDGE = "var(--jp-ui-font-color3, #888)"
 
 
 def layers(nodes: list[str], edges: list[list[str]]) -> list[list[str]]:
@@ -73,42 +85,68 @@ class DagGraph:
         return "\n".join(lines)
 
     def svg(self) -> str:
-        """An inline SVG of the graph, laid out left to right."""
+        """An inline SVG of the graph, drawn at its natural size (never shrunk to fit).
+
+        Laid out left to right, or top to bottom when a long chain would be wider than a
+        notebook cell. Colours are JupyterLab theme variables with fallbacks, so the
+        picture reads in light and dark themes and outside JupyterLab.
+        """
         g = self.graph
         ids = [n["task_id"] for n in g["nodes"]]
         by_id = {n["task_id"]: n for n in g["nodes"]}
+        labels = {t: str(by_id[t].get("label") or t) for t in ids}
         cols = layers(ids, g["edges"])
+        longest = max((len(v) for v in labels.values()), default=8)
+        node_w = min(MAX_NODE_W, max(NODE_W, 7 * min(longest, MAX_LABEL) + 18))
+        deepest = max((len(c) for c in cols), default=1)
+        lr_width = 20 + len(cols) * (node_w + GAP_X) - GAP_X
+        tb_width = 20 + deepest * (node_w + GAP_Y) - GAP_Y
+        vertical = lr_width > CELL_WIDTH and tb_width < lr_width
         xy: dict[str, tuple[int, int]] = {}
         for ci, col in enumerate(cols):
             for ri, n in enumerate(col):
-                xy[n] = (10 + ci * (NODE_W + GAP_X), 10 + ri * (NODE_H + GAP_Y))
-        width = 20 + len(cols) * (NODE_W + GAP_X) - GAP_X
-        height = 20 + max((len(c) for c in cols), default=1) * (NODE_H + GAP_Y) - GAP_Y
+                if vertical:
+                    xy[n] = (10 + ri * (node_w + GAP_Y), 10 + ci * (NODE_H + GAP_X // 2))
+                else:
+                    xy[n] = (10 + ci * (node_w + GAP_X), 10 + ri * (NODE_H + GAP_Y))
+        width = max(x for x, _ in xy.values()) + node_w + 10 if xy else 20
+        height = max(y for _, y in xy.values()) + NODE_H + 10 if xy else 20
+        marker = "kyte-arrow-" + hashlib.sha1(g["dag_id"].encode()).hexdigest()[:8]
         parts = [
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-            '<defs><marker id="kyte-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
-            'markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0L10,5L0,10z" '
-            'fill="#888"/></marker></defs>',
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="graph of DAG '
+            f'{escape(g["dag_id"])}" style="max-width:none;font-family:{FONT};font-size:12px">',
+            f'<defs><marker id="{marker}" viewBox="0 0 10 10" refX="10" refY="5" '
+            'markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" '
+            f'style="fill:{EDGE}"/></marker></defs>',
         ]
         for a, b in g["edges"]:
             (x1, y1), (x2, y2) = xy[a], xy[b]
+            if vertical:
+                ends = (x1 + node_w // 2, y1 + NODE_H, x2 + node_w // 2, y2)
+            else:
+                ends = (x1 + node_w, y1 + NODE_H // 2, x2, y2 + NODE_H // 2)
             parts.append(
-                f'<line x1="{x1 + NODE_W}" y1="{y1 + NODE_H // 2}" x2="{x2}" '
-                f'y2="{y2 + NODE_H // 2}" stroke="#888" marker-end="url(#kyte-arrow)"/>'
+                f'<line x1="{ends[0]}" y1="{ends[1]}" x2="{ends[2]}" y2="{ends[3]}" '
+                f'style="stroke:{EDGE};stroke-width:1.2" marker-end="url(#{marker})"/>'
             )
         for tid in ids:
             x, y = xy[tid]
             node = by_id[tid]
-            stroke = STATE_COLOURS.get(self.states.get(tid, ""), "#999")
-            label = node.get("label") or tid
+            state = self.states.get(tid, "")
+            stroke = STATE_COLOURS.get(state, BORDER)
+            operator = str(node.get("operator") or "")
+            kind = "mapped · " if node.get("is_mapped") else ""
+            chars = max(8, (node_w - 16) // 7)
+            title = f"{tid} ({operator})" + (f" — {state}" if state else "")
             parts.append(
-                f'<g><title>{escape(tid)} ({escape(node["operator"])})</title>'
-                f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="5" '
-                f'fill="#f7f7f7" stroke="{stroke}" stroke-width="2"/>'
-                f'<text x="{x + 8}" y="{y + 14}" fill="#222">{escape(_clip(label, 22))}</text>'
-                f'<text x="{x + 8}" y="{y + 27}" fill="#777" font-size="9">'
-                f'{escape(_clip(node["operator"], 26))}</text></g>'
+                f"<g><title>{escape(title)}</title>"
+                f'<rect x="{x}" y="{y}" width="{node_w}" height="{NODE_H}" rx="5" '
+                f'style="fill:{NODE_FILL};stroke:{stroke};stroke-width:2"/>'
+                f'<text x="{x + 8}" y="{y + 15}" style="fill:{TEXT}">'
+                f"{escape(_clip(labels[tid], chars))}</text>"
+                f'<text x="{x + 8}" y="{y + 29}" style="fill:{TEXT_DIM};font-size:10px">'
+                f"{escape(_clip(kind + operator, (node_w - 16) // 6))}</text></g>"
             )
         parts.append("</svg>")
         return "".join(parts)
@@ -120,8 +158,9 @@ class DagGraph:
             return {"text/plain": text}
         notes = "".join(f"<div>⚠ {escape(w)}</div>" for w in self.notes)
         html = (
-            f"<div class='kyte-dag'><div><b>{escape(g['dag_id'])}</b> — "
-            f"{len(g['nodes'])} tasks</div>{self.svg()}{notes}</div>"
+            f"<div class='kyte-dag' style='color:{TEXT}'><div><b>{escape(g['dag_id'])}</b> — "
+            f"{len(g['nodes'])} tasks</div><div style='overflow:auto;max-height:640px'>"
+            f"{self.svg()}</div>{notes}</div>"
         )
         return {"text/plain": text, "text/html": html}
 

@@ -1,4 +1,5 @@
-"""The IPython magics: ``%%dag``, ``%run_task``, ``%run_dag``, ``%xcom``, ``%task_log``, ``%kyte``.
+"""The IPython magics: ``%%dag``, ``%run_task``, ``%run_dag``, ``%xcom``, ``%task_log``, ``%kyte``,
+``%lint``, ``%render``.
 
 Thin by design: parse arguments, call the registry or the runner, display the result.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import sys
+import time
 from typing import Any
 
 from IPython.core import magic_arguments
@@ -21,9 +23,16 @@ from .cellspec import DagCellOptions
 from .history import HistoryMagics
 from .notebook import Notebook, current_registry, current_session, import_airflow
 from .session import Session, SessionError
-from .session_recovery import recover_interrupted
+from .session.guard import Guard
 
 _state: dict[str, Any] = {}
+
+
+def _show_syntax_error(shell: Any, etype: type, value: BaseException, tb: Any,
+                       tb_offset: int | None = None) -> None:
+    """Show a syntax error in a ``%%dag`` cell as IPython shows one in any cell: the cell's
+    line and a caret, without the frames of Kyte's code that compiled it."""
+    shell.showsyntaxerror(running_compiled_code=not getattr(value, "kyte_cell", False))
 
 
 def load(ipython: Any) -> None:
@@ -31,19 +40,17 @@ def load(ipython: Any) -> None:
     if _notebook.loaded():
         return
     nb = Notebook.attach()
-    interrupted = recover_interrupted(nb.session)
-    if interrupted:
-        nb.notice = (
-            f"Kyte: the kernel stopped while {', '.join(interrupted)} ran; marked failed. "
-            "If a task crashes its process, run it with --isolated."
-        )
-    magics = KyteMagics(ipython, nb)
+    guard = Guard.start(nb.session)  # lease, metastore check, recovery of dead kernels' runs
+    nb.notice = guard.notice
+    magics = KyteMagics(ipython, nb, guard)
     ipython.register_magics(magics)
     ipython.register_magics(HistoryMagics(ipython, nb))
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
     _notebook.install(nb)
     completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
                                       for name in completion.POSITIONALS})
+    if not ipython.custom_exceptions:  # never take the hook from someone else
+        ipython.set_custom_exc((SyntaxError,), _show_syntax_error)
     cellsync.register(ipython, nb)
     _state["magics"] = magics
 
@@ -53,19 +60,24 @@ def unload(ipython: Any) -> None:
     _notebook.uninstall()
     cellsync.unregister(ipython)
     completion.unregister(ipython)
+    if ipython.custom_exceptions == (SyntaxError,):
+        ipython.set_custom_exc((), None)
     magics = _state.pop("magics", None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
+        magics.guard.close()
 
 
 @magics_class
 class KyteMagics(Magics):
     """Define, run and inspect Airflow DAGs in this notebook's private Airflow."""
 
-    def __init__(self, shell: Any, notebook: Notebook) -> None:
+    def __init__(self, shell: Any, notebook: Notebook, guard: Guard) -> None:
         super().__init__(shell)
         self.notebook = notebook
         self.session: Session = notebook.session
+        self.guard = guard
+        guard.resync = self._resync
         self._cell_id: str | None = None
         self._raw_cell: str = ""
 
@@ -73,6 +85,20 @@ class KyteMagics(Magics):
     def registry(self) -> Any:
         """The notebook's DAG registry."""
         return self.notebook.registry
+
+    def _resync(self) -> None:
+        """Register the notebook's DAGs again (a repaired metastore starts empty)."""
+        registry = self.notebook._registry
+        if registry is not None and registry.dags:
+            from . import bridge
+
+            bridge.sync_dags(list(registry.dags.values()))
+
+    def _metastore_replaced(self) -> None:
+        if "airflow" in sys.modules:
+            from . import bridge
+
+            bridge.current().metastore_replaced()
 
     def _announce(self) -> None:
         """Say once, in the first Kyte cell, what happened while the kernel was away."""
@@ -148,8 +174,11 @@ class KyteMagics(Magics):
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
         label = f"cell [{self._cell_count()}]"
-        result = self.notebook.define(key, opts, cell, self._shell.user_ns,
-                                      self._filename(cell), label)
+        started = time.perf_counter()
+        with self.guard.write():
+            result = self.notebook.define(key, opts, cell, self._shell.user_ns,
+                                          self._filename(cell), label)
+        seconds = time.perf_counter() - started
         from .display import DagGraph
         from .registry import graph_of
 
@@ -158,6 +187,83 @@ class KyteMagics(Magics):
         for dag in result.dags:
             notes = result.warnings + self.notebook.registry.warnings(dag.dag_id)
             display(DagGraph(graph_of(dag), notes=notes))
+        self._show_findings([d.dag_id for d in result.dags], after_cell=True, seconds=seconds)
+
+    def _show_findings(self, dag_ids: list[str], after_cell: bool = False,
+                       seconds: float | None = None) -> int:
+        """Lint DAGs and show the findings (text + JSON); never fails a ``%%dag`` cell."""
+        from .lint import kernel as lint
+
+        if after_cell and lint.cell_magic_disabled():
+            return 0
+        try:
+            findings, notes = lint.lint_registered(self.registry, dag_ids, after_cell=after_cell,
+                                                   parse_seconds=seconds)
+        except Exception as e:  # a bug in a check must not break the cell
+            print(f"(lint) the checks failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return 0
+        text = lint.format_findings(findings, notes)
+        if text:
+            payload = {"version": 1, "dag_ids": dag_ids,
+                       "findings": [f.model_dump() for f in findings]}
+            display({"text/plain": text, "application/vnd.kyte.lint+json": payload}, raw=True)
+        return sum(f.severity == "error" for f in findings)
+
+    # ---- static checks --------------------------------------------------------------------
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("dag_id", nargs="?", default=None,
+                              help="The DAG to check (default: every DAG of the notebook).")
+    @line_magic
+    def lint(self, line: str) -> None:
+        """Check DAGs before running them: Airflow's ruff rules, parse-time checks, templates
+        rendered for the next logical date, rendered SQL, cluster policies (SPEC §8).
+
+        Settings: ``KYTE_POLICY_MODULE`` (cluster policies), ``KYTE_LINT_DISABLE`` (checks or
+        rules to turn off, comma-separated). The same checks run after every ``%%dag`` cell.
+
+        Examples
+        --------
+        ::
+
+            %lint
+            %lint etl
+        """
+        __tracebackhide__ = True
+        args = _parse(self.lint, line, "%lint [DAG_ID]")
+        dag_ids = [args.dag_id] if args.dag_id else self.notebook.defined_dags()
+        for dag_id in dag_ids:
+            self.notebook.dag(dag_id)  # a clear error for an unknown DAG
+        if not self._show_findings(dag_ids):
+            print(f"No errors in {', '.join(dag_ids) or 'no DAGs'}.")
+
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
+    @magic_arguments.argument("task_id", help="The task whose template fields to render.")
+    @magic_arguments.argument("--logical-date", default=None,
+                              help="Render for this logical date (default: the DAG's next).")
+    @magic_arguments.argument("--conf", default=None, help="JSON conf of the run.")
+    @line_magic
+    def render(self, line: str) -> None:
+        """Show a task's template fields rendered, without running it (``airflow tasks
+        render``). Variables, connections and XComs show as ``kyte_sample``.
+
+        Examples
+        --------
+        ::
+
+            %render etl load
+            %render etl load --logical-date 2026-01-31 --conf '{"region": "eu"}'
+        """
+        __tracebackhide__ = True
+        args = _parse(self.render, line, "%render DAG_ID TASK_ID")
+        dag = self.notebook.dag(args.dag_id)
+        self.notebook.task(dag, args.task_id)
+        from .lint import kernel as lint
+        from .lint import render_fields
+
+        rendered = render_fields(dag, args.task_id, _parse_when(args.logical_date),
+                                 _parse_conf(args.conf), lint.config_from_env())
+        print(lint.render_text(rendered))
 
     # ---- running --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
@@ -210,11 +316,13 @@ class KyteMagics(Magics):
         from .runner import RunError
 
         try:
-            summary = self.notebook.runner.run_tasks(
-                dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
-                map_index=args.map_index, logical_date=_parse_when(args.logical_date),
-                conf=_parse_conf(args.conf), echo_logs=not args.quiet, isolated=args.isolated,
-            )
+            with self.guard.run(dag.dag_id, "run_task"):
+                summary = self.notebook.runner.run_tasks(
+                    dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
+                    map_index=args.map_index, logical_date=_parse_when(args.logical_date),
+                    conf=_parse_conf(args.conf), echo_logs=not args.quiet,
+                    isolated=args.isolated,
+                )
         except RunError as e:
             raise UsageError(str(e)) from None
         self._shell.user_ns["_kyte_last_run"] = summary
@@ -257,9 +365,11 @@ class KyteMagics(Magics):
         from .display import Progress
 
         progress = Progress(dag.dag_id)
-        summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
-                                               echo_logs=args.logs, progress=progress.update,
-                                               isolated=args.isolated)
+        with self.guard.run(dag.dag_id, "run_dag"):
+            summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
+                                                   echo_logs=args.logs,
+                                                   progress=progress.update,
+                                                   isolated=args.isolated)
         progress.finish(summary.task_states)
         self._report_errors(dag.dag_id, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
@@ -315,8 +425,9 @@ class KyteMagics(Magics):
         """
         __tracebackhide__ = True
         args = _parse(self.xcom, line, "%xcom DAG_ID TASK_ID")
-        return self.notebook.xcom(args.dag_id, args.task_id, args.key, args.map_index,
-                                  args.run_id)
+        with self.guard.read():
+            return self.notebook.xcom(args.dag_id, args.task_id, args.key, args.map_index,
+                                      args.run_id)
 
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
@@ -348,12 +459,19 @@ class KyteMagics(Magics):
         print(log.text(), end="")
 
     @magic_arguments.magic_arguments()
-    @magic_arguments.argument("action", nargs="?", default="info", choices=["info", "reset"],
-                              help="info (default) or reset.")
-    @magic_arguments.argument("--yes", action="store_true", help="Confirm a reset.")
+    @magic_arguments.argument("action", nargs="?", default="info",
+                              choices=["info", "reset", "repair"],
+                              help="info (default), reset or repair.")
+    @magic_arguments.argument("--yes", action="store_true", help="Confirm a reset or repair.")
     @line_magic
     def kyte(self, line: str) -> None:
-        """Show this notebook's Airflow session, or wipe its runs with ``reset --yes``.
+        """Show this notebook's Airflow session, wipe its runs, or repair its metastore.
+
+        ``%kyte`` shows the session, its latest runs, whether its metastore is sound and
+        which other kernels have this notebook open. ``%kyte reset --yes`` deletes every
+        run, task state, XCom and log (DAG definitions stay). ``%kyte repair --yes`` keeps a
+        damaged metastore aside (``airflow.db.damaged-<time>``), starts a fresh one and
+        registers the notebook's DAGs again; logs and the audit trail stay.
 
         Examples
         --------
@@ -361,22 +479,29 @@ class KyteMagics(Magics):
 
             %kyte
             %kyte reset --yes
+            %kyte repair --yes
         """
         __tracebackhide__ = True
         self._announce()
-        args = _parse(self.kyte, line, "%kyte [info|reset] [--yes]")
+        args = _parse(self.kyte, line, "%kyte [info|reset|repair] [--yes]")
+        if args.action == "repair":
+            print(self.guard.repair(args.yes, on_replaced=self._metastore_replaced))
+            return
         if args.action == "reset":
             if not args.yes:
                 raise UsageError(
                     "%kyte reset deletes every run, task state, XCom and log of this notebook "
                     "(DAG definitions stay). Run `%kyte reset --yes` to confirm."
                 )
-            n = self.notebook.reset()
+            self.guard.reset_allowed()
+            with self.guard.write():
+                n = self.notebook.reset()
             print(f"Reset: {n} runs deleted, logs cleared. DAG definitions are kept.")
             return
         from .display import session_text
 
         print(session_text(self.notebook.info()))
+        print("\n".join(self.guard.status_lines()))
 
 
 # `%%dag?` shows the options too: they are declared once, in cellspec, for magic and export.

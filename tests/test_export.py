@@ -22,9 +22,11 @@ from kyte_jupyter.export import (
     HEADER_MARK,
     ExportError,
     KyteDagExporter,
+    OutputPathError,
     build_dag_files,
     export_dags,
     export_notebook,
+    resolve_output_dir,
     written_by_kyte,
 )
 
@@ -597,14 +599,16 @@ def test_a_folder_is_not_a_notebook(tmp_path: Path) -> None:
 
 def test_cli_exports_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nb = write_notebook(tmp_path / "etl.ipynb", GOOD)
-    assert cli.main(["export", str(nb), "--dag", "a", "--output", str(tmp_path / "o")]) == 0
+    # --no-lint: jupyter kyte lint (tests/test_lint.py) would import Airflow in a subprocess.
+    out = str(tmp_path / "o")
+    assert cli.main(["export", str(nb), "--dag", "a", "--output", out, "--no-lint"]) == 0
     assert capsys.readouterr().out == f"Wrote {tmp_path / 'o' / 'a.py'}\n"
     (tmp_path / "o" / "b.py").write_text("mine")
-    assert cli.main(["export", str(nb), "-o", str(tmp_path / "o")]) == 1
+    assert cli.main(["export", str(nb), "-o", str(tmp_path / "o"), "--no-lint"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("jupyter kyte export: Cannot export etl.ipynb:\n  - ")
     assert "use --force" in err and err.endswith("Nothing was written.\n")
-    assert cli.main(["export", str(nb), "-o", str(tmp_path / "o"), "--force"]) == 0
+    assert cli.main(["export", str(nb), "-o", str(tmp_path / "o"), "--force", "--no-lint"]) == 0
     assert cli.main([]) == 2
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["export"])
@@ -646,3 +650,133 @@ def test_nbconvert_exporter_in_process(tmp_path: Path) -> None:
     assert source == b and resources["unique_key"] == "b" and not resources["outputs"]
     with pytest.raises(ConversionException, match="there is no DAG 'nope'"):
         KyteDagExporter(dag_id="nope").from_filename(str(nb))
+
+
+# ---- nothing is written outside the root (issue 13.3) -------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A root holding ``proj/etl.ipynb``, and a folder ``outside`` the root."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "proj").mkdir(parents=True)
+    outside.mkdir()
+    return root, write_notebook(root / "proj" / "etl.ipynb", GOOD), outside
+
+
+def test_default_dags_folder_linked_outside_the_root_is_refused(
+    project: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, nb, outside = project
+    (nb.parent / "dags").symlink_to(outside, target_is_directory=True)
+    for kw in ({}, {"root": root}):  # the CLI's default root (the notebook's folder), the server's
+        with pytest.raises(OutputPathError) as info:
+            export_notebook(nb, **kw)  # type: ignore[arg-type]
+        (problem,) = info.value.problems
+        assert problem.startswith(f"the output folder {nb.parent / 'dags'} leads to {outside} ")
+        assert (
+            "through a symbolic link" in problem
+            and "Replace the link with a real folder" in problem
+        )
+        assert isinstance(info.value, ExportError) and info.value.notebook == "etl.ipynb"
+    # ... exactly as the same outside folder named as the output is
+    with pytest.raises(OutputPathError, match="is outside"):
+        export_notebook(nb, output_dir=outside, root=root)
+    assert cli.main(["export", str(nb)]) == 1
+    err = capsys.readouterr().err
+    assert "through a symbolic link" in err and err.endswith("Nothing was written.\n")
+    assert list(outside.iterdir()) == []
+    # A link that stays inside the root is fine.
+    (root / "shared").mkdir()
+    (nb.parent / "dags").unlink()
+    (nb.parent / "dags").symlink_to(root / "shared", target_is_directory=True)
+    assert export_notebook(nb, root=root) == [
+        nb.parent / "dags" / "a.py",
+        nb.parent / "dags" / "b.py",
+    ]
+    assert written_by_kyte(root / "shared" / "a.py")
+    with pytest.raises(OutputPathError):  # but not outside the notebook's folder by default
+        export_notebook(nb)
+
+
+def test_a_file_linked_outside_the_root_is_never_written_through(
+    project: tuple[Path, Path, Path],
+) -> None:
+    root, nb, outside = project
+    victim = outside / "a.py"
+    victim.write_text(HEADER_MARK + " - looks like Kyte's, so export would overwrite it\n")
+    (nb.parent / "dags").mkdir()
+    (nb.parent / "dags" / "a.py").symlink_to(victim)
+    for kw in ({}, {"root": root}, {"force": True}):
+        with pytest.raises(OutputPathError) as info:
+            export_notebook(nb, **kw)  # type: ignore[arg-type]
+        assert info.value.problems == [
+            f"the output file {nb.parent / 'dags' / 'a.py'} leads to {victim} through a symbolic "
+            f"link, outside {info.value.root}; export writes nothing outside it. Replace the link "
+            f"with a real file, or choose an output folder inside {info.value.root}."
+        ]
+    assert victim.read_text().endswith("would overwrite it\n")
+    assert not (nb.parent / "dags" / "b.py").exists(), "nothing is written when a path is refused"
+    # A link to a file inside the root is followed: the file it names is updated.
+    (nb.parent / "dags" / "a.py").unlink()
+    (nb.parent / "mine.py").write_text(HEADER_MARK + "\n")
+    (nb.parent / "dags" / "a.py").symlink_to(nb.parent / "mine.py")
+    export_notebook(nb)
+    assert (nb.parent / "dags" / "a.py").is_symlink()
+    assert "BashOperator" in (nb.parent / "mine.py").read_text()
+
+
+def test_dotdot_and_absolute_outputs_are_checked_where_they_really_lead(
+    project: tuple[Path, Path, Path],
+) -> None:
+    root, nb, outside = project
+    for output in ("../../outside", str(outside), "proj/../../outside", "/tmp"):
+        with pytest.raises(OutputPathError, match="is outside"):
+            export_notebook(nb, output_dir=output, root=root)
+    assert resolve_output_dir(nb, "proj/x/../out", root) == root / "proj/x/../out"
+    assert export_notebook(nb, "a", "proj/x/../out", root=root) == [root / "proj/x/../out/a.py"]
+    assert written_by_kyte(root / "proj" / "out" / "a.py")
+    assert export_notebook(nb, "a", root / "abs", root=root) == [root / "abs" / "a.py"]
+    # `..` after a link goes where the OS takes it, not where the text seems to point.
+    (root / "jump").symlink_to(outside / "deep", target_is_directory=True)
+    (outside / "deep").mkdir()
+    with pytest.raises(OutputPathError, match="through a symbolic link"):
+        export_notebook(nb, output_dir="jump/../out", root=root)
+    assert not (outside / "out").exists() and not (root / "out").exists()
+    with pytest.raises(OutputPathError, match="not a usable path"):
+        resolve_output_dir(nb, "bad\0name", root)
+
+
+def test_cli_root_option_bounds_an_explicit_output(
+    project: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, nb, outside = project
+    assert cli.main(["export", str(nb), "-o", str(outside), "--root", str(root)]) == 1
+    assert f"the output folder {outside} is outside {root}" in capsys.readouterr().err
+    assert list(outside.iterdir()) == []
+    assert cli.main(["export", str(nb), "-o", str(outside)]) == 0  # the folder the user named
+    assert written_by_kyte(outside / "a.py")
+
+
+def test_nbconvert_refuses_outputs_outside_the_root(project: tuple[Path, Path, Path]) -> None:
+    root, nb, outside = project
+    victim = outside / "b.py"
+    victim.write_text("precious\n")
+    (nb.parent / "b.py").symlink_to(victim)
+
+    def nbconvert(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "kyte_dag", *args]
+        return subprocess.run(cmd, cwd=nb.parent, capture_output=True, text=True)
+
+    proc = nbconvert(nb.name)  # b.py, next to the notebook, links outside
+    assert proc.returncode != 0
+    assert f"the output file {nb.parent / 'b.py'} leads to {victim}" in proc.stderr
+    assert victim.read_text() == "precious\n" and not (nb.parent / "a.py").exists()
+    proc = nbconvert(nb.name, "--output-dir", str(outside), f"--KyteDagExporter.root={root}")
+    assert proc.returncode != 0 and f"is outside {root}" in proc.stderr
+    (nb.parent / "b.py").unlink()
+    proc = nbconvert(nb.name, "--output", "../../outside/x", f"--KyteDagExporter.root={root}")
+    assert proc.returncode != 0 and "is outside" in proc.stderr
+    assert sorted(p.name for p in outside.iterdir()) == ["b.py"]
+    proc = nbconvert(nb.name, "--stdout")  # writes nothing: nothing to check
+    assert proc.returncode == 0 and proc.stdout.startswith(HEADER_MARK)

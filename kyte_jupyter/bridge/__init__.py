@@ -9,7 +9,9 @@ built from, translated here, each with the reason:
 * :mod:`.tries` — one try through the Task SDK's task runner, deferral to triggers;
 * :mod:`.execution` — the execution API served to the task runner without HTTP;
 * :mod:`.masking` — Airflow's secrets masker, for everything bound for a cell;
-* :mod:`.startup` — setting up this process's Airflow (logs, SQLite, caches, preload files).
+* :mod:`.startup` — setting up this process's Airflow (logs, SQLite, caches, preload files);
+* :mod:`.metastore` — the SQL Kyte runs on Airflow's tables itself (crash recovery, plain
+  ``sqlite3`` before Airflow is imported).
 
 What must be remembered between calls lives in one :class:`Bridge` object per process (Airflow
 reads its configuration per process), with bounded caches. The run's *policy* — what to run
@@ -157,6 +159,15 @@ class Bridge:
     def drop_client(self) -> None:
         """Build the execution-API client again on the next try (a setting changed)."""
         self._client = None
+
+    def metastore_replaced(self) -> None:
+        """The metastore file was replaced (``%kyte repair``): forget what it held."""
+        from .metastore import dispose_engine
+
+        dispose_engine()
+        self._client = None
+        self._attached.clear()
+        self._bundles_synced = False
 
 
 _current: Bridge | None = None

@@ -31,15 +31,18 @@ def tune_sqlite() -> None:
     from airflow import settings
     from sqlalchemy import event
 
+    from ..session.health import lock_timeout
+
     engine = settings.engine
     if engine is None or engine.dialect.name != "sqlite":
         return
+    busy_ms = int(lock_timeout() * 1000)  # the bound Kyte waits for another writer
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
 
     event.listen(engine, "connect", on_connect)

@@ -29,6 +29,7 @@ One module per stage, as Airflow's ``dag_processing/`` is laid out:
 ``dags``           finding the DAG ids of whole-DAG-file cells without running them
 ``names``          free names: what each cell binds and uses, and names only scratch cells have
 ``render``         rendering a file's text (``imports``: its import block, isort's layout)
+``templates``      template files next to the notebook, found from the exported file
 ``paths``          where files go: one check that no write leaves the root, and the writing
 ``nbconvert``      the nbconvert exporter (``jupyter nbconvert --to kyte_dag``)
 =================  ==========================================================================
@@ -47,8 +48,16 @@ from nbformat import NotebookNode
 from .common import DEFAULT_OUTPUT_DIR, HEADER_MARK, INCLUDE_TAG, DagFile, ExportError
 from .nbconvert import KyteDagExporter
 from .notebook import read_notebook
-from .paths import atomic_write_text, written_by_kyte
+from .paths import (
+    OutputPathError,
+    atomic_write_text,
+    export_root,
+    resolve_output_dir,
+    resolve_target,
+    written_by_kyte,
+)
 from .plan import build_dag_files
+from .templates import TemplateFolder
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -57,10 +66,13 @@ __all__ = [
     "DagFile",
     "ExportError",
     "KyteDagExporter",
+    "OutputPathError",
     "build_dag_files",
     "export_dags",
     "export_notebook",
     "read_notebook",
+    "resolve_output_dir",
+    "resolve_target",
     "written_by_kyte",
 ]
 
@@ -70,6 +82,8 @@ def export_notebook(
     dag_id: str | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
+    *,
+    root: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Export the DAGs of a notebook to ``<dag_id>.py`` files and return their paths.
 
@@ -77,18 +91,31 @@ def export_notebook(
     ``dags/`` folder next to the notebook (created if needed). A file that exists but was not
     written by Kyte (no Kyte header) is only overwritten when ``force`` is true.
 
-    Raises :class:`ExportError` listing every problem; in that case nothing is written.
+    Nothing is written outside ``root``, through ``..``, an absolute path or a symbolic link
+    (see :func:`resolve_output_dir` for the default root and how ``output_dir`` is taken).
+
+    Raises :class:`ExportError` listing every problem (:class:`OutputPathError` when a path
+    leaves the root); in that case nothing is written.
     """
     path = Path(notebook_path)
     nb = read_notebook(path)
-    files = build_dag_files(nb, path.name, dag_id=dag_id)
-    out = Path(output_dir) if output_dir is not None else path.parent / DEFAULT_OUTPUT_DIR
+    try:
+        out = resolve_output_dir(path, output_dir, root)
+    except OutputPathError as e:
+        raise e.of(path.name) from None
+    templates = TemplateFolder.between(path.absolute().parent, out)
+    files = build_dag_files(nb, path.name, dag_id=dag_id, templates=templates)
+    base = export_root(path, output_dir, root)
+    targets = [(out / f.filename, f) for f in files]
+    try:
+        real = {target: resolve_target(target, base) for target, _ in targets}
+    except OutputPathError as e:
+        raise e.of(path.name) from None
     problems: list[str] = []
     if out.exists() and not out.is_dir():
         problems.append(f"the output {out} exists and is not a folder; choose another output.")
     else:
-        for f in files:
-            target = out / f.filename
+        for target, _ in targets:
             if target.is_dir():
                 problems.append(f"{target} is a folder; remove it or choose another output.")
             elif target.exists() and not force and not written_by_kyte(target):
@@ -100,14 +127,11 @@ def export_notebook(
         raise ExportError(problems, path.name)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for f in files:
-            target = out / f.filename
-            atomic_write_text(target, f.source)
-            written.append(target)
+        for target, f in targets:
+            atomic_write_text(real[target], f.source)
     except OSError as e:
         raise ExportError([f"cannot write to {out}: {e.strerror or e}."], path.name) from e
-    return written
+    return [target for target, _ in targets]
 
 
 def export_dags(nb: NotebookNode, notebook_name: str, dag_id: str | None = None) -> dict[str, str]:

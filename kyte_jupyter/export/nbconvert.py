@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from nbconvert.exporters import Exporter
@@ -11,7 +12,9 @@ from nbformat import NotebookNode
 from traitlets import Unicode, default
 
 from .common import ExportError
+from .paths import OutputPathError, resolve_output_dir, resolve_target
 from .plan import build_dag_files
+from .templates import TemplateFolder
 
 
 class KyteDagExporter(Exporter):
@@ -22,6 +25,10 @@ class KyteDagExporter(Exporter):
     named ``<dag_id>.py``. ``--KyteDagExporter.dag_id=ID`` exports only the DAG ``ID``. The
     main output (what ``--stdout`` prints) is the first DAG file; the others travel as extra
     output files. Unlike ``jupyter kyte export``, nbconvert overwrites existing files.
+
+    Every file nbconvert's writer would write is checked first, as ``jupyter kyte export``
+    checks its own (:func:`~kyte_jupyter.export.paths.resolve_target`): none may land outside
+    ``--KyteDagExporter.root`` (default: the output folder), not even through a symbolic link.
     """
 
     export_from_notebook = "Airflow DAG (Kyte)"
@@ -29,6 +36,14 @@ class KyteDagExporter(Exporter):
 
     dag_id = Unicode(
         None, allow_none=True, help="Export only this DAG (default: every DAG of the notebook)."
+    ).tag(config=True)
+
+    root = Unicode(
+        "",
+        help=(
+            "Write nothing outside this folder, not even through a symbolic link (default: "
+            "the output folder: --output-dir, else the notebook's folder)."
+        ),
     ).tag(config=True)
 
     def __init__(self, config: Any = None, **kw: Any) -> None:
@@ -45,8 +60,15 @@ class KyteDagExporter(Exporter):
         """Render the notebook's DAG files; raise ``ConversionException`` on any problem."""
         nb_copy, res = super().from_notebook_node(nb, resources, **kw)
         name = str(res.get("metadata", {}).get("name") or "notebook")
+        meta = res.get("metadata", {})
+        folder = self._output_folder(res)
+        templates = None
+        if "path" in meta:  # from_filename knows the notebook's folder ("" = the working dir)
+            templates = TemplateFolder.between(Path(meta["path"] or os.curdir), folder)
         try:
-            files = build_dag_files(nb_copy, name + ".ipynb", dag_id=self.dag_id)
+            files = build_dag_files(
+                nb_copy, name + ".ipynb", dag_id=self.dag_id, templates=templates
+            )
         except ExportError as e:
             raise ConversionException(str(e)) from e
         first, rest = files[0], files[1:]
@@ -59,4 +81,28 @@ class KyteDagExporter(Exporter):
         for f in rest:
             # "./" because nbconvert's writer makes the parent folder of each extra output.
             outputs[os.path.join(os.curdir, f.filename)] = f.source.encode("utf-8")
+        if self._writes_files():
+            names = [res["unique_key"] + ".py", *(f.filename for f in rest)]
+            self._check_targets(folder, name + ".ipynb", names)
         return first.source, res
+
+    def _writes_files(self) -> bool:
+        """Whether nbconvert's writer writes files (not ``--stdout``, not the debug writer)."""
+        writer = str(self.config.get("NbConvertApp", {}).get("writer_class", "FilesWriter"))
+        return not any(word in writer.lower() for word in ("stdout", "debug"))
+
+    def _output_folder(self, res: dict[str, Any]) -> Path:
+        """The folder nbconvert's FilesWriter writes into, absolute."""
+        # FilesWriter's own rule: --output-dir (build_directory), else the notebook's folder.
+        build = self.config.get("FilesWriter", {}).get("build_directory") or ""
+        return Path(build or res.get("metadata", {}).get("path") or os.curdir).absolute()
+
+    def _check_targets(self, folder: Path, notebook: str, names: list[str]) -> None:
+        """Refuse outputs that nbconvert's FilesWriter would write outside the root."""
+        root = Path(self.root).absolute() if self.root else folder
+        try:
+            resolve_output_dir(folder / "notebook.ipynb", folder, root)
+            for name in names:
+                resolve_target(folder / name, root)
+        except OutputPathError as e:
+            raise ConversionException(str(e.of(notebook))) from e

@@ -10,7 +10,7 @@ collected; :func:`build_dag_files` raises them all at once, in cell order.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nbformat import NotebookNode
 
@@ -19,6 +19,7 @@ from .dags import dag_aliases, find_dags, string_constants
 from .names import check_names
 from .notebook import Cell, Cells, read_cells
 from .render import render_file
+from .templates import TemplateFolder
 
 _SAFE_FILE_STEM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -39,12 +40,19 @@ class Unit:
 
 
 def build_dag_files(
-    nb: NotebookNode, notebook_name: str, dag_id: str | None = None
+    nb: NotebookNode,
+    notebook_name: str,
+    dag_id: str | None = None,
+    *,
+    templates: TemplateFolder | None = None,
 ) -> list[DagFile]:
     """Plan and render the DAG files of a notebook, in notebook order of their first cell.
 
     ``notebook_name`` is what the header calls the notebook. With ``dag_id``, only the file
-    defining that DAG. Raises :class:`ExportError` listing every problem found.
+    defining that DAG. ``templates`` says where the notebook's folder is from the output
+    folder, so DAGs using template files next to the notebook still find them
+    (:mod:`.templates`); without it, files are rendered as if written next to the notebook.
+    Raises :class:`ExportError` listing every problem found.
     """
     cells = read_cells(nb)
     units = _units(cells)
@@ -68,7 +76,7 @@ def build_dag_files(
         problems.extend(unit.problems)
         if unit.problems or general:
             continue
-        source, unit_problems = _render(cells, unit, notebook_name)
+        source, unit_problems = _render(cells, unit, notebook_name, templates)
         problems.extend(unit_problems)
         if not unit_problems:
             files.append(DagFile(f"{unit.dag_ids[0]}.py", tuple(unit.dag_ids), source))
@@ -159,13 +167,23 @@ def _check_file_names(units: list[Unit]) -> None:
                 )
 
 
-def _render(cells: Cells, unit: Unit, notebook_name: str) -> tuple[str, list[str]]:
+def _render(
+    cells: Cells, unit: Unit, notebook_name: str, templates: TemplateFolder | None
+) -> tuple[str, list[str]]:
     """The file's source, or the problems that keep it from being written."""
     includes = cells.includes
     problems = check_names([*includes, *unit.cells], cells.cells, unit.dag_ids, unit.grown)
     if problems:
         return "", problems
-    source = render_file(notebook_name, unit, includes)
+    if templates is not None and templates.needed([*includes, *unit.cells]):
+        if not unit.grown:
+            trees = [c.tree for c in includes if c.tree is not None]
+            aliases, constants = dag_aliases(trees), string_constants(trees)
+            rewritten = [templates.rewrite(c, aliases, constants) for c in unit.cells]
+            unit = replace(unit, cells=rewritten)
+    else:
+        templates = None
+    source = render_file(notebook_name, unit, includes, templates)
     try:
         compile(source, f"{unit.dag_ids[0]}.py", "exec", dont_inherit=True)
     except SyntaxError as e:

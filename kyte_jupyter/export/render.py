@@ -23,11 +23,18 @@ from .names import GROWN_DAG_NAMES
 if TYPE_CHECKING:
     from .notebook import Cell
     from .plan import Unit
+    from .templates import TemplateFolder
 
 
-def render_file(notebook_name: str, unit: Unit, includes: list[Cell]) -> str:
-    """The source of the file for ``unit``, with the shared cells ``includes``."""
-    if not unit.grown and not includes:
+def render_file(
+    notebook_name: str, unit: Unit, includes: list[Cell], templates: TemplateFolder | None = None
+) -> str:
+    """The source of the file for ``unit``, with the shared cells ``includes``.
+
+    With ``templates``, the generated ``with DAG(...)`` of a grown DAG gets the notebook's
+    folder as ``template_searchpath`` (whole-DAG-file cells come already rewritten).
+    """
+    if not unit.grown and not includes and templates is None:
         # A whole-DAG-file cell with no shared code: the file is that cell under the header.
         (cell,) = unit.cells
         return _header(notebook_name, unit.dag_ids) + "\n" + cell.code.strip("\n") + "\n"
@@ -38,10 +45,13 @@ def render_file(notebook_name: str, unit: Unit, includes: list[Cell]) -> str:
         used = {name for c in cells for name in c.names.loaded}
         block.prune(used | GROWN_DAG_NAMES if unit.grown else used)
     dag_bodies = [body for cell in unit.cells if (body := block.hoist(cell, sort_in=True))]
+    if templates is not None and not block.imports_module("os"):
+        block.add("import os")
     if unit.grown:
         options = _merged_options(unit.cells)
         dag_name = _wrapper_imports(block, options, includes)
-        sections = [*bodies, _wrapper(dag_name, unit.dag_ids[0], options, dag_bodies)]
+        extra = [templates.wrapper_argument()] if templates is not None else []
+        sections = [*bodies, _wrapper(dag_name, unit.dag_ids[0], options, dag_bodies, extra)]
     else:
         sections = [*bodies, *dag_bodies]
     parts = [_header(notebook_name, unit.dag_ids), *block.render()]
@@ -94,7 +104,9 @@ def _wrapper_imports(block: ImportBlock, options: dict[str, Any], includes: list
     return dag_name
 
 
-def _wrapper(dag_name: str, dag_id: str, options: dict[str, Any], bodies: list[str]) -> str:
+def _wrapper(
+    dag_name: str, dag_id: str, options: dict[str, Any], bodies: list[str], extra: list[str]
+) -> str:
     args = [f"dag_id={_literal(dag_id)}", f"schedule={_literal(options.get('schedule'))}"]
     start = options.get("start_date")
     if start is not None:
@@ -104,6 +116,7 @@ def _wrapper(dag_name: str, dag_id: str, options: dict[str, Any], bodies: list[s
     for key in ("default_args", "tags", "description"):
         if key in options:
             args.append(_keyword(key, options[key], indent=4))
+    args.extend(extra)
     lines = [f"with {dag_name}(", *(f"    {a}," for a in args), "):"]
     text = "\n".join(lines) + "\n"
     if not bodies:

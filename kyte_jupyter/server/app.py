@@ -84,6 +84,15 @@ class KyteExtensionApp(ExtensionApp):
         (--IPKernelApp.extra_extensions=kyte_jupyter), so no %load_ext is needed.""",
     )
 
+    publish_targets = Dict(
+        value_trait=Unicode(),
+        config=True,
+        help="""Where users may publish DAG files (`jupyter kyte publish`, the Publish dialog),
+        as {name: target}: a folder path, or git+URL#BRANCH[:FOLDER] for a branch of a git
+        repository (written with dulwich; one commit per publish). The command line reads the
+        same setting from the Jupyter config files.""",
+    )
+
     @default("sessions_root")
     def _default_sessions_root(self) -> str:
         return str(default_sessions_root())
