@@ -49,6 +49,12 @@ def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture
+def kyte_extension_config(tmp_path: Path) -> dict[str, Any]:
+    """The operator's setting: ``KyteExtensionApp.publish_targets`` (the environment wins)."""
+    return {"publish_targets": {"team": str(tmp_path / "team-dags")}}
+
+
 def write_notebook(root: Path, load: str = "v1", name: str = "ship.ipynb") -> Path:
     nb = new_notebook()
     nb.cells.append(new_code_cell(DAG.replace("{load}", load)))
@@ -83,6 +89,19 @@ async def test_targets_are_listed_without_credentials(fetch_json: Any, staging: 
     assert str(staging) in targets[1]["description"]
     assert "git.invalid/dags.git" in targets[0]["description"]
     assert SECRET not in json.dumps(targets) and "ann:" not in json.dumps(targets)
+
+
+async def test_targets_come_from_the_publish_targets_setting(
+    jp_fetch: Any, fetch_json: Any, jp_root_dir: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.delenv("KYTE_PUBLISH_TARGETS", raising=False)
+    targets = await fetch_json("kyte", "publish", "targets")
+    assert [(t["name"], t["kind"]) for t in targets] == [("team", "folder")]
+    write_notebook(jp_root_dir)
+    code, review = await post(jp_fetch, {**REVIEW, "target": "team"})
+    assert code == 200, review
+    assert [c["filename"] for c in review["changes"]] == ["shipped.py"]
+    assert not (tmp_path / "team-dags").exists()
 
 
 def test_redact_url_keeps_no_user_info_or_query() -> None:
