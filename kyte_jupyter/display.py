@@ -191,12 +191,15 @@ class Progress:
         self.dag_id = dag_id
         self._handle = display(ProgressLine(dag_id, {}), display_id=True)
         self._last = 0.0
+        self._active: set[str] = set()
 
     def update(self, states: dict[str, str]) -> None:
         """Show the task states so far."""
         now = time.monotonic()
-        if self._handle is not None and now - self._last > 0.25:
-            self._last = now
+        # Always show which tasks start running (a long task would otherwise go unnamed).
+        active = {k for k, s in states.items() if s in ("running", "deferred")}
+        if self._handle is not None and (now - self._last > 0.25 or active != self._active):
+            self._last, self._active = now, active
             self._handle.update(ProgressLine(self.dag_id, states))
 
     def finish(self, states: dict[str, str]) -> None:

@@ -371,13 +371,16 @@ class KyteMagics(Magics):
                                                    progress=progress.update,
                                                    isolated=args.isolated)
         progress.finish(summary.task_states)
+        summary.publish()  # the JSON the front end reads, once per run
         self._report_errors(dag.dag_id, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
         return summary
 
     def _raise_failure(self, summary: Any) -> None:
-        """Fail the cell of a ``%run_task`` whose tasks did not all succeed."""
+        """Publish the summary JSON; fail the cell of a ``%run_task`` whose tasks did not all
+        succeed."""
         __tracebackhide__ = True
+        summary.publish()
         failed = [k for k in summary.failed if k in summary.errors]
         if failed:
             display(summary)

@@ -277,49 +277,43 @@ class Notebook:
         """The XCom a task pushed in a run (default: the DAG's latest run).
 
         Reads the metastore only: after a kernel restart the DAG's cells need not run again.
-        When the DAG is defined in this kernel, an unknown task id is named at once.
+        When the DAG is defined in this kernel, an unknown task id is named at once and the
+        DAG says which tasks are mapped; otherwise the run's task instances say so.
         """
+        from .runner import RunError, is_mapped
+        from .runner.results import read_xcom
+
         registry = self.registry
+        mapped: bool | None = None
         if dag_id in registry.dags:
-            dag = registry.dags[dag_id]
-            self.task(dag, task_id)
-            from .runner import RunError
-            from .runner.results import read_xcom
+            mapped = is_mapped(self.task(registry.dags[dag_id], task_id))
+        try:
+            return read_xcom(dag_id, task_id, mapped=mapped, key=key, map_index=map_index,
+                             run_id=run_id)
+        except RunError as e:
+            if mapped is None:
+                self._name_unknown(dag_id, task_id, run_id)
+            raise UsageError(str(e)) from None
 
-            # The DAG object knows which tasks are mapped, for the messages about instances.
-            try:
-                return read_xcom(dag, task_id, key=key, map_index=map_index, run_id=run_id)
-            except RunError as e:
-                raise UsageError(str(e)) from None
-        from . import bridge
-
-        with bridge.db_session() as db:
-            dr = (bridge.get_run(dag_id, run_id, db) if run_id
-                  else bridge.latest_run(dag_id, db))
-            if dr is None:
-                if run_id:
-                    raise UsageError(f"DAG {dag_id!r} has no run {run_id!r} in this notebook.")
-                if dag_id not in registry.dags:
-                    self.dag(dag_id)  # says which DAGs there are
-                raise UsageError(
-                    f"DAG {dag_id!r} has not run yet in this notebook. Run "
-                    f"`%run_task {dag_id} {task_id}` first."
-                )
-            found, value = bridge.xcom_value(dag_id, dr.run_id, task_id, key, map_index, db)
-            found_run = str(dr.run_id)
-        if not found:
-            if dag_id not in registry.dags:
-                tasks = self.run_task_ids(dag_id, found_run)
-                if task_id not in tasks:
-                    raise UsageError(
-                        f"Run {found_run} of DAG {dag_id!r} has no task {task_id!r}. Its "
-                        f"tasks: {', '.join(tasks) or 'none'}."
-                    )
+    def _name_unknown(self, dag_id: str, task_id: str, run_id: str | None) -> None:
+        """For a DAG not defined in this kernel: a ``UsageError`` if the DAG or task is unknown."""
+        con = self._read()
+        try:
+            known = con.execute(
+                "SELECT 1 FROM dag_run WHERE dag_id=? LIMIT 1", (dag_id,)
+            ).fetchone()
+        finally:
+            con.close()
+        if known is None:
+            self.dag(dag_id)  # says which DAGs there are
+            return
+        run = run_id or self.latest_run_id(dag_id)
+        tasks = self.run_task_ids(dag_id, run)
+        if tasks and task_id not in tasks:
             raise UsageError(
-                f"Task {task_id!r} has no XCom {key!r} in run {found_run}. Has it "
-                f"run? Try `%run_task {dag_id} {task_id}`."
+                f"Run {run} of DAG {dag_id!r} has no task {task_id!r}. Its tasks: "
+                f"{', '.join(tasks)}."
             )
-        return value
 
     def stored_log(self, dag_id: str, task_id: str, try_number: int | None, map_index: int,
                    run_id: str | None) -> StoredLog:

@@ -9,6 +9,10 @@ out:
   metastore is in WAL mode, so a reader sees a task go ``running`` while a kernel writes);
 * task logs under ``logs/``, read by byte range so a client can follow a growing log.
 
+Replies are the models of :mod:`kyte_jupyter.contracts.rest` (built, so validated, here).
+Ids are checked against Airflow's id rules (:mod:`kyte_jupyter.contracts.ids`) before they
+touch the file system or the metastore.
+
 Nothing here imports Airflow or jupyter_server. Every call does blocking I/O: callers on an
 event loop run it in a thread.
 """
@@ -25,6 +29,20 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from pydantic import ValidationError
+
+from .contracts.graph import GraphSnapshot
+from .contracts.ids import id_problem
+from .contracts.rest import (
+    DagRun,
+    DagRunSummary,
+    DagView,
+    LogMatch,
+    LogRange,
+    LogSearch,
+    Node,
+    TaskInstance,
+)
 from .session import Session
 
 #: Task-instance states after which a try has ended (its log will not grow).
@@ -54,6 +72,16 @@ DEFAULT_LOG_LIMIT = 1024 * 1024
 MAX_LOG_LIMIT = 8 * 1024 * 1024
 DEFAULT_RUNS_LIMIT = 100
 MAX_RUNS_LIMIT = 10_000
+#: Most lines a log search returns (the reply says ``truncated`` when more matched).
+MAX_SEARCH_MATCHES = 1000
+#: Longest search text.
+MAX_SEARCH_LENGTH = 1000
+#: A log is searched in pieces of at most this many bytes (a longer line is several pieces;
+#: a match across two pieces of one line is missed), and a match shows this much of its line.
+_SEARCH_PIECE = 64 * 1024
+_MATCH_TEXT = 2000
+#: Airflow's INTEGER columns (map_index, try_number) are 32-bit in its other databases.
+MAX_INT32 = 2**31 - 1
 
 
 class StateError(Exception):
@@ -86,6 +114,14 @@ class MetastoreError(StateError):
     def __init__(self, message: str, status: int = 500) -> None:
         super().__init__(message)
         self.status = status
+
+
+def check_ids(**ids: str) -> None:
+    """Raise :class:`BadRequestError` unless each ``label=value`` is a valid Airflow id."""
+    for label, value in ids.items():
+        problem = id_problem(label, value)
+        if problem is not None:
+            raise BadRequestError(problem)
 
 
 def aggregate_state(states: Iterable[str | None]) -> str | None:
@@ -213,8 +249,8 @@ class SessionState:
         )
 
     # ---- DAGs ------------------------------------------------------------------------
-    def _snapshots(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
+    def _snapshots(self) -> dict[str, GraphSnapshot]:
+        out: dict[str, GraphSnapshot] = {}
         gdir = self.session.graphs_dir
         if not gdir.is_dir():
             return out
@@ -223,20 +259,22 @@ class SessionState:
                 continue
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                if isinstance(data, dict) and not data.get("dag_id"):
+                    data["dag_id"] = path.stem
+                snapshot = GraphSnapshot.model_validate(data)
+            except (OSError, ValueError):  # ValidationError is a ValueError
                 continue  # being replaced right now, or damaged: the next poll sees it again
-            if isinstance(data, dict) and isinstance(data.get("nodes"), list):
-                out[str(data.get("dag_id") or path.stem)] = data
+            out[snapshot.dag_id] = snapshot
         return out
 
-    def _folder_dags(self, con: sqlite3.Connection, known: set[str]) -> dict[str, dict[str, Any]]:
+    def _folder_dags(self, con: sqlite3.Connection, known: set[str]) -> dict[str, GraphSnapshot]:
         """Graphs of DAG files in the session's ``dags/`` folder, from their serialized form.
 
         Cell-defined DAGs are serialized too, with the notebook as ``fileloc``; they are left
         out here so that a DAG removed from the notebook (snapshot deleted) disappears.
         """
         folder = os.path.join(os.path.realpath(self.session.dags_folder), "")
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, GraphSnapshot] = {}
         try:
             rows = con.execute(
                 "SELECT dag_id, fileloc, description, timetable_summary FROM dag "
@@ -262,9 +300,13 @@ class SessionState:
                 continue
             if graph.get("description") is None:
                 graph["description"] = row["description"]
+            graph["dag_id"] = row["dag_id"]
             graph["schedule"] = row["timetable_summary"]
             graph["fileloc"] = fileloc
-            out[row["dag_id"]] = graph
+            try:
+                out[row["dag_id"]] = GraphSnapshot.model_validate(graph)
+            except ValidationError:
+                continue
         return out
 
     def _latest_run(self, con: sqlite3.Connection, dag_id: str) -> sqlite3.Row | None:
@@ -275,7 +317,7 @@ class SessionState:
         ).fetchone()
         return row
 
-    def dags(self) -> list[dict[str, Any]]:
+    def dags(self) -> list[DagView]:
         """Every DAG of the session with its graph and the task states of its latest run."""
         graphs = self._snapshots()
         out = []
@@ -289,8 +331,8 @@ class SessionState:
         return out
 
     def _dag_view(
-        self, con: sqlite3.Connection, dag_id: str, graph: dict[str, Any], source: str
-    ) -> dict[str, Any]:
+        self, con: sqlite3.Connection, dag_id: str, graph: GraphSnapshot, source: str
+    ) -> DagView:
         run = self._latest_run(con, dag_id)
         states: dict[str, dict[int, tuple[str | None, int]]] = {}
         if run is not None:
@@ -301,42 +343,44 @@ class SessionState:
             ):
                 states.setdefault(ti["task_id"], {})[ti["map_index"]] = (
                     ti["state"],
-                    ti["try_number"],
+                    ti["try_number"] or 0,
                 )
         nodes = []
-        for raw in graph.get("nodes", []):
-            if not isinstance(raw, dict) or "task_id" not in raw:
-                continue
-            node = dict(raw)
-            node.setdefault("label", node["task_id"])
-            node.setdefault("operator", None)
-            node.setdefault("task_group", None)
-            node.setdefault("is_mapped", False)
-            tis = states.get(node["task_id"], {})
+        for raw in graph.nodes:
+            tis = states.get(raw.task_id, {})
             mapped = {i: st for i, st in tis.items() if i >= 0}
-            if mapped or node["is_mapped"]:
-                node["map_states"] = {str(i): mapped[i][0] for i in sorted(mapped)}
-                node["state"] = (
+            map_states: dict[str, str | None] | None = None
+            if mapped or raw.is_mapped:
+                map_states = {str(i): mapped[i][0] for i in sorted(mapped)}
+                state = (
                     aggregate_state(st for st, _ in mapped.values())
                     if mapped
                     else tis.get(-1, (None, 0))[0]
                 )
-                node["try_number"] = max((t for _, t in tis.values()), default=0)
+                try_number = max((t for _, t in tis.values()), default=0)
             else:
-                node["state"], node["try_number"] = tis.get(-1, (None, 0))
-            nodes.append(node)
-        return {
-            "dag_id": dag_id,
-            "description": graph.get("description"),
-            "schedule": graph.get("schedule"),
-            "fileloc": graph.get("fileloc"),
-            "source": source,
-            "updated": graph.get("updated"),
-            "nodes": nodes,
-            "edges": [list(e) for e in graph.get("edges", []) if isinstance(e, list | tuple)],
-            "task_groups": graph.get("task_groups", []),
-            "latest_run": None if run is None else _run_summary(run),
-        }
+                state, try_number = tis.get(-1, (None, 0))
+            nodes.append(
+                Node(
+                    **raw.model_dump(),
+                    state=state,
+                    try_number=try_number,
+                    map_states=map_states,
+                )
+            )
+        return DagView(
+            dag_id=dag_id,
+            description=graph.description,
+            schedule=graph.schedule,
+            fileloc=graph.fileloc,
+            source="dags_folder" if source == "dags_folder" else "notebook",
+            updated=graph.updated,
+            nodes=nodes,
+            edges=graph.edges,
+            task_groups=graph.task_groups,
+            latest_run=None if run is None else _run_summary(run),
+            warnings=graph.warnings,
+        )
 
     def _dag_known(self, con: sqlite3.Connection, dag_id: str) -> bool:
         if (self.session.graphs_dir / f"{dag_id}.json").is_file():
@@ -347,8 +391,9 @@ class SessionState:
         return False
 
     # ---- runs and task instances -----------------------------------------------------
-    def runs(self, dag_id: str, limit: int = DEFAULT_RUNS_LIMIT) -> list[dict[str, Any]]:
+    def runs(self, dag_id: str, limit: int = DEFAULT_RUNS_LIMIT) -> list[DagRun]:
         """Runs of a DAG, newest first."""
+        check_ids(dag_id=dag_id)
         if not 1 <= limit <= MAX_RUNS_LIMIT:
             raise BadRequestError(f"limit must be between 1 and {MAX_RUNS_LIMIT}.")
         with self._db() as con:
@@ -359,7 +404,15 @@ class SessionState:
             ).fetchall()
             if not rows and not self._dag_known(con, dag_id):
                 raise NotFoundError(f"Session {self.session.id} has no DAG {dag_id!r}.")
-        return [{**_run_summary(r), "conf": _json_value(r["conf"])} for r in rows]
+        out = []
+        for r in rows:
+            conf = _json_value(r["conf"])
+            out.append(
+                DagRun(
+                    **_run_summary(r).model_dump(), conf=conf if isinstance(conf, dict) else None
+                )
+            )
+        return out
 
     def _require_run(self, con: sqlite3.Connection, dag_id: str, run_id: str) -> None:
         row = con.execute(
@@ -368,8 +421,9 @@ class SessionState:
         if row is None:
             raise NotFoundError(f"DAG {dag_id!r} has no run {run_id!r} in this session.")
 
-    def tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    def tasks(self, dag_id: str, run_id: str) -> list[TaskInstance]:
         """The task instances of one run (one row per map index)."""
+        check_ids(dag_id=dag_id, run_id=run_id)
         with self._db() as con:
             self._require_run(con, dag_id, run_id)
             rows = con.execute(
@@ -380,46 +434,32 @@ class SessionState:
                 (dag_id, run_id),
             ).fetchall()
         return [
-            {
-                "task_id": r["task_id"],
-                "map_index": r["map_index"],
-                "state": r["state"],
-                "try_number": r["try_number"],
-                "start_date": _ts(r["start_date"]),
-                "end_date": _ts(r["end_date"]),
-                "duration": r["duration"],
-                "operator": r["custom_operator_name"] or r["operator"],
-                "rendered_map_index": r["rendered_map_index"],
-            }
+            TaskInstance(
+                task_id=r["task_id"],
+                map_index=r["map_index"],
+                state=r["state"],
+                try_number=r["try_number"] or 0,
+                start_date=_ts(r["start_date"]),
+                end_date=_ts(r["end_date"]),
+                duration=r["duration"],
+                operator=r["custom_operator_name"] or r["operator"],
+                rendered_map_index=r["rendered_map_index"],
+            )
             for r in rows
         ]
 
     # ---- logs --------------------------------------------------------------------------
-    def log(
-        self,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        *,
-        try_number: int | None = None,
-        map_index: int = -1,
-        offset: int = 0,
-        limit: int = DEFAULT_LOG_LIMIT,
-    ) -> dict[str, Any]:
-        """A byte range of one try's log.
-
-        ``try_number`` defaults to the latest try. A negative ``offset`` counts from the end
-        of the file (``-4096`` is its last 4 KiB). The reply's ``next_offset`` is where the
-        next request should start to follow the log; ``complete`` is true once the try has
-        ended and everything was read. Text is decoded as UTF-8 with replacement characters;
-        a range never ends inside a character while the log can still grow.
-        """
-        if map_index < -1:
-            raise BadRequestError("map_index must be -1 (not mapped) or a map index >= 0.")
-        if try_number is not None and try_number < 1:
-            raise BadRequestError("try must be 1 or more.")
-        if not 1 <= limit <= MAX_LOG_LIMIT:
-            raise BadRequestError(f"limit must be between 1 and {MAX_LOG_LIMIT} bytes.")
+    def _log_try(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int | None, map_index: int
+    ) -> tuple[int, list[int], str | None, bool]:
+        """``(try, tries, state, ended)`` of the try a log request is about."""
+        check_ids(dag_id=dag_id, run_id=run_id, task_id=task_id)
+        if not -1 <= map_index <= MAX_INT32:
+            raise BadRequestError(
+                f"map_index must be -1 (not mapped) or a map index from 0 to {MAX_INT32}."
+            )
+        if try_number is not None and not 1 <= try_number <= MAX_INT32:
+            raise BadRequestError(f"try must be from 1 to {MAX_INT32}.")
         log_path_parts(dag_id, run_id, task_id, map_index, 1)  # rejects unusable ids early
 
         with self._db() as con:
@@ -456,21 +496,36 @@ class SessionState:
         else:
             state = ti["state"] if chosen == current else None
             ended = chosen < current or state in _TRY_ENDED_STATES
-        reply: dict[str, Any] = {
-            "try_number": chosen,
-            "tries": sorted(tries),
-            "state": state,
-            "map_index": map_index,
-        }
+        return chosen, sorted(tries), state, ended
+
+    def log(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        *,
+        try_number: int | None = None,
+        map_index: int = -1,
+        offset: int = 0,
+        limit: int = DEFAULT_LOG_LIMIT,
+    ) -> LogRange:
+        """A byte range of one try's log.
+
+        ``try_number`` defaults to the latest try. A negative ``offset`` counts from the end
+        of the file (``-4096`` is its last 4 KiB), moved forward to the next line boundary
+        so the range never starts inside a line. The reply's ``next_offset`` is where the
+        next request should start to follow the log; ``complete`` is true once the try has
+        ended and everything was read. Text is decoded as UTF-8 with replacement characters;
+        a range never ends inside a character while the log can still grow.
+        """
+        if not 1 <= limit <= MAX_LOG_LIMIT:
+            raise BadRequestError(f"limit must be between 1 and {MAX_LOG_LIMIT} bytes.")
+        chosen, tries, state, ended = self._log_try(dag_id, run_id, task_id, try_number, map_index)
         if chosen == 0:
-            return {
-                **reply,
-                "text": "",
-                "offset": 0,
-                "next_offset": 0,
-                "size": 0,
-                "complete": False,
-            }
+            return LogRange(
+                try_number=0, tries=tries, state=state, map_index=map_index,
+                text="", offset=0, next_offset=0, size=0, complete=False,
+            )  # fmt: skip
         parts = log_path_parts(dag_id, run_id, task_id, map_index, chosen)
         chunk, start, size = self._read_range(parts, offset, limit)
         keep = len(chunk)
@@ -479,14 +534,53 @@ class SessionState:
             if keep == 0 and start + len(chunk) < size:
                 keep = len(chunk)  # a limit shorter than one character: still make progress
         next_offset = start + keep
-        return {
-            **reply,
-            "text": chunk[:keep].decode("utf-8", errors="replace"),
-            "offset": start,
-            "next_offset": next_offset,
-            "size": size,
-            "complete": ended and next_offset >= size,
-        }
+        return LogRange(
+            try_number=chosen,
+            tries=tries,
+            state=state,
+            map_index=map_index,
+            text=chunk[:keep].decode("utf-8", errors="replace"),
+            offset=start,
+            next_offset=next_offset,
+            size=size,
+            complete=ended and next_offset >= size,
+        )
+
+    def search_log(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        query: str,
+        *,
+        try_number: int | None = None,
+        map_index: int = -1,
+    ) -> LogSearch:
+        """The lines of one try's whole log that contain ``query``, case-insensitively.
+
+        At most :data:`MAX_SEARCH_MATCHES` lines (``truncated`` says there were more); each
+        with its 1-based number and the byte offset of its start, to fetch the log there.
+        """
+        if not query or len(query) > MAX_SEARCH_LENGTH:
+            raise BadRequestError(f"search must be 1 to {MAX_SEARCH_LENGTH} characters.")
+        chosen, _, _, _ = self._log_try(dag_id, run_id, task_id, try_number, map_index)
+        matches: list[LogMatch] = []
+        truncated = False
+        size = 0
+        if chosen:
+            fd = self._open_log(log_path_parts(dag_id, run_id, task_id, map_index, chosen))
+            if fd is not None:
+                with os.fdopen(fd, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    truncated = _search(f, size, query.casefold(), matches)
+        return LogSearch(
+            query=query,
+            matches=matches,
+            truncated=truncated,
+            size=size,
+            try_number=chosen,
+            map_index=map_index,
+        )
 
     def _no_task_message(
         self, con: sqlite3.Connection, dag_id: str, run_id: str, task_id: str, map_index: int
@@ -550,16 +644,16 @@ class SessionState:
                         found.add(n)
         return found
 
-    def _read_range(self, parts: list[str], offset: int, limit: int) -> tuple[bytes, int, int]:
-        """``(bytes, start, size)`` of a log file; empty when the try has not logged yet."""
+    def _open_log(self, parts: list[str]) -> int | None:
+        """A file descriptor of a log file (a regular file, no link anywhere), or ``None``."""
         dir_fd = self._open_dir(parts[:-1])
         if dir_fd is None:
-            return b"", 0, 0
+            return None
         try:
             try:
                 fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=dir_fd)
             except FileNotFoundError:
-                return b"", 0, 0
+                return None
             except OSError as e:
                 if e.errno == errno.ELOOP:
                     raise _refuse_link(parts[-1]) from e
@@ -567,26 +661,88 @@ class SessionState:
         finally:
             os.close(dir_fd)
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise _refuse_link(parts[-1])
-            size = st.st_size
-            start = max(0, size + offset) if offset < 0 else min(offset, size)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _read_range(self, parts: list[str], offset: int, limit: int) -> tuple[bytes, int, int]:
+        """``(bytes, start, size)`` of a log file; empty when the try has not logged yet."""
+        fd = self._open_log(parts)
+        if fd is None:
+            return b"", 0, 0
+        try:
+            size = os.fstat(fd).st_size
+            if offset < 0:
+                start = _line_start(fd, max(0, size + offset), size)
+            else:
+                start = min(offset, size)
             chunk = os.pread(fd, min(limit, size - start), start) if size > start else b""
         finally:
             os.close(fd)
         return chunk, start, size
 
 
-def _run_summary(row: sqlite3.Row) -> dict[str, Any]:
-    return {
-        "run_id": row["run_id"],
-        "state": row["state"],
-        "run_type": row["run_type"],
-        "logical_date": _ts(row["logical_date"]),
-        "start_date": _ts(row["start_date"]),
-        "end_date": _ts(row["end_date"]),
-    }
+def _line_start(fd: int, pos: int, size: int) -> int:
+    """The first line start at or after ``pos``; if the rest of the file is one unfinished
+    line, that line's start (looking back at most 1 MiB, else ``pos`` itself)."""
+    if pos == 0:
+        return 0
+    window = os.pread(fd, min(_SEARCH_PIECE, size - pos + 1), pos - 1)
+    i = window.find(b"\n")
+    if i >= 0:
+        return pos + i
+    if pos - 1 + len(window) < size:
+        return pos  # a line longer than the window: give up aligning, start where asked
+    back = pos
+    while back > 0 and pos - back < 1024 * 1024:
+        lo = max(0, back - _SEARCH_PIECE)
+        j = os.pread(fd, back - lo, lo).rfind(b"\n")
+        if j >= 0:
+            return lo + j + 1
+        back = lo
+    return 0 if back == 0 else pos
+
+
+def _search(f: Any, size: int, needle: str, matches: list[LogMatch]) -> bool:
+    """Append the lines of ``f`` (its first ``size`` bytes) containing ``needle`` (casefolded).
+
+    Returns whether more than :data:`MAX_SEARCH_MATCHES` lines matched (it stops there).
+    Reads pieces of at most ``_SEARCH_PIECE`` bytes, so memory stays bounded on any line.
+    """
+    line_no, line_start, pos = 1, 0, 0
+    matched_line = 0
+    first_piece = b""
+    while pos < size:
+        piece: bytes = f.readline(min(_SEARCH_PIECE, size - pos))
+        if not piece:
+            break
+        if pos == line_start:
+            first_piece = piece
+        pos += len(piece)
+        if matched_line != line_no and needle in piece.decode("utf-8", "replace").casefold():
+            if len(matches) == MAX_SEARCH_MATCHES:
+                return True
+            matched_line = line_no
+            text = first_piece.rstrip(b"\r\n").decode("utf-8", "replace")[:_MATCH_TEXT]
+            matches.append(LogMatch(line=line_no, offset=line_start, text=text))
+        if piece.endswith(b"\n"):
+            line_no += 1
+            line_start = pos
+    return False
+
+
+def _run_summary(row: sqlite3.Row) -> DagRunSummary:
+    return DagRunSummary(
+        run_id=row["run_id"],
+        state=row["state"],
+        run_type=row["run_type"],
+        logical_date=_ts(row["logical_date"]),
+        start_date=_ts(row["start_date"]),
+        end_date=_ts(row["end_date"]),
+    )
 
 
 def graph_from_serialized(data: Any, compressed: bytes | None = None) -> dict[str, Any] | None:

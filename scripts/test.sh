@@ -9,12 +9,20 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# 1. System packages: Debian's Chromium for the browser tests (Playwright cannot download one).
-if [[ "${KYTE_SKIP_UI:-0}" != 1 ]] && ! command -v chromium >/dev/null 2>&1; then
-  step "Installing Chromium"
+# 1. System packages from Debian: Chromium for the browser tests (Playwright cannot download
+#    one); PostgreSQL and Redis for the team-mode and executor tests, which start their own
+#    servers (as an unprivileged user, on 127.0.0.1 or a Unix socket) and stop them by PID.
+PACKAGES=(postgresql redis-server)
+[[ "${KYTE_SKIP_UI:-0}" != 1 ]] && PACKAGES+=(chromium)
+MISSING=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || MISSING+=("$pkg")
+done
+if ((${#MISSING[@]})); then
+  step "Installing Debian packages: ${MISSING[*]}"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
 fi
 
 # 2. Python environment with Kyte (this also builds the JupyterLab extension).

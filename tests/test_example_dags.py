@@ -19,6 +19,8 @@ EXAMPLES = {
     "example_skip_dag": "example_dags/example_skip_dag.py",
     "example_setup_teardown": "example_dags/example_setup_teardown.py",
     "example_dynamic_task_mapping": "example_dags/example_dynamic_task_mapping.py",
+    # Defers to a trigger: Kyte runs it in the kernel, whose event loop is already running.
+    "example_time_delta_sensor_async": "example_dags/example_time_delta_sensor_async.py",
     # Ours: failures, trigger rules, branching, short-circuits, a long upstream_failed chain.
     "kyte_trigger_rules": str(Path(__file__).parent / "dags" / "kyte_trigger_rules.py"),
 }

@@ -50,6 +50,8 @@ cases = {
     "xcom found": ("GET", f"/xcoms/parity/{run}/make/return_value", None),
     "xcom missing": ("GET", f"/xcoms/parity/{run}/use/nothing_here", None),
     "xcom missing index": ("GET", f"/xcoms/parity/{run}/make/return_value?map_index=4", None),
+    "xcom delete missing": ("DELETE", f"/xcoms/parity/{run}/use/nothing_here", None),
+    "xcom delete": ("DELETE", f"/xcoms/parity/{run}/make/return_value?map_index=-1", None),
 }
 results = {}
 for name, (method, path, body) in cases.items():
@@ -83,7 +85,7 @@ def test_direct_transport_answers_as_the_stock_app(make_kernel):
         assert direct == stock, f"{name}: direct {direct} != stock {stock}"
     # The cases cover what they claim: a hit, not-founds, conflicts and bad payloads.
     statuses = {name: pair[0][0] for name, pair in results.items()}
-    assert statuses["xcom found"] == 200
+    assert statuses["xcom found"] == 200 and statuses["xcom delete"] == 200
     assert results["xcom found"][0][1]["value"] == {"rows": [1, 2, 3]}
     assert statuses["run unknown ti"] == 404 and statuses["xcom missing"] == 404
     assert statuses["run finished ti"] == 409

@@ -279,3 +279,14 @@ def test_export_refuses_on_errors_unless_no_lint(workdir: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "orders.py").is_file()
+
+
+def test_template_files_next_to_the_notebook_are_found(workdir: Path, tmp_path: Path) -> None:
+    """The notebook's folder is the DAG file's folder (11.3): its .sql files pass the check."""
+    write_notebook(tmp_path, "beside.ipynb", CLEAN)
+    sql = tmp_path / "reports" / "daily.sql"
+    sql.parent.mkdir()
+    sql.write_text(DAILY_SQL)
+    proc = run_cli(["beside.ipynb", "--policy-module", str(POLICY)], workdir / "home", tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "missing" not in proc.stdout

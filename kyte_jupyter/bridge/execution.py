@@ -9,9 +9,10 @@ costs time: about two thirds of a warm trivial try, plus ~3 s for Cadwyn to gene
 versioned routers when the first request arrives.
 
 :class:`DirectTransport` serves the calls every try makes (``PATCH …/run``, ``PUT …/rtif``,
-``PATCH …/state``) and the XCom reads and writes of TaskFlow tasks by calling Airflow's own
-route functions with a metastore session, in the calling thread — the same code and SQL as the
-API, so states, XComs, rendered fields, retries and callbacks are Airflow's. Everything else
+``PATCH …/state``) and the XCom reads, writes and deletes of TaskFlow tasks (a re-run try
+deletes its earlier result first) by calling Airflow's own route functions with a metastore
+session, in the calling thread — the same code and SQL as the API, so states, XComs, rendered
+fields, retries and callbacks are Airflow's. Everything else
 (variables, connections, asset events, …) goes to the stock in-process app, built on first
 use. The status codes and bodies are the ones the app would send, including its error
 handlers' (``HTTPException``, ``DataError`` → 422, unique-constraint ``IntegrityError`` → 409,
@@ -52,7 +53,7 @@ _ROUTES: list[tuple[frozenset[str], re.Pattern[str], str]] = [
     (frozenset({"PATCH"}), re.compile(rf"/{_TI}/run$"), "_ti_run"),
     (frozenset({"PUT"}), re.compile(rf"/{_TI}/rtif$"), "_ti_put_rtif"),
     (frozenset({"PATCH"}), re.compile(rf"/{_TI}/state$"), "_ti_update_state"),
-    (frozenset({"GET", "POST"}), re.compile(rf"/{_XCOM}$"), "_xcom"),
+    (frozenset({"GET", "POST", "DELETE"}), re.compile(rf"/{_XCOM}$"), "_xcom"),
 ]
 
 
@@ -182,7 +183,8 @@ class DirectTransport(httpx.BaseTransport):
     def _xcom(
         self, request: httpx.Request, session: Any, dag_id: str, run_id: str, task_id: str, key: str
     ) -> httpx.Response:
-        """``POST`` sets an XCom (``set_xcom``), ``GET`` reads one (``get_xcom``)."""
+        """``POST`` sets an XCom (``set_xcom``), ``GET`` reads one (``get_xcom``), ``DELETE``
+        deletes one (``delete_xcom``: every re-run try of a TaskFlow task does)."""
         from airflow.api_fastapi.execution_api.routes import xcoms as routes
         from pydantic import JsonValue
 
@@ -197,6 +199,9 @@ class DirectTransport(httpx.BaseTransport):
             )
             result = routes.set_xcom(dag_id, run_id, task_id, key, session, value, **query)
             return _json(201, result)
+        if request.method == "DELETE":
+            query = _query(request, map_index=(int, -1))
+            return _json(200, routes.delete_xcom(session, dag_id, run_id, task_id, key, **query))
         params = routes.GetXcomFilterParams.model_validate(dict(request.url.params))
         found = routes.get_xcom(dag_id, run_id, task_id, key, session, params)
         return httpx.Response(

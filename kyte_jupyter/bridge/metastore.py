@@ -105,3 +105,14 @@ def dispose_engine() -> None:
 
     if settings.engine is not None:
         settings.engine.dispose()
+
+
+def migrate_new_metastore() -> None:
+    """Create and migrate the metastore of ``$AIRFLOW_HOME`` (the session template).
+
+    Why internal: ``airflow db migrate``'s function; a subprocess calls it once per Airflow
+    version (:mod:`kyte_jupyter.session.template`).
+    """
+    from airflow.utils import db
+
+    db.initdb()

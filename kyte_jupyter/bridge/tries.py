@@ -9,6 +9,7 @@ client. Deferral runs the trigger in-process as ``DAG.test()`` does, but never w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +105,11 @@ def wait_for_trigger(
     outcome: dict[str, Any] = {}
 
     async def first_event() -> Any:
-        return await anext(trigger.run(), None)
+        events = trigger.run()
+        try:
+            return await anext(events, None)
+        finally:
+            await events.aclose()
 
     def work() -> None:
         try:
@@ -135,23 +140,37 @@ def wait_for_trigger(
                 if poll is not None:
                     poll()
         except KeyboardInterrupt:
-            loop.call_soon_threadsafe(task.cancel)
-            thread.join(5)
             raise TriggerInterrupted(
                 f"interrupted while {ti.task_id} waited for its trigger"
             ) from None
         finally:
+            if thread.is_alive():
+                loop.call_soon_threadsafe(task.cancel)
+                thread.join(5)
             if not thread.is_alive():
-                loop.close()
+                with contextlib.suppress(RuntimeError):
+                    loop.close()
     if "error" in outcome:
         raise outcome["error"]
     event = outcome.get("event")
+    next_kwargs = {"event": serialize(event.payload)} if event else deferral.next_kwargs
+    resume(ti, deferral.next_method, next_kwargs)
+
+
+def resume(ti: TaskInstance, next_method: str, next_kwargs: Any) -> None:
+    """Make a deferred task instance resumable: queued, with its ``next_method`` (as
+    ``DAG.test()`` does once the trigger fired). Written with an ``UPDATE`` of its own, so
+    no session's stale copy of the row decides."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from sqlalchemy import update
+
     with db_session() as session:
-        ti.next_method = deferral.next_method
-        ti.next_kwargs = {"event": serialize(event.payload)} if event else deferral.next_kwargs
-        # The execution API resumes a task instance that is queued (as DAG.test() does it).
-        ti.state = "queued"
-        session.merge(ti)
+        session.execute(
+            update(TI).where(TI.id == ti.id).values(
+                state="queued", next_method=next_method, next_kwargs=next_kwargs
+            ).execution_options(synchronize_session=False)
+        )
+    ti.next_method, ti.next_kwargs = next_method, next_kwargs
 
 
 def after_fork() -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from jinja2 import nodes
 
-from . import _airflow
+from ..bridge import lint as _airflow
 from .findings import CheckId, Finding, LintConfig
 from .templates import field_value
 

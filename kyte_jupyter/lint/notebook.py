@@ -22,7 +22,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from . import _airflow
+from ..bridge import lint as _airflow
 from .findings import CellSource, Finding, LintConfig, cell_and_line, sort_findings
 from .locate import locate_dag
 from .runner import lint_cells, lint_dag
@@ -166,6 +166,7 @@ def lint_notebook(
     export itself are findings of check ``export``.
     """
     from ..export import DEFAULT_OUTPUT_DIR, ExportError, build_dag_files, read_notebook
+    from ..export.templates import TemplateFolder
 
     config = config or LintConfig()
     path = Path(notebook_path)
@@ -175,9 +176,14 @@ def lint_notebook(
         raise NotebookLintError("; ".join(e.problems)) from e
     result = NotebookLint(path.name)
     cells = notebook_cells(nb)
+    scratch = tempfile.TemporaryDirectory(prefix="kyte-lint-")
+    # Render as if written to the scratch folder, so template files next to the notebook are
+    # found from there, as they are from the real export folder.
+    templates = TemplateFolder.between(path.parent.resolve(), Path(scratch.name).resolve())
     try:
-        files = build_dag_files(nb, path.name, dag_id=dag_id)
+        files = build_dag_files(nb, path.name, dag_id=dag_id, templates=templates)
     except ExportError as e:
+        scratch.cleanup()
         for problem in e.problems:
             number, line = cell_and_line(problem)
             result.findings.append(
@@ -198,7 +204,7 @@ def lint_notebook(
     deploy_folder = (path.parent / DEFAULT_OUTPUT_DIR).resolve()
     includes = [c for c in cells if c.first_line == 1]  # kyte-include cells start at line 1
     cell_dags: dict[int, list[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="kyte-lint-") as tmp:
+    with scratch as tmp:
         for dag_file in files:
             target = Path(tmp) / dag_file.filename
             target.write_text(dag_file.source, encoding="utf-8")

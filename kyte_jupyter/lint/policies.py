@@ -18,7 +18,7 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _airflow
+from ..bridge import lint as _airflow
 from .findings import CheckId, Finding, LintConfig
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _airflow, airflow_rules, dag_checks, policies, sql, templates
+from ..bridge import lint as _airflow
+from . import airflow_rules, dag_checks, policies, sql, templates
 from .findings import CellSource, Finding, LintConfig, sort_findings
 from .locate import locate_dag, locate_task
 

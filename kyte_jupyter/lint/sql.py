@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from . import _airflow
+from ..bridge import lint as _airflow
 from .findings import CheckId, Finding, LintConfig
 from .templates import RenderedTask
 

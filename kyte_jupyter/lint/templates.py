@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import _airflow
+from ..bridge import lint as _airflow
 from .findings import CheckId, Finding, LintConfig
 
 if TYPE_CHECKING:

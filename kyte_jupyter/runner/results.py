@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..bridge import runs
-from .plan import RunError, is_mapped
-
-if TYPE_CHECKING:
-    from airflow.sdk import DAG
+from .plan import RunError
 
 
 def read_xcom(
-    dag: DAG, task_id: str, *, key: str = "return_value", map_index: int | None = None,
-    run_id: str | None = None,
+    dag_id: str, task_id: str, *, mapped: bool | None = None, key: str = "return_value",
+    map_index: int | None = None, run_id: str | None = None,
 ) -> Any:
     """The XCom a task pushed in a run (default: the notebook's latest run of its DAG).
 
-    A mapped task's values come as a list in map order (``[]`` for a map over an empty
-    input), one instance's with ``map_index``. Raises :class:`RunError` saying what exists
-    when there is no such value.
+    Reads the metastore only, so it works after a kernel restart without the DAG's cells.
+    ``mapped`` says whether the task is mapped when the DAG is defined in this kernel; with
+    ``None`` it is judged from the task's instances in the run. A mapped task's values come
+    as a list in map order (``[]`` for a map over an empty input), one instance's with
+    ``map_index``. Raises :class:`RunError` saying what exists when there is no such value.
     """
-    task = dag.get_task(task_id)
-    mapped = is_mapped(task)
-    if map_index is not None and not mapped:
+    if map_index is not None and mapped is False:
         raise RunError(f"Task {task_id!r} is not mapped, so --map-index does not apply.")
     with runs.db_session() as db:
-        dr = runs.get_run(dag.dag_id, run_id, db) if run_id else runs.latest_run(dag.dag_id, db)
+        dr = runs.get_run(dag_id, run_id, db) if run_id else runs.latest_run(dag_id, db)
         if dr is None:
             if run_id:
-                raise RunError(f"DAG {dag.dag_id!r} has no run {run_id!r} in this notebook.")
+                raise RunError(f"DAG {dag_id!r} has no run {run_id!r} in this notebook.")
             raise RunError(
-                f"DAG {dag.dag_id!r} has not run yet in this notebook. Run "
-                f"`%run_task {dag.dag_id} {task_id}` first."
+                f"DAG {dag_id!r} has not run yet in this notebook. Run "
+                f"`%run_task {dag_id} {task_id}` first."
             )
-        found, value = runs.xcom_value(dag.dag_id, dr.run_id, task_id, key, map_index, db)
+        states = runs.ti_states(dag_id, dr.run_id, task_id, db)
+        if mapped is None:
+            mapped = any(i >= 0 for i in states)
+        found, value = runs.xcom_value(dag_id, dr.run_id, task_id, key, map_index, db)
         if found:
             if mapped and map_index is None and not isinstance(value, list):
                 value = [value]
             return value
-        states = runs.ti_states(dag.dag_id, dr.run_id, task_id, db)
     instances = sorted(i for i, s in states.items() if i >= 0 and s != "removed")
     if mapped and map_index is None and states and not instances and set(
         states.values()
@@ -67,7 +66,7 @@ def read_xcom(
         )
     raise RunError(
         f"Task {task_id!r} has no XCom {key!r} in run {dr.run_id}: it has not run there. "
-        f"Try `%run_task {dag.dag_id} {task_id}`."
+        f"Try `%run_task {dag_id} {task_id}`."
     )
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Literal
 
-#: The MIME type of the run summary JSON (PLAN.md; ``contracts/run.py`` is its model).
-RUN_SUMMARY_MIME = "application/vnd.kyte.run-summary+json"
+from ..contracts.run import RUN_SUMMARY_MIME
+
+__all__ = ["RUN_SUMMARY_MIME", "STATE_COLOURS", "RunSummary", "outcome", "ti_key"]
 
 STATE_COLOURS = {
     "success": "#008000",
@@ -92,7 +93,12 @@ class RunSummary:
 
     # ---- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The summary in the shape of ``contracts.run.RunSummary`` (PLAN.md)."""
+        """The summary as JSON data, validated by ``contracts.run.RunSummary`` (PLAN.md)."""
+        from ..contracts.run import RunSummary as Contract
+
+        return Contract.model_validate(self._data()).model_dump(mode="json")
+
+    def _data(self) -> dict[str, Any]:
 
         def state(s: str | None) -> str | None:
             return None if s in (None, "none", "") else s
@@ -127,12 +133,16 @@ class RunSummary:
         """:meth:`to_dict` as JSON text."""
         return json.dumps(self.to_dict())
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return {
-            "text/plain": self.text(),
-            "text/html": self._repr_html_(),
-            RUN_SUMMARY_MIME: self.to_dict(),
-        }
+    def publish(self) -> None:
+        """Emit the JSON as a display output of its own (``RUN_SUMMARY_MIME`` only).
+
+        Once per run, whether or not the cell shows the summary (``r = %run_dag etl`` shows
+        nothing): the front end reads this output; notebook front ends render nothing for
+        it.
+        """
+        from IPython.display import display
+
+        display({RUN_SUMMARY_MIME: self.to_dict()}, raw=True)
 
     # ---- text and HTML --------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from .. import bridge
 from ..bridge import runs
+from .failure import fold
 from .logs import capture, end_forked_try, route_to
 
 #: Called with a state while a try changes state without finishing (``deferred``).
@@ -138,8 +139,10 @@ class ForkedTries:
                 break
             end_forked_try()
             if result.error is not None:
-                # The cell's copy: the traceback is held back from the streamed lines.
-                pipe.write(bridge.redact("".join(traceback.format_exception(result.error))))
+                # The cell's copy (held back from the streamed lines): the task's own frames.
+                error = result.error
+                lines = traceback.format_exception(type(error), error, fold(error.__traceback__))
+                pipe.write(bridge.redact("".join(lines)))
             pipe.flush()
             code = 0
         except BaseException:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from http.client import responses
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
+from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from ..state import StateError
+from ..contracts import rest
+from ..state import MAX_INT32, StateError
 from .service import KyteService
 
 #: The resource name Kyte's handlers are authorized on (for custom Authorizers).
@@ -25,11 +28,18 @@ AUTH_RESOURCE = "kyte"
 #: Largest request body accepted (the export request is a few hundred bytes).
 MAX_BODY_SIZE = 1024 * 1024
 
+#: Bounds of integer query arguments: what SQLite (and ``os.pread``) take without overflow.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class KyteHandler(APIHandler):
     """Base of Kyte's handlers: the service from settings, JSON replies and JSON errors."""
 
     auth_resource = AUTH_RESOURCE
+
+    #: Set when the reply is sent before the request body is read: tornado then closes the
+    #: connection, and ``Connection: close`` tells the client so (RFC 9112, section 9.6).
+    close_connection = False
 
     @property
     def kyte(self) -> KyteService:
@@ -37,35 +47,50 @@ class KyteHandler(APIHandler):
         service: KyteService = self.settings["kyte_service"]
         return service
 
-    def reply(self, data: Any, status: int = 200) -> None:
-        """Finish with ``data`` as JSON."""
+    def reply(self, data: BaseModel | Sequence[BaseModel], status: int = 200) -> None:
+        """Finish with a contract model (or a list of them) as JSON."""
+        if isinstance(data, BaseModel):
+            body = data.model_dump_json()
+        else:
+            body = "[" + ",".join(item.model_dump_json() for item in data) + "]"
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(data))
+        self.finish(body)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Every error is ``{"message": ...}`` (plus ``problems`` for export), never HTML."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        body: dict[str, Any]
+        body: rest.Error
         if isinstance(exc, StateError):
             status_code = exc.status
-            body = {"message": str(exc)}
             problems = getattr(exc, "problems", None)
-            if problems is not None:
-                body["problems"] = list(problems)
+            body = rest.ExportError(
+                message=str(exc), problems=None if problems is None else list(problems)
+            )
         elif isinstance(exc, web.HTTPError):
             status_code = exc.status_code
-            body = {"message": exc.log_message or responses.get(status_code, "Error")}
+            body = rest.Error(message=exc.log_message or responses.get(status_code, "Error"))
         elif exc is not None:
             status_code = 500
-            body = {"message": "Kyte hit an unexpected error; the Jupyter server log has details."}
+            body = rest.Error(
+                message="Kyte hit an unexpected error; the Jupyter server log has details."
+            )
         else:
-            body = {"message": responses.get(status_code, "Error")}
+            body = rest.Error(message=responses.get(status_code, "Error"))
         self.set_status(status_code)
+        if self.close_connection:
+            self.set_header("Connection", "close")
         if status_code == 503:
             self.set_header("Retry-After", "1")
+        if status_code == 405:  # RFC 9110 section 15.5.6: say which methods there are
+            verbs = [
+                v.upper()
+                for v in ("get", "post", "put", "patch", "delete")
+                if v in vars(type(self))
+            ]
+            self.set_header("Allow", ", ".join(verbs))
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(body))
+        self.finish(body.model_dump_json())
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Expected failures (404s, locked metastore...) are logged in one line."""
@@ -75,18 +100,24 @@ class KyteHandler(APIHandler):
             super().log_exception(typ, value, tb)
 
     def int_argument(
-        self, name: str, default: int | None, *, minimum: int | None = None
+        self,
+        name: str,
+        default: int | None,
+        *,
+        minimum: int = INT64_MIN,
+        maximum: int = INT64_MAX,
     ) -> int | None:
-        """An integer query argument (400 if malformed or below ``minimum``)."""
+        """An integer query argument (400 if malformed or outside ``minimum..maximum``)."""
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise web.HTTPError(400, f"{name} must be an integer, not {raw!r}.") from None
-        if minimum is not None and value < minimum:
-            raise web.HTTPError(400, f"{name} must be {minimum} or more.")
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        # int() would take "1_000", " 7" or "٣" (and spend quadratic time on 10,000 digits).
+        if len(raw) > 20 or not re.fullmatch(r"-?[0-9]+", raw):
+            raise web.HTTPError(400, f"{name} must be an integer, not {shown!r}.")
+        value = int(raw)
+        if not minimum <= value <= maximum:
+            raise web.HTTPError(400, f"{name} must be from {minimum} to {maximum}.")
         return value
 
 
@@ -135,7 +166,7 @@ class RunsHandler(KyteHandler):
     @authorized
     async def get(self, session_id: str, dag_id: str) -> None:
         """List runs of a DAG."""
-        limit = self.int_argument("limit", 100, minimum=1)
+        limit = self.int_argument("limit", 100, minimum=1, maximum=MAX_INT32)
         assert limit is not None
         self.reply(await self.kyte.runs(session_id, dag_id, limit))
 
@@ -156,18 +187,34 @@ class LogHandler(KyteHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str, dag_id: str, run_id: str, task_id: str) -> None:
-        """Read part of a log (``?try=N&offset=BYTES&limit=BYTES&map_index=M``)."""
-        map_index = self.int_argument("map_index", -1, minimum=-1)
+        """Read part of a log (``?try=N&offset=BYTES&limit=BYTES&map_index=M``), or search
+        the whole of it (``?search=TEXT``)."""
+        map_index = self.int_argument("map_index", -1, minimum=-1, maximum=MAX_INT32)
+        try_number = self.int_argument("try", None, minimum=1, maximum=MAX_INT32)
         offset = self.int_argument("offset", 0)
-        limit = self.int_argument("limit", 1024 * 1024, minimum=1)
+        limit = self.int_argument("limit", 1024 * 1024, minimum=1, maximum=MAX_INT32)
         assert map_index is not None and offset is not None and limit is not None
+        search = self.get_query_argument("search", None)
+        if search is not None:
+            self.reply(
+                await self.kyte.search_log(
+                    session_id,
+                    dag_id,
+                    run_id,
+                    task_id,
+                    search,
+                    try_number=try_number,
+                    map_index=map_index,
+                )
+            )
+            return
         self.reply(
             await self.kyte.log(
                 session_id,
                 dag_id,
                 run_id,
                 task_id,
-                try_number=self.int_argument("try", None, minimum=1),
+                try_number=try_number,
                 map_index=map_index,
                 offset=offset,
                 limit=limit,
@@ -182,7 +229,8 @@ class AuditHandler(KyteHandler):
     @authorized
     async def get(self, session_id: str) -> None:
         """The last ``?limit=N`` entries (default 1000)."""
-        self.reply(await self.kyte.audit(session_id, self.int_argument("limit", 1000, minimum=1)))
+        limit = self.int_argument("limit", 1000, minimum=1, maximum=MAX_INT32)
+        self.reply(await self.kyte.audit(session_id, limit))
 
 
 @web.stream_request_body
@@ -190,20 +238,35 @@ class ExportHandler(KyteHandler):
     """``/kyte/export``: write a notebook's DAGs as DAG files."""
 
     _body: bytearray
+    _refusal: web.HTTPError | None
 
     async def prepare(self) -> None:  # type: ignore[override]
-        """Refuse bodies over :data:`MAX_BODY_SIZE` before reading them."""
+        """Refuse bodies over :data:`MAX_BODY_SIZE` before reading them; read the others.
+
+        A refusal answered before the body is read forces tornado to close the connection
+        (the unread body would be taken for the next request), which a keep-alive client
+        only learns when its next request is reset (issue 13.6). So a refusal of a request
+        whose body is within the limit (authentication, XSRF) waits until the body has been
+        read, and the connection stays usable; a body over the limit is refused at once with
+        ``Connection: close``, so the client knows to open a new connection.
+        """
         self._body = bytearray()
-        await super().prepare()
+        self._refusal = None
         declared = self.request.headers.get("Content-Length")
         if declared is not None:
             if not declared.isdigit():
+                self.close_connection = True
                 raise web.HTTPError(400, "Content-Length is not a number.")
             if int(declared) > MAX_BODY_SIZE:
+                self.close_connection = True
                 raise web.HTTPError(413, f"The request body is limited to {MAX_BODY_SIZE} bytes.")
         connection = self.request.connection
         if connection is not None and hasattr(connection, "set_max_body_size"):
             connection.set_max_body_size(MAX_BODY_SIZE)
+        try:
+            await super().prepare()
+        except web.HTTPError as e:
+            self._refusal = e  # answered by post(), once the body is read
 
     def data_received(self, chunk: bytes) -> None:
         """Collect the body, keeping at most one byte more than the limit."""
@@ -215,6 +278,8 @@ class ExportHandler(KyteHandler):
     @authorized
     async def post(self) -> None:
         """Export: ``{path, dag_id?, output?, force?}`` -> ``{files: [...]}``."""
+        if self._refusal is not None:
+            raise self._refusal
         if len(self._body) > MAX_BODY_SIZE:
             raise web.HTTPError(413, f"The request body is limited to {MAX_BODY_SIZE} bytes.")
         try:
@@ -232,10 +297,20 @@ class ExportHandler(KyteHandler):
                 raise web.HTTPError(400, f"'{name}' must be a string.")
         if not isinstance(force, bool):
             raise web.HTTPError(400, "'force' must be true or false.")
+        try:
+            request = rest.ExportRequest.model_validate(body, strict=True)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'body'}: {err['msg']}" for err in e.errors()
+            )
+            raise web.HTTPError(400, f"The export request is malformed: {problems}.") from None
         files = await self.kyte.export(
-            path, dag_id=dag_id or None, output=output or None, force=force
+            request.path,
+            dag_id=request.dag_id or None,
+            output=request.output or None,
+            force=request.force,
         )
-        self.reply({"files": files})
+        self.reply(rest.ExportReply(files=files))
 
 
 #: Routes relative to ``base_url``, as OpenAPI path templates (docs/openapi.yaml).

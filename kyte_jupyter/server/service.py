@@ -1,6 +1,7 @@
 """The server extension's service: sessions, their state, export, kernel environments.
 
-Handlers stay thin and call this. Everything that touches the disk runs in a small thread
+Handlers stay thin and call this. Replies are :mod:`kyte_jupyter.contracts.rest` models
+(the handlers serialize them). Everything that touches the disk runs in a small thread
 pool of its own, so the event loop never waits on SQLite or the file system, and a slow
 metastore cannot starve the server's other uses of the default executor.
 """
@@ -8,16 +9,22 @@ metastore cannot starve the server's other uses of the default executor.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import os
+import posixpath
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..session import ROOT_ENV, Session, SessionError, SessionStore, valid_session_id
+from pydantic import ValidationError
+
+from ..contracts import rest
+from ..contracts.ids import valid_session_id
+from ..session import ROOT_ENV, Session, SessionError, SessionStore
 from ..state import (
     DEFAULT_LOG_LIMIT,
     DEFAULT_RUNS_LIMIT,
@@ -25,6 +32,7 @@ from ..state import (
     NotFoundError,
     SessionState,
     StateError,
+    check_ids,
 )
 
 if TYPE_CHECKING:
@@ -34,6 +42,9 @@ T = TypeVar("T")
 
 #: The jupyter_events schema the contents manager emits file actions on (rename, delete...).
 CONTENTS_SCHEMA_ID = "https://events.jupyter.org/jupyter_server/contents_service/v1"
+
+#: The export folder next to a notebook when the request names none (the exporter's default).
+DEFAULT_EXPORT_DIR = "dags"
 
 #: Added to the command of Python (ipykernel) kernels so the magics are loaded at start.
 AUTOLOAD_ARGUMENT = "--IPKernelApp.extra_extensions=kyte_jupyter"
@@ -126,9 +137,11 @@ class KyteService:
         return "" if rel == "." else rel.replace(os.sep, "/")
 
     # ---- sessions ------------------------------------------------------------------------
-    def session_json(self, session: Session) -> dict[str, Any]:
+    def session_json(self, session: Session) -> rest.Session:
         """The REST shape of a session: ``Session.to_json()`` plus its notebook's API path."""
-        return {**session.to_json(), "path": self.api_path(session.notebook_path)}
+        return rest.Session.model_validate(
+            {**session.to_json(), "path": self.api_path(session.notebook_path)}
+        )
 
     def _get(self, session_id: str) -> Session:
         if not valid_session_id(session_id):
@@ -138,7 +151,7 @@ class KyteService:
         except (KeyError, SessionError) as e:
             raise NotFoundError(f"There is no Kyte session {session_id!r}.") from e
 
-    async def list_sessions(self, api_path: str | None = None) -> list[dict[str, Any]]:
+    async def list_sessions(self, api_path: str | None = None) -> list[rest.Session]:
         """All sessions, or the one of the notebook at ``api_path`` (a list of zero or one)."""
         if api_path is None:
             sessions = await self.run(self.store.list)
@@ -147,7 +160,7 @@ class KyteService:
             sessions = [] if found is None else [found]
         return [self.session_json(s) for s in sessions]
 
-    async def get_session(self, session_id: str) -> dict[str, Any]:
+    async def get_session(self, session_id: str) -> rest.Session:
         """One session by id (404 if unknown)."""
         return self.session_json(await self.run(self._get, session_id))
 
@@ -166,26 +179,35 @@ class KyteService:
         except KeyError as e:  # deleted meanwhile
             raise NotFoundError(f"There is no Kyte session {session_id!r}.") from e
 
-    async def audit(self, session_id: str, limit: int | None) -> list[dict[str, Any]]:
-        """The last ``limit`` audit entries of a session, oldest first."""
+    async def audit(self, session_id: str, limit: int | None) -> list[rest.AuditEntry]:
+        """The last ``limit`` audit entries of a session, oldest first.
+
+        Lines that are not audit entries (written by hand, say) are left out.
+        """
         session = await self.run(self._get, session_id)
-        return await self.run(session.read_audit, limit)
+        entries: list[rest.AuditEntry] = []
+        for raw in await self.run(session.read_audit, limit):
+            try:
+                entries.append(rest.AuditEntry.model_validate(raw))
+            except ValidationError:
+                continue
+        return entries
 
     # ---- session state -------------------------------------------------------------------
     async def _state(self, session_id: str) -> SessionState:
         return SessionState(await self.run(self._get, session_id))
 
-    async def dags(self, session_id: str) -> list[dict[str, Any]]:
+    async def dags(self, session_id: str) -> list[rest.DagView]:
         """The session's DAGs with graphs and latest-run states."""
         return await self.run((await self._state(session_id)).dags)
 
     async def runs(
         self, session_id: str, dag_id: str, limit: int = DEFAULT_RUNS_LIMIT
-    ) -> list[dict[str, Any]]:
+    ) -> list[rest.DagRun]:
         """Runs of one DAG, newest first."""
         return await self.run((await self._state(session_id)).runs, dag_id, limit)
 
-    async def tasks(self, session_id: str, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    async def tasks(self, session_id: str, dag_id: str, run_id: str) -> list[rest.TaskInstance]:
         """Task instances of one run."""
         return await self.run((await self._state(session_id)).tasks, dag_id, run_id)
 
@@ -200,7 +222,7 @@ class KyteService:
         map_index: int = -1,
         offset: int = 0,
         limit: int = DEFAULT_LOG_LIMIT,
-    ) -> dict[str, Any]:
+    ) -> rest.LogRange:
         """A byte range of a task try's log."""
         state = await self._state(session_id)
         return await self.run(
@@ -216,21 +238,53 @@ class KyteService:
             )
         )
 
+    async def search_log(
+        self,
+        session_id: str,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        query: str,
+        *,
+        try_number: int | None = None,
+        map_index: int = -1,
+    ) -> rest.LogSearch:
+        """The lines of a task try's whole log that contain ``query`` (in a worker thread)."""
+        state = await self._state(session_id)
+        return await self.run(
+            functools.partial(
+                state.search_log,
+                dag_id,
+                run_id,
+                task_id,
+                query,
+                try_number=try_number,
+                map_index=map_index,
+            )
+        )
+
     # ---- export --------------------------------------------------------------------------
     async def export(
         self, api_path: str, *, dag_id: str | None, output: str | None, force: bool
     ) -> list[str]:
-        """Export a notebook to DAG files; returns their API paths (absolute when outside).
+        """Export a notebook to DAG files; returns their API paths.
 
-        The notebook's session, if it has one, records the export in its audit log.
+        The output folder, given or the default ``dags/`` next to the notebook, passes the
+        same check as the notebook (:meth:`os_path` with ``follow_links``): a folder that
+        leads outside the root through a symbolic link is refused (403) before anything is
+        written. The notebook's session, if it has one, records the export in its audit log.
         """
+        if dag_id is not None:
+            check_ids(dag_id=dag_id)
         notebook = self.os_path(api_path, follow_links=True)
-        out_dir = self.os_path(output, follow_links=True) if output else None
+        if not output:
+            output = posixpath.join(posixpath.dirname(api_path), DEFAULT_EXPORT_DIR)
+        out_dir = self.os_path(output, follow_links=True)
         if not await self.run(os.path.isfile, notebook):
             raise NotFoundError(f"There is no notebook {api_path!r}.")
         session = await self.run(self.store.find, notebook)
         try:
-            files = await self.run(_export, notebook, dag_id, out_dir, force)
+            files = await self.run(_export, notebook, dag_id, out_dir, force, self.root_dir)
         except ExportProblems as e:
             if session is not None:
                 await self.run(
@@ -238,6 +292,9 @@ class KyteService:
                 )
             raise
         paths = [self.api_path(f) or str(f) for f in files]
+        outside = [p for p in paths if p.startswith("/")]
+        if outside:  # cannot happen after the checks above; never report it as success
+            raise ForbiddenError(f"Export wrote outside the Jupyter root directory: {outside}.")
         if session is not None:
             await self.run(session.audit, "export", dag_id=dag_id, files=paths, via="server")
         return paths
@@ -332,11 +389,29 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(os.path.join(root, ""))
 
 
-def _export(notebook: str, dag_id: str | None, output: str | None, force: bool) -> list[Path]:
+def _export(notebook: str, dag_id: str | None, output: str, force: bool, root: str) -> list[Path]:
     # Imported when used: nbconvert and friends stay out of the server until someone exports.
-    from ..export import ExportError, export_notebook
+    from ..export import ExportError, OutputPathError, export_notebook
 
+    # The export package checks every file it writes against ``root`` (issue 13.3), symbolic
+    # links followed; KyteService.export has already checked the folder the same way.
     try:
-        return list(export_notebook(notebook, dag_id=dag_id, output_dir=output, force=force))
+        return list(
+            export_notebook(notebook, dag_id=dag_id, output_dir=output, force=force, root=root)
+        )
     except ExportError as e:
+        if isinstance(e, OutputPathError):
+            raise ForbiddenError("; ".join(e.problems) or str(e)) from e
         raise ExportProblems(str(e), list(e.problems)) from e
+    except OSError as e:  # the output folder cannot be made or written
+        raise _os_error(e, output) from e
+
+
+def _os_error(e: OSError, path: str) -> StateError:
+    """The client's share of an ``OSError``: bad names are 400, permissions 403, else 500."""
+    what = f"Cannot write to {path}: {e.strerror or e}."
+    if e.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.ENOTDIR, errno.EEXIST, errno.ELOOP):
+        return PathError(what)
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ForbiddenError(what)
+    return StateError(what)

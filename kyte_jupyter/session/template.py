@@ -12,9 +12,9 @@ import sqlite3
 
 def main() -> None:
     """Migrate a fresh metastore in ``$AIRFLOW_HOME`` and switch it to WAL journaling."""
-    from airflow.utils import db
+    from ..bridge.metastore import migrate_new_metastore
 
-    db.initdb()
+    migrate_new_metastore()
     path = os.path.join(os.environ["AIRFLOW_HOME"], "airflow.db")
     con = sqlite3.connect(path)
     try:

@@ -289,6 +289,50 @@ async def test_log_byte_ranges_follow_a_growing_log(fetch_json: Any, etl_session
     assert past_end["text"] == "" and past_end["next_offset"] == 21
 
 
+async def test_a_negative_offset_starts_at_a_line_boundary(
+    fetch_json: Any, etl_session: Session
+) -> None:
+    content = b"first line\nsecond line\nthird\n"
+    write_log(etl_session, "etl", RUN_ID, "extract", 1, content)
+    url = log_url(etl_session, "extract")
+    for offset, expected in ((-8, b"third\n"), (-6, b"third\n"), (-13, b"third\n"),
+                             (-17, b"third\n"), (-18, b"second line\nthird\n"),
+                             (-1000, content)):  # fmt: skip
+        got = await fetch_json(*url, params={"offset": offset})
+        assert got["text"].encode() == expected, offset
+        assert got["offset"] == len(content) - len(expected) and got["complete"]
+    # The rest of the file is one unfinished line: it is shown from its start.
+    write_log(etl_session, "etl", RUN_ID, "extract", 1, b"done\nstill writing this line")
+    got = await fetch_json(*url, params={"offset": -5})
+    assert got["text"] == "still writing this line" and got["offset"] == 5
+
+
+async def test_log_search_finds_lines_in_the_whole_file(
+    jp_fetch: Any, fetch_json: Any, etl_session: Session
+) -> None:
+    lines = [f"line {i}: {'ERROR boom' if i % 3 == 0 else 'ok'} ü" for i in range(1, 3001)]
+    content = ("\n".join(lines) + "\n").encode()
+    write_log(etl_session, "etl", RUN_ID, "extract", 1, content)
+    url = log_url(etl_session, "extract")
+    got = await fetch_json(*url, params={"search": "error BOOM", "limit": 10})
+    assert got["query"] == "error BOOM" and got["size"] == len(content)
+    assert len(got["matches"]) == 1000 and not got["truncated"]
+    first = got["matches"][0]
+    assert first == {"line": 3, "offset": content.index(b"line 3:"), "text": lines[2]}
+    at = await fetch_json(*url, params={"offset": first["offset"], "limit": 20})
+    assert at["text"].startswith("line 3: ERROR")
+    few = await fetch_json(*url, params={"search": "line 29"})
+    assert [m["line"] for m in few["matches"]] == [29, *range(290, 300), *range(2900, 3000)]
+    assert (await fetch_json(*url, params={"search": ": ok"}))["truncated"]
+    none = await fetch_json(*url, params={"search": "<script>"})
+    assert none["matches"] == [] and not none["truncated"]
+    empty = await fetch_json(*log_url(etl_session, "g.load"), params={"search": "x"})
+    assert empty == {"query": "x", "matches": [], "truncated": False, "size": 0,
+                     "try_number": 0, "map_index": -1}  # fmt: skip
+    code, _ = await error_of(jp_fetch, *url, params={"search": "x" * 1001})
+    assert code == 400
+
+
 async def test_log_text_is_plain_and_never_splits_a_character(
     jp_fetch: Any, fetch_json: Any, etl_session: Session
 ) -> None:

@@ -254,6 +254,6 @@ def load_dag_file(path: Path) -> LoadedFile:
 
     bag = DagBag(dag_folder=str(path.parent), collect_dags=False, load_op_links=False)
     started = time.perf_counter()
-    bag.process_file(str(path), only_if_updated=False, safe_mode=False)  # type: ignore[no-untyped-call]
+    bag.process_file(str(path), only_if_updated=False, safe_mode=False)
     seconds = time.perf_counter() - started
     return LoadedFile(dict(bag.dags), dict(bag.import_errors), seconds)

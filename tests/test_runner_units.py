@@ -1,0 +1,80 @@
+"""The runner's pure parts, without a kernel: summary JSON, outcome, clean log lines, folding.
+
+The behaviour in kernels (against Airflow as the oracle) is in ``test_runner_cases.py``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from kyte_jupyter.contracts.run import RUN_SUMMARY_MIME
+from kyte_jupyter.contracts.run import RunSummary as Contract
+from kyte_jupyter.runner.logs import LineFilter
+from kyte_jupyter.runner.progress import ProgressLine, progress_text
+from kyte_jupyter.runner.summary import RunSummary, outcome
+
+
+def test_summary_json_has_the_agreed_shape_and_validates() -> None:
+    r = RunSummary(
+        "etl", "manual__1", "failed", "running",
+        task_states={"extract": "success", "load[0]": "failed", "report": "none"},
+        tries={"extract": 1, "load[0]": 2}, durations={"extract": 0.5, "load[0]": 0.25},
+        duration=1.5, error_lines={"load[0]": "RuntimeError: login failed ***"},
+    )
+    data = r.to_dict()
+    Contract.model_validate(data)
+    assert RUN_SUMMARY_MIME == "application/vnd.kyte.run-summary+json"
+    assert set(data) == {"version", "magic", "dag_id", "run_id", "state", "run_state",
+                         "duration_s", "task_instances", "failed"}
+    assert data["failed"] == ["load[0]"] and data["magic"] == "run_task"
+    load = data["task_instances"][1]
+    assert load == {"key": "load[0]", "task_id": "load", "map_index": 0, "state": "failed",
+                    "try_number": 2, "duration_s": 0.25, "forced": None,
+                    "error": "RuntimeError: login failed ***"}
+    assert data["task_instances"][2]["state"] is None  # "none" is no state: null
+    assert json.loads(r.to_json()) == data
+    assert "no status" in r.text() and "none" not in r.text()
+
+
+def test_outcome_is_what_was_asked() -> None:
+    assert outcome(["success", "success"]) == "success"
+    assert outcome(["success", "skipped"]) == "success"
+    assert outcome(["skipped"]) == "skipped"
+    assert outcome(["success", "upstream_failed"]) == "failed"
+    assert outcome(["success", "deferred"]) == "deferred"
+    assert outcome([]) == "none"
+
+
+def test_cell_lines_are_clean_one_per_record() -> None:
+    raw = (
+        "2026-11-29T19:52:42.156076Z [info     ] ::group::Pre Execute  [task] loc=a.py:1\n"
+        "2026-11-29T19:52:42.163770Z [info     ] Done. Returned value was: c-1  "
+        "[airflow.task.operators.x.PythonOperator] loc=python.py:233\n"
+        "2026-11-29T19:52:42.164476Z [info     ] Pushing xcom   [task] loc=t.py:1 "
+        "ti=RuntimeTaskInstance(id=UUID('1'),\n    task=<Task(x)>,\n    max_tries=0)\n"
+        "2026-11-29T19:52:42.371366Z [error    ] Task failed with exception [task] loc=t.py:9\n"
+        "Traceback (most recent call last):\n  File \"x.py\", line 3, in f\n"
+        "    raise RuntimeError('boom')\nRuntimeError: boom\n"
+        "a line the task printed\n"
+        "2026-11-29T19:52:42.615865Z [warning  ] Odd [task] exit_code=3 loc=x.py:1\n"
+    )
+    f = LineFilter()
+    shown = "".join(f.feed(piece) for piece in (raw[:50], raw[50:333], raw[333:])) + f.flush()
+    assert shown.splitlines() == [
+        "[2026-11-29 19:52:42] INFO - Done. Returned value was: c-1",
+        "[2026-11-29 19:52:42] INFO - Pushing xcom",
+        "[2026-11-29 19:52:42] ERROR - Task failed with exception",
+        "a line the task printed",
+        "[2026-11-29 19:52:42] WARNING - Odd exit_code=3",
+    ]
+
+
+def test_progress_names_running_tasks_no_status_and_singular() -> None:
+    assert progress_text("d", {"a": "none"}) == "d running (1 task): 1 no status"
+    assert progress_text("d", {"a": "running", "b": "none"}) == (
+        "d running (2 tasks) — running: a: 1 no status, 1 running")
+    assert progress_text("d", {"a": "deferred"}) == (
+        "d running (1 task) — waits for its trigger: a: 1 deferred")
+    assert progress_text("d", {"a": "success"}, done=True) == "d finished (1 task): 1 success"
+    bundle = ProgressLine("d", {"a": "running", "b": "none"})._repr_mimebundle_()
+    assert "now: <code>a</code>" in bundle["text/html"] and "none" not in bundle["text/html"]
