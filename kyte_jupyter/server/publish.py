@@ -224,7 +224,7 @@ class PublishTargetsHandler(KyteHandler):
             targets = await self.kyte.run(_targets(self.settings))
         except PublishError as e:
             raise PublishFailed(str(e)) from e
-        self.reply([t.model_dump(mode="json") for t in list_targets(targets)])
+        self.reply(list_targets(targets))
 
 
 class PublishHandler(ExportHandler):
@@ -262,7 +262,7 @@ class PublishHandler(ExportHandler):
         except PublishError as e:
             raise PublishFailed(str(e)) from e
         reply = await publish(self.kyte, request, targets)
-        self.reply(reply.model_dump(mode="json"))
+        self.reply(reply)
 
 
 #: Routes relative to ``base_url``, as OpenAPI path templates (docs/openapi.yaml).

@@ -12,7 +12,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..contracts.versions import DagVersion, DagVersionGraph
-from ..state import NotFoundError, SessionState, _ts, graph_from_serialized
+from ..state import NotFoundError, SessionState, _ts, check_ids, graph_from_serialized
 from .handlers import KyteHandler
 from .service import KyteService
 
@@ -25,6 +25,7 @@ class VersionState(SessionState):
 
     def versions(self, dag_id: str) -> list[DagVersion]:
         """Every recorded version of ``dag_id``, oldest first; 404 for a DAG never seen."""
+        check_ids(dag_id=dag_id)
         with self._db() as con:
             rows = con.execute(
                 "SELECT version_number, created_at FROM dag_version WHERE dag_id = ? "
@@ -39,6 +40,7 @@ class VersionState(SessionState):
 
     def version_graph(self, dag_id: str, number: int) -> DagVersionGraph:
         """The graph of version ``number`` of ``dag_id`` (404 naming the known versions)."""
+        check_ids(dag_id=dag_id)
         with self._db() as con:
             row = con.execute(
                 "SELECT v.version_number, v.created_at, s.data, s.data_compressed "
@@ -93,7 +95,7 @@ class VersionsHandler(KyteHandler):
     async def get(self, session_id: str, dag_id: str) -> None:
         """List the DAG's versions, oldest first."""
         versions = await list_versions(self.kyte, session_id, dag_id)
-        self.reply([v.model_dump(mode="json") for v in versions])
+        self.reply(versions)
 
 
 class VersionHandler(KyteHandler):
@@ -108,7 +110,7 @@ class VersionHandler(KyteHandler):
         if not 1 <= int(number) <= MAX_VERSION:
             raise web.HTTPError(400, f"The version must be from 1 to {MAX_VERSION}.")
         graph = await version_graph(self.kyte, session_id, dag_id, int(number))
-        self.reply(graph.model_dump(mode="json"))
+        self.reply(graph)
 
 
 #: Routes relative to ``base_url``, as OpenAPI path templates (docs/openapi.yaml).
