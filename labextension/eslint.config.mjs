@@ -15,6 +15,7 @@ export default defineConfig([
       '**/*.js',
       '**/*.d.ts',
       'src/__tests__/**',
+      'src/schema.ts',
       'ui-tests/**'
     ]
   },

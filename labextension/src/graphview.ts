@@ -7,6 +7,7 @@
  * zoomed far out.
  */
 import { ISignal, Signal } from '@lumino/signaling';
+import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -16,7 +17,7 @@ import {
   NODE_MAX_WIDTH,
   edgePath
 } from './layout';
-import { IGraphModel, IGraphNode } from './model';
+import { IGraphModel, IGraphNode } from './graphmodel';
 import {
   IViewTransform,
   MIN_SCALE,
@@ -99,6 +100,15 @@ export class GraphView extends Widget {
   /** The current zoom factor. */
   get scale(): number {
     return this._k;
+  }
+
+  /**
+   * Whether the user panned or zoomed since the graph was last fitted: then the view stays
+   * where the user put it; otherwise it is fitted again when the graph grows or the panel is
+   * resized.
+   */
+  get userMoved(): boolean {
+    return this._userMoved;
   }
 
   /** The task drawn as selected (its log is open), or null. */
@@ -196,7 +206,7 @@ export class GraphView extends Widget {
     if (this._selected && nodeEls.has(this._selected)) {
       nodeEls.get(this._selected)!.classList.add('jp-mod-selected');
     }
-    if (!keepView || !this._hasView) {
+    if (!keepView || !this._hasView || !this._userMoved) {
       this.initialView();
     } else {
       this._applyTransform();
@@ -245,6 +255,7 @@ export class GraphView extends Widget {
     this._nodeEls.clear();
     this._states.clear();
     this._hasView = false;
+    this._userMoved = false;
     this._timings = null;
     this._drawn = null;
     this._bounds = null;
@@ -253,6 +264,7 @@ export class GraphView extends Widget {
 
   /** Fit the whole graph into the view, centred (never zooming in beyond 100%). */
   fit(): void {
+    this._userMoved = false;
     if (this._bounds) {
       this._setView(fitView(this._bounds, ...this._viewSize()));
     }
@@ -263,6 +275,7 @@ export class GraphView extends Widget {
    * readable zoom showing the DAG's start (see `initialView` in view.ts).
    */
   initialView(): void {
+    this._userMoved = false;
     if (this._drawn && this._bounds) {
       const view = initialView(this._drawn, this._bounds, ...this._viewSize());
       this.node.dataset.fitted = String(view.fitted);
@@ -280,6 +293,7 @@ export class GraphView extends Widget {
     this._ty = y - (y - this._ty) * f;
     this._k = k;
     this._hasView = true;
+    this._userMoved = true;
     this._applyTransform();
   }
 
@@ -326,6 +340,27 @@ export class GraphView extends Widget {
       case 'keydown':
         this._onKeyDown(event as KeyboardEvent);
         break;
+    }
+  }
+
+  /** A resized view is fitted again, unless the user panned or zoomed. */
+  protected onResize(msg: Widget.ResizeMessage): void {
+    super.onResize(msg);
+    if (this._userMoved || !this._drawn || this._resizeFrame) {
+      return;
+    }
+    this._resizeFrame = requestAnimationFrame(() => {
+      this._resizeFrame = 0;
+      if (!this._userMoved && this._drawn && this.isVisible) {
+        this.initialView();
+      }
+    });
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    if (!this._userMoved && this._drawn) {
+      this.initialView();
     }
   }
 
@@ -472,6 +507,7 @@ export class GraphView extends Widget {
       this._k < LABEL_MIN_SCALE
     );
     this.node.dataset.scale = this._k.toFixed(3);
+    this.node.dataset.userMoved = String(this._userMoved);
   }
 
   private _onWheel(event: WheelEvent): void {
@@ -486,6 +522,7 @@ export class GraphView extends Widget {
       );
     } else {
       this._tx -= event.deltaX || delta;
+      this._userMoved = true;
       this._applyTransform();
     }
   }
@@ -521,6 +558,7 @@ export class GraphView extends Widget {
     this._tx = drag.tx + dx;
     this._ty = drag.ty + dy;
     this._hasView = true;
+    this._userMoved = true;
     if (!this._frame) {
       this._frame = requestAnimationFrame(() => {
         this._frame = 0;
@@ -602,6 +640,9 @@ export class GraphView extends Widget {
       default:
         return;
     }
+    if (event.key.startsWith('Arrow')) {
+      this._userMoved = true;
+    }
     event.preventDefault();
   }
 
@@ -620,6 +661,8 @@ export class GraphView extends Widget {
   private _tx = 0;
   private _ty = 0;
   private _hasView = false;
+  private _userMoved = false;
+  private _resizeFrame = 0;
   private _frame = 0;
   private _suppressClick = false;
   private _drag: {

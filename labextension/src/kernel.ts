@@ -6,6 +6,7 @@ import { ISessionContext } from '@jupyterlab/apputils';
 import { KernelMessage } from '@jupyterlab/services';
 
 import { stripAnsi } from './logformat';
+import { IKyteRunSummary, RUN_SUMMARY_MIME } from './tokens';
 
 /** What a magic printed and returned. */
 export interface IExecutionResult {
@@ -17,6 +18,42 @@ export interface IExecutionResult {
   result: string;
   /** The error name and value, and its traceback (plain text), if the code raised. */
   error: string;
+  /** The error's name (`KeyboardInterrupt`, ...), if the code raised. */
+  errorName: string;
+  /** The run summaries the code displayed (`RUN_SUMMARY_MIME`), in order. */
+  summaries: IKyteRunSummary[];
+  /**
+   * Whether the kernel never ran the code: it was queued behind a busy cell that was
+   * interrupted or failed (the kernel answers `aborted`).
+   */
+  aborted: boolean;
+}
+
+/** The run summary in a display output's data bundle, if it holds a valid one. */
+export function readRunSummary(
+  data: Record<string, unknown>
+): IKyteRunSummary | null {
+  const value = data[RUN_SUMMARY_MIME];
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    return null;
+  }
+  const s = value as Partial<IKyteRunSummary>;
+  if (typeof s.dag_id !== 'string' || typeof s.magic !== 'string') {
+    return null;
+  }
+  return {
+    version: typeof s.version === 'number' ? s.version : 1,
+    magic: s.magic,
+    dag_id: s.dag_id,
+    run_id: typeof s.run_id === 'string' ? s.run_id : null,
+    state: typeof s.state === 'string' ? s.state : null,
+    run_state: typeof s.run_state === 'string' ? s.run_state : null,
+    duration_s: typeof s.duration_s === 'number' ? s.duration_s : 0,
+    task_instances: Array.isArray(s.task_instances) ? s.task_instances : [],
+    failed: Array.isArray(s.failed)
+      ? s.failed.filter((k): k is string => typeof k === 'string')
+      : []
+  };
 }
 
 /** Task and DAG ids are Airflow keys: letters, digits, `_`, `.` and `-` only. */
@@ -81,19 +118,28 @@ export async function executeInKernel(
   });
   const output: string[] = [];
   const result: string[] = [];
+  const summaries: IKyteRunSummary[] = [];
   let error = '';
+  let errorName = '';
   future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
     const type = msg.header.msg_type;
     if (type === 'stream') {
       output.push((msg as KernelMessage.IStreamMsg).content.text);
     } else if (type === 'execute_result' || type === 'display_data') {
       const data = (msg as KernelMessage.IExecuteResultMsg).content.data;
+      const summary = readRunSummary(data);
+      if (summary) {
+        // The summary's text/plain is a repr: the structured summary replaces it.
+        summaries.push(summary);
+        return;
+      }
       const text = data['text/plain'];
       if (typeof text === 'string') {
         result.push(text);
       }
     } else if (type === 'error') {
       const content = (msg as KernelMessage.IErrorMsg).content;
+      errorName = content.ename;
       error = `${content.ename}: ${content.evalue}\n${content.traceback.join('\n')}`;
     }
   };
@@ -101,12 +147,16 @@ export async function executeInKernel(
   const ok = reply.content.status === 'ok';
   if (!ok && !error && reply.content.status === 'error') {
     const c = reply.content as KernelMessage.IReplyErrorContent;
+    errorName = c.ename;
     error = `${c.ename}: ${c.evalue}`;
   }
   return {
     ok,
     output: stripAnsi(output.join('')),
     result: stripAnsi(result.join('\n')),
-    error: stripAnsi(error)
+    error: stripAnsi(error),
+    errorName,
+    summaries,
+    aborted: (reply.content.status as string) === 'aborted'
   };
 }

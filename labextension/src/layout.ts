@@ -4,7 +4,7 @@
  */
 import dagre from '@dagrejs/dagre';
 
-import { IGraphModel, IGraphNode } from './model';
+import { IGraphModel, IGraphNode } from './graphmodel';
 
 /** A laid-out box, by its top-left corner. */
 export interface IBox {
@@ -28,8 +28,13 @@ export interface IEdgeLayout {
   points: { x: number; y: number }[];
 }
 
+/** Which way the graph flows: left to right, or top to bottom (a narrow panel). */
+export type LayoutDirection = 'LR' | 'TB';
+
 /** The result of a layout. */
 export interface IGraphLayout {
+  /** Which way the graph flows. */
+  direction: LayoutDirection;
   /** Boxes of the nodes by drawn id. */
   nodes: Map<string, IBox>;
   /** Boxes of the expanded groups by group id (including room for their header). */
@@ -85,9 +90,12 @@ export function nodeWidth(node: IGraphNode): number {
 }
 
 /**
- * Lay a graph model out left to right.
+ * Lay a graph model out, left to right (or top to bottom).
  */
-export function layoutGraph(model: IGraphModel): IGraphLayout {
+export function layoutGraph(
+  model: IGraphModel,
+  direction: LayoutDirection = 'LR'
+): IGraphLayout {
   const t0 = now();
   const large = model.nodes.length > LARGE_GRAPH;
   const g = new dagre.graphlib.Graph({
@@ -95,7 +103,7 @@ export function layoutGraph(model: IGraphModel): IGraphLayout {
     multigraph: false
   });
   g.setGraph({
-    rankdir: 'LR',
+    rankdir: direction,
     nodesep: 14,
     ranksep: 36,
     edgesep: model.groups.length ? GROUP_EDGESEP : 8,
@@ -199,6 +207,7 @@ export function layoutGraph(model: IGraphModel): IGraphLayout {
   });
 
   return {
+    direction,
     nodes,
     groups,
     edges,

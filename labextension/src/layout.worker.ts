@@ -2,8 +2,8 @@
  * Web worker running the dagre layout off the main thread, so that laying out a large DAG
  * never freezes JupyterLab.
  */
-import { layoutGraph } from './layout';
-import { IGraphModel } from './model';
+import { LayoutDirection, layoutGraph } from './layout';
+import { IGraphModel } from './graphmodel';
 
 /** What the worker receives. */
 export interface ILayoutRequest {
@@ -11,6 +11,8 @@ export interface ILayoutRequest {
   id: number;
   /** The graph to lay out. */
   model: IGraphModel;
+  /** Which way the graph flows. */
+  direction: LayoutDirection;
 }
 
 const scope = self as unknown as {
@@ -19,9 +21,9 @@ const scope = self as unknown as {
 };
 
 scope.onmessage = event => {
-  const { id, model } = event.data;
+  const { id, model, direction } = event.data;
   try {
-    scope.postMessage({ id, layout: layoutGraph(model) });
+    scope.postMessage({ id, layout: layoutGraph(model, direction) });
   } catch (error) {
     scope.postMessage({ id, error: String(error) });
   }

@@ -4,8 +4,8 @@
  */
 import { IDisposable } from '@lumino/disposable';
 
-import { IGraphLayout, layoutGraph } from './layout';
-import { IGraphModel } from './model';
+import { IGraphLayout, LayoutDirection, layoutGraph } from './layout';
+import { IGraphModel } from './graphmodel';
 
 /** Graphs with more boxes than this are laid out in the worker. */
 export const WORKER_THRESHOLD = 150;
@@ -24,20 +24,23 @@ export class LayoutRunner implements IDisposable {
   }
 
   /** Lay a graph model out. */
-  run(model: IGraphModel): Promise<IGraphLayout> {
+  run(
+    model: IGraphModel,
+    direction: LayoutDirection = 'LR'
+  ): Promise<IGraphLayout> {
     if (model.nodes.length <= WORKER_THRESHOLD || !this._ensureWorker()) {
-      return Promise.resolve(layoutGraph(model));
+      return Promise.resolve(layoutGraph(model, direction));
     }
     const id = ++this._next;
     return new Promise<IGraphLayout>((resolve, reject) => {
       this._pending.set(id, { resolve, reject });
-      this._worker!.postMessage({ id, model });
+      this._worker!.postMessage({ id, model, direction });
     }).catch(error => {
       console.warn(
         'Kyte: layout worker failed, laying out on the main thread.',
         error
       );
-      return layoutGraph(model);
+      return layoutGraph(model, direction);
     });
   }
 

@@ -154,3 +154,22 @@ export function filterLines(
   }
   return out;
 }
+
+/**
+ * A range read from the middle of a log starts mid-line: drop that partial first line, so
+ * the view starts at a line. Returns the rest and the UTF-8 length of what was dropped (a
+ * range without a line break is kept whole).
+ */
+export function skipPartialLine(text: string): {
+  text: string;
+  skippedBytes: number;
+} {
+  const nl = text.indexOf('\n');
+  if (nl < 0) {
+    return { text, skippedBytes: 0 };
+  }
+  return {
+    text: text.slice(nl + 1),
+    skippedBytes: new TextEncoder().encode(text.slice(0, nl + 1)).length
+  };
+}

@@ -11,8 +11,14 @@ import {
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
-import { LineSplitter, filterLines, utf8Prefix } from './logformat';
-import { IKyteService, ITaskInstance } from './tokens';
+import {
+  LineSplitter,
+  filterLines,
+  formatLogLine,
+  skipPartialLine,
+  utf8Prefix
+} from './logformat';
+import { IKyteService, ILogSearch, ITaskInstance } from './tokens';
 
 /** Which log to show. */
 export interface ILogTarget {
@@ -328,7 +334,19 @@ export class LogView extends Widget {
     this._size = chunk.size;
     this._complete = chunk.complete;
     const caughtUp = chunk.next_offset >= chunk.size;
-    const text = this._splitter.push(chunk.text, chunk.complete && caughtUp);
+    let raw = chunk.text;
+    if (
+      this._chunks.length === 0 &&
+      chunk.offset > 0 &&
+      chunk.offset === this._head
+    ) {
+      // The tail of a large log: start the view at a line, not mid-line.
+      const { text: rest, skippedBytes } = skipPartialLine(raw);
+      raw = rest;
+      this._head += skippedBytes;
+      this._updateEarlierLabel();
+    }
+    const text = this._splitter.push(raw, chunk.complete && caughtUp);
     if (chunk.next_offset > this._next || text) {
       this._next = chunk.next_offset;
       if (text) {
@@ -359,8 +377,8 @@ export class LogView extends Widget {
       return;
     }
     const indexes = instances
-      .filter(ti => ti.task_id === target.taskId && ti.map_index >= 0)
-      .map(ti => ti.map_index)
+      .map(ti => (ti.task_id === target.taskId ? (ti.map_index ?? -1) : -1))
+      .filter(i => i >= 0)
       .sort((a, b) => a - b);
     this._mapsLoadedFor = target.runId;
     this._mapSelect.replaceChildren(
@@ -428,7 +446,7 @@ export class LogView extends Widget {
     const formatted = splitter.push(text, true);
     this._chunks.unshift(formatted);
     if (this._filter.value) {
-      this._renderFiltered();
+      void this._renderFiltered();
     } else {
       const keep = this._pre.scrollHeight - this._body.scrollTop;
       this._pre.insertBefore(
@@ -465,26 +483,72 @@ export class LogView extends Widget {
   }
 
   private _scheduleFilter(): void {
-    if (this._filterTimer) {
-      return;
-    }
+    window.clearTimeout(this._filterTimer);
     this._filterTimer = window.setTimeout(() => {
       this._filterTimer = 0;
-      this._renderFiltered();
-    }, 120);
+      void this._renderFiltered();
+    }, 250);
   }
 
-  private _renderFiltered(): void {
+  /**
+   * Show the lines matching the filter: searched by the server over the whole log (also
+   * the parts not loaded), or over the loaded text when the server cannot search.
+   */
+  private async _renderFiltered(): Promise<void> {
     const query = this._filter.value;
+    this._searchAbort?.abort();
     if (!query) {
       this._pre.replaceChildren(
         ...this._chunks.map(c => document.createTextNode(c))
       );
       this._pre.classList.remove('jp-mod-filtered');
+      delete this.node.dataset.search;
       this._updateStatus();
       return;
     }
-    const matches = filterLines(this.text, query, MAX_MATCHES);
+    const target = this._target;
+    const generation = this._generation;
+    let matches: { line: number; text: string }[];
+    let whole = false;
+    let truncated = false;
+    let reply: ILogSearch | null = null;
+    if (target?.runId) {
+      const abort = (this._searchAbort = new AbortController());
+      try {
+        reply = await this._service.searchLog(
+          target.sessionId,
+          target.dagId,
+          target.runId,
+          target.taskId,
+          query,
+          { tryNumber: this._try, mapIndex: this._mapIndex },
+          { signal: abort.signal }
+        );
+      } catch (error) {
+        if ((error as Error).name === 'AbortError') {
+          return;
+        }
+        reply = null;
+      }
+      if (
+        abort.signal.aborted ||
+        generation !== this._generation ||
+        query !== this._filter.value
+      ) {
+        return;
+      }
+    }
+    if (reply && Array.isArray(reply.matches)) {
+      matches = reply.matches.map(m => ({
+        line: m.line,
+        text: formatLogLine(m.text)
+      }));
+      whole = true;
+      truncated = !!reply.truncated;
+    } else {
+      matches = filterLines(this.text, query, MAX_MATCHES);
+      truncated = matches.length >= MAX_MATCHES;
+    }
     const frag = document.createDocumentFragment();
     const q = query.toLowerCase();
     for (const m of matches) {
@@ -506,9 +570,14 @@ export class LogView extends Widget {
     }
     this._pre.replaceChildren(frag);
     this._pre.classList.add('jp-mod-filtered');
+    this.node.dataset.search = whole ? 'server' : 'loaded';
     this._status.textContent =
       this._trans._n('%1 matching line', '%1 matching lines', matches.length) +
-      (matches.length >= MAX_MATCHES ? '+' : '');
+      (truncated ? '+' : '') +
+      ' ' +
+      (whole
+        ? this._trans.__('in the whole log')
+        : this._trans.__('in the loaded part'));
   }
 
   private _updateTries(tries: number[], current: number): void {
@@ -604,6 +673,7 @@ export class LogView extends Widget {
   private _generation = 0;
   private _filterTimer = 0;
   private _abort: AbortController | null = null;
+  private _searchAbort: AbortController | null = null;
 }
 
 function el(tag: string, className = ''): HTMLElement {

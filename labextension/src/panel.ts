@@ -2,7 +2,8 @@
  * The Kyte sidebar: follows the active notebook and shows its session's DAGs, their graph
  * with live task states, and teaching empty states.
  */
-import { NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import { PathExt } from '@jupyterlab/coreutils';
+import { NotebookActions } from '@jupyterlab/notebook';
 import {
   ITranslator,
   TranslationBundle,
@@ -14,12 +15,12 @@ import {
   ToolbarButton
 } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
-import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Panel, PanelLayout, Widget } from '@lumino/widgets';
 
 import { GraphView, IGraphActivation } from './graphview';
 import { fitIcon, kyteIcon, zoomInIcon, zoomOutIcon } from './icons';
+import { LayoutDirection } from './layout';
 import { WORKER_THRESHOLD, LayoutRunner } from './layoutrunner';
 import {
   IGraphModel,
@@ -27,8 +28,19 @@ import {
   NO_STATUS_COLOR,
   buildGraphModel,
   stateColor
-} from './model';
-import { CommandIDs, IDagInfo, IKyteService, ISession } from './tokens';
+} from './graphmodel';
+import {
+  CommandIDs,
+  IDagInfo,
+  IKyteModel,
+  ITaskRef,
+  KyteStatus
+} from './tokens';
+
+export type { ITaskRef } from './tokens';
+
+/** A panel narrower than this (px) lays graphs out top to bottom. */
+export const NARROW_PANEL = 400;
 
 /** DAGs with more tasks than this open with their task groups collapsed. */
 export const COLLAPSE_GROUPS_ABOVE = 200;
@@ -51,14 +63,6 @@ with DAG("hello", start_date=datetime(2025, 1, 1), schedule=None):
 
     total(extract())`;
 
-/** A task the user pointed at: clicked, or right-clicked for the context menu. */
-export interface ITaskRef {
-  /** The DAG id. */
-  dagId: string;
-  /** The task id. */
-  taskId: string;
-}
-
 /** Timings of the last graph shown, in milliseconds. */
 export interface IPanelTimings {
   /** Tasks in the DAG. */
@@ -73,8 +77,7 @@ export interface IPanelTimings {
   totalMs: number;
 }
 
-type EmptyKind =
-  'no-notebook' | 'no-kernel' | 'no-session' | 'no-dag' | 'error';
+type EmptyKind = Exclude<KyteStatus, 'ready'>;
 
 /**
  * The sidebar panel.
@@ -82,7 +85,7 @@ type EmptyKind =
 export class KytePanel extends Widget {
   constructor(options: KytePanel.IOptions) {
     super();
-    this._service = options.service;
+    this._model = options.model;
     this._commands = options.commands;
     const trans = (this._trans = (options.translator ?? nullTranslator).load(
       'kyte_jupyter'
@@ -109,17 +112,11 @@ export class KytePanel extends Widget {
     this._dagSelect.className = 'jp-kyte-Panel-dagSelect jp-mod-styled';
     this._dagSelect.setAttribute('aria-label', trans.__('DAG'));
     this._dagSelect.hidden = true;
-    this._dagSelect.addEventListener('change', () => {
-      if (this._notebookPath) {
-        this._selectedDag.set(this._notebookPath, this._dagSelect.value);
-      }
-      this._structureKey = '';
-      const dag = this.currentDag;
-      if (dag) {
-        void this._showDag(dag, false);
-      }
-      this._checkContext();
-    });
+    this._dagSelect.addEventListener('change', () =>
+      this._model.selectDag(this._dagSelect.value)
+    );
+    this._notebookName = document.createElement('div');
+    this._notebookName.className = 'jp-kyte-Panel-notebook';
     titleNode.append(this._dagTitle, this._dagSelect);
     this._header.addWidget(new Widget({ node: titleNode }));
     this._toolbar.addItem(
@@ -163,7 +160,13 @@ export class KytePanel extends Widget {
       })
     );
     this._header.addWidget(this._toolbar);
+    layout.addWidget(new Widget({ node: this._notebookName }));
     layout.addWidget(this._header);
+
+    this._warnings = new Widget();
+    this._warnings.addClass('jp-kyte-Panel-warnings');
+    this._warnings.hide();
+    layout.addWidget(this._warnings);
 
     this._info = new Widget();
     this._info.addClass('jp-kyte-Panel-info');
@@ -183,14 +186,12 @@ export class KytePanel extends Widget {
     this._buildLegend();
     layout.addWidget(this._legend);
 
-    this._poll = new Poll({
-      auto: false,
-      factory: () => this._tick(),
-      frequency: { interval: 500, backoff: false, max: 5000 },
-      name: 'kyte:dags',
-      standby: () => !this.isVisible || document.visibilityState === 'hidden'
-    });
-    this._showEmpty('no-notebook');
+    this._model.notebookChanged.connect(this._onNotebookChanged, this);
+    this._model.statusChanged.connect(this._onStatusChanged, this);
+    this._model.dagsChanged.connect(this._onDagsChanged, this);
+    this._model.selectionChanged.connect(this._onSelectionChanged, this);
+    this._onNotebookChanged();
+    this._onStatusChanged();
   }
 
   /** Emitted when a task is clicked (open its log). */
@@ -198,40 +199,9 @@ export class KytePanel extends Widget {
     return this._taskActivated;
   }
 
-  /** Emitted after each poll that read the DAGs. */
-  get dagsChanged(): ISignal<this, IDagInfo[]> {
-    return this._dagsChanged;
-  }
-
-  /**
-   * Emitted when what the panel's commands act on changes: the followed notebook, its kernel,
-   * its Kyte session or the DAG shown (the commands' enabled state may have changed).
-   */
-  get contextChanged(): ISignal<this, void> {
-    return this._contextChanged;
-  }
-
-  /** The notebook followed. */
-  get notebook(): NotebookPanel | null {
-    return this._notebook;
-  }
-
-  /** The followed notebook's Kyte session, once it has one. */
-  get session(): ISession | null {
-    return this._session;
-  }
-
-  /** All DAGs of the session, as last read. */
-  get dags(): IDagInfo[] {
-    return this._dags;
-  }
-
-  /** The DAG shown. */
-  get currentDag(): IDagInfo | null {
-    const id = this._notebookPath
-      ? this._selectedDag.get(this._notebookPath)
-      : undefined;
-    return this._dags.find(d => d.dag_id === id) ?? this._dags[0] ?? null;
+  /** The model the panel shows. */
+  get model(): IKyteModel {
+    return this._model;
   }
 
   /** The graph widget. */
@@ -244,49 +214,6 @@ export class KytePanel extends Widget {
     return this._timings;
   }
 
-  /** The task last right-clicked (what the context-menu commands act on). */
-  get contextTask(): ITaskRef | null {
-    return this._contextTask;
-  }
-
-  /**
-   * Follow another notebook (or none).
-   */
-  setNotebook(notebook: NotebookPanel | null): void {
-    if (notebook === this._notebook) {
-      return;
-    }
-    if (this._notebook) {
-      this._notebook.context.pathChanged.disconnect(this._onPathChanged, this);
-      this._notebook.sessionContext.kernelChanged.disconnect(
-        this._onKernelChanged,
-        this
-      );
-      this._notebook.sessionContext.sessionChanged.disconnect(
-        this._onKernelChanged,
-        this
-      );
-    }
-    this._notebook = notebook;
-    if (notebook) {
-      notebook.context.pathChanged.connect(this._onPathChanged, this);
-      notebook.sessionContext.kernelChanged.connect(
-        this._onKernelChanged,
-        this
-      );
-      notebook.sessionContext.sessionChanged.connect(
-        this._onKernelChanged,
-        this
-      );
-    }
-    this._reset();
-  }
-
-  /** Read the DAGs now. */
-  refresh(): Promise<void> {
-    return this._poll.refresh();
-  }
-
   /** Fit the graph into the panel. */
   fit(): void {
     this._graph.fit();
@@ -294,7 +221,7 @@ export class KytePanel extends Widget {
 
   /** Expand or collapse a task group of the shown DAG. */
   toggleGroup(groupId: string): void {
-    const dag = this.currentDag;
+    const dag = this._model.currentDag;
     if (!dag) {
       return;
     }
@@ -309,7 +236,7 @@ export class KytePanel extends Widget {
 
   /** Expand (or collapse) every task group of the shown DAG. */
   setAllGroups(collapse: boolean): void {
-    const dag = this.currentDag;
+    const dag = this._model.currentDag;
     if (!dag) {
       return;
     }
@@ -317,7 +244,9 @@ export class KytePanel extends Widget {
     collapsed.clear();
     if (collapse) {
       for (const g of dag.task_groups) {
-        collapsed.add(g.group_id);
+        if (g.group_id) {
+          collapsed.add(g.group_id);
+        }
       }
     }
     void this._showDag(dag, true);
@@ -327,130 +256,89 @@ export class KytePanel extends Widget {
     if (this.isDisposed) {
       return;
     }
-    this._poll.dispose();
+    Signal.disconnectReceiver(this);
     this._runner.dispose();
     super.dispose();
   }
 
-  protected onAfterAttach(): void {
-    void this._poll.start();
-  }
-
   protected onAfterShow(): void {
-    void this._poll.refresh();
+    void this._model.refresh();
   }
 
-  private _onPathChanged(): void {
-    this._reset();
-  }
-
-  private _onKernelChanged(): void {
-    this._checkContext();
-    // A new kernel makes (or finds) the notebook's Kyte session: look for it now.
-    void this._poll.refresh();
-  }
-
-  /** Emit `contextChanged` when the notebook, kernel, session or shown DAG changed. */
-  private _checkContext(): void {
-    const key = [
-      this._notebook?.id ?? '',
-      this._notebook?.sessionContext.session?.id ?? '',
-      this._notebook?.sessionContext.session?.kernel?.id ?? '',
-      this._session?.id ?? '',
-      this.currentDag?.dag_id ?? ''
-    ].join('\u0000');
-    if (key !== this._contextKey) {
-      this._contextKey = key;
-      this._contextChanged.emit();
+  /** A panel made narrower or wider may need the other layout direction. */
+  protected onResize(msg: Widget.ResizeMessage): void {
+    super.onResize(msg);
+    const dag = this._model.currentDag;
+    if (
+      dag &&
+      this._shownDagId === dag.dag_id &&
+      this.node.dataset.direction &&
+      this.node.dataset.direction !== this._direction()
+    ) {
+      void this._showDag(dag, true);
     }
   }
 
-  private _reset(): void {
+  /** Top to bottom in a narrow panel (labels stay readable), else left to right. */
+  private _direction(): LayoutDirection {
+    const width = this.node.clientWidth;
+    return width > 0 && width < NARROW_PANEL ? 'TB' : 'LR';
+  }
+
+  private _onNotebookChanged(): void {
+    const nb = this._model.notebook;
     this._generation++;
-    this._session = null;
-    this._dags = [];
+    this._requestedDagId = null;
     this._structureKey = '';
-    this._lastLookup = 0;
-    this._notebookPath = this._notebook
-      ? this._notebook.context.localPath
-      : null;
     this._graph.clear();
     this._dagSelect.hidden = true;
     this._dagTitle.textContent = '';
     this._info.node.replaceChildren();
     this._infoKey = '';
     this._selectorKey = '';
-    this._showEmpty(this._notebook ? 'no-session' : 'no-notebook');
-    this._checkContext();
-    void this._poll.refresh();
+    this._warningsKey = '';
+    this._warnings.hide();
+    const path = nb?.context.localPath ?? '';
+    this._notebookName.textContent = path ? PathExt.basename(path) : '';
+    this._notebookName.title = path;
+    this._notebookName.hidden = !path;
+    this.title.caption = path
+      ? this._trans.__('Kyte: DAGs of %1', path)
+      : this._trans.__('Kyte: DAGs of this notebook');
   }
 
-  private async _tick(): Promise<void> {
-    const notebook = this._notebook;
-    const generation = this._generation;
-    if (!notebook) {
-      this._showEmpty('no-notebook');
+  private _onStatusChanged(): void {
+    const status = this._model.status;
+    if (status === 'ready') {
       return;
     }
-    const path = notebook.context.localPath;
-    if (!this._session) {
-      // Ask for the session at most once a second until the kernel has made one.
-      const now = Date.now();
-      if (now - this._lastLookup < 1000) {
-        return;
-      }
-      this._lastLookup = now;
-      let session: ISession | null;
-      try {
-        session = await this._service.findSession(path);
-      } catch (error) {
-        if (generation === this._generation) {
-          this._showEmpty('error', (error as Error).message);
-        }
-        return;
-      }
-      if (generation !== this._generation) {
-        return;
-      }
-      if (!session) {
-        this._showEmpty(
-          notebook.sessionContext.session?.kernel ? 'no-session' : 'no-kernel'
-        );
-        return;
-      }
-      this._session = session;
-      this._checkContext();
-    }
-    let dags: IDagInfo[];
-    try {
-      dags = await this._service.getDags(this._session.id);
-    } catch (error) {
-      if (generation !== this._generation) {
-        return;
-      }
-      if ((error as { response?: Response }).response?.status === 404) {
-        // The session went away (deleted, or the notebook renamed): look it up again.
-        this._session = null;
-        this._checkContext();
-        return;
-      }
-      this._showEmpty('error', (error as Error).message);
-      return;
-    }
-    if (generation !== this._generation) {
-      return;
-    }
-    this._dags = dags;
-    this._dagsChanged.emit(dags);
-    this._checkContext();
-    if (dags.length === 0) {
+    if (status !== 'error') {
       this._structureKey = '';
       this._graph.clear();
-      this._showEmpty('no-dag');
+    }
+    this._showEmpty(status, this._model.error);
+  }
+
+  private _onDagsChanged(): void {
+    const dag = this._model.currentDag;
+    if (!dag) {
       return;
     }
     this._updateSelector();
-    await this._showDag(this.currentDag!, true);
+    void this._showDag(dag, true);
+  }
+
+  private _onSelectionChanged(): void {
+    const dag = this._model.currentDag;
+    const task = this._model.selectedTask;
+    this._graph.selectedTask =
+      task && dag && task.dagId === dag.dag_id ? task.taskId : null;
+    if (dag && dag.dag_id !== this._requestedDagId) {
+      // Another DAG was picked (a poll that only brought the first DAG draws it already).
+      this._structureKey = '';
+      this._updateSelector();
+      void this._showDag(dag, false);
+    }
   }
 
   /**
@@ -459,33 +347,35 @@ export class KytePanel extends Widget {
   private async _showDag(dag: IDagInfo, keepView: boolean): Promise<void> {
     const generation = this._generation;
     const t0 = performance.now();
+    this._requestedDagId = dag.dag_id;
     const model = buildGraphModel(dag, this._collapsedFor(dag));
     this._hideEmpty();
     this._updateInfo(dag);
-    if (model.structureKey === this._structureKey) {
+    this._updateWarnings(dag);
+    const direction = this._direction();
+    const layoutKey = `${direction}\n${model.structureKey}`;
+    if (layoutKey === this._structureKey) {
       this._graph.updateStates(model);
       return;
     }
     const sameDag = this._shownDagId === dag.dag_id;
-    this._structureKey = model.structureKey;
+    this._structureKey = layoutKey;
     if (model.nodes.length > WORKER_THRESHOLD) {
       this.node.classList.add('jp-mod-layingOut');
     }
     let layout;
     try {
-      layout = await this._runner.run(model);
+      layout = await this._runner.run(model, direction);
     } finally {
       this.node.classList.remove('jp-mod-layingOut');
     }
-    if (
-      generation !== this._generation ||
-      this._structureKey !== model.structureKey
-    ) {
+    if (generation !== this._generation || this._structureKey !== layoutKey) {
       return;
     }
+    this.node.dataset.direction = direction;
     this._shownDagId = dag.dag_id;
     // The freshest states may have arrived while laying out.
-    const fresh = this._dags.find(d => d.dag_id === dag.dag_id);
+    const fresh = this._model.dags.find(d => d.dag_id === dag.dag_id);
     const latest: IGraphModel =
       fresh && fresh !== dag
         ? buildGraphModel(fresh, this._collapsedFor(fresh))
@@ -512,12 +402,12 @@ export class KytePanel extends Widget {
   }
 
   private _collapsedFor(dag: IDagInfo): Set<string> {
-    const key = `${this._session?.id ?? ''}/${dag.dag_id}`;
+    const key = `${this._model.session?.id ?? ''}/${dag.dag_id}`;
     let set = this._collapsed.get(key);
     if (!set) {
       set = new Set(
         dag.nodes.length > COLLAPSE_GROUPS_ABOVE
-          ? dag.task_groups.map(g => g.group_id)
+          ? dag.task_groups.map(g => g.group_id ?? '')
           : []
       );
       this._collapsed.set(key, set);
@@ -526,13 +416,14 @@ export class KytePanel extends Widget {
   }
 
   private _updateSelector(): void {
-    const ids = this._dags.map(d => d.dag_id);
+    const dags = this._model.dags;
+    const ids = dags.map(d => d.dag_id);
     const key = ids.join('\u0000');
-    const current = this.currentDag;
+    const current = this._model.currentDag;
     if (key !== this._selectorKey) {
       this._selectorKey = key;
       this._dagSelect.replaceChildren(
-        ...this._dags.map(d => {
+        ...dags.map(d => {
           const o = document.createElement('option');
           o.value = d.dag_id;
           o.textContent = this._trans._n(
@@ -572,8 +463,8 @@ export class KytePanel extends Widget {
       dot.textContent = run.state ?? this._trans.__('no status');
       const id = document.createElement('span');
       id.className = 'jp-kyte-Panel-runId';
-      id.textContent = run.run_id;
-      id.title = run.run_id;
+      id.textContent = run.run_id ?? '';
+      id.title = run.run_id ?? '';
       line.append(
         document.createTextNode(this._trans.__('Latest run:') + ' '),
         dot,
@@ -616,6 +507,26 @@ export class KytePanel extends Widget {
     this._info.node.replaceChildren(...parts);
   }
 
+  /** The kernel's and the notebook's disagreements, in the DAG's header. */
+  private _updateWarnings(dag: IDagInfo): void {
+    const warnings = dag.warnings ?? [];
+    const key = dag.dag_id + '\u0000' + warnings.join('\u0000');
+    if (key === this._warningsKey) {
+      return;
+    }
+    this._warningsKey = key;
+    const items = warnings.map(w => {
+      const li = document.createElement('li');
+      li.textContent = w;
+      return li;
+    });
+    const ul = document.createElement('ul');
+    ul.append(...items);
+    this._warnings.node.replaceChildren(ul);
+    this._warnings.node.setAttribute('role', 'status');
+    this._warnings.setHidden(!warnings.length);
+  }
+
   private _buildLegend(): void {
     const items: Node[] = [];
     const add = (state: string, color: string): void => {
@@ -640,7 +551,8 @@ export class KytePanel extends Widget {
   }
 
   private _showEmpty(kind: EmptyKind, detail = ''): void {
-    const key = `${kind}|${detail}|${!!this._notebook?.sessionContext.session?.kernel}`;
+    const notebook = this._model.notebook;
+    const key = `${kind}|${detail}|${!!notebook?.sessionContext.session?.kernel}`;
     if (key === this._emptyKey && !this._empty.isHidden) {
       return;
     }
@@ -674,8 +586,7 @@ export class KytePanel extends Widget {
             '%%dag',
             '%run_dag hello'
           ) +
-          (kind === 'no-session' &&
-          this._notebook?.sessionContext.session?.kernel
+          (kind === 'no-session' && notebook?.sessionContext.session?.kernel
             ? ' ' +
               trans.__(
                 '(If %1 is unknown, run %2 first.)',
@@ -697,6 +608,7 @@ export class KytePanel extends Widget {
     this._legend.hide();
     this._info.hide();
     this._header.hide();
+    this._warnings.hide();
   }
 
   private _hideEmpty(): void {
@@ -719,7 +631,7 @@ export class KytePanel extends Widget {
       'Add the example as a new cell below the active cell'
     );
     insert.onclick = () => {
-      const nb = this._notebook;
+      const nb = this._model.notebook;
       if (!nb) {
         return;
       }
@@ -736,10 +648,11 @@ export class KytePanel extends Widget {
       this.toggleGroup(what.id);
       return;
     }
-    const dag = this.currentDag;
+    const dag = this._model.currentDag;
     if (dag) {
-      this._graph.selectedTask = what.id;
-      this._taskActivated.emit({ dagId: dag.dag_id, taskId: what.id });
+      const ref = { dagId: dag.dag_id, taskId: what.id };
+      this._model.selectTask(ref);
+      this._taskActivated.emit(ref);
     }
   }
 
@@ -747,45 +660,38 @@ export class KytePanel extends Widget {
     const node = (event.target as Element).closest(
       '.jp-kyte-node[data-task-id]'
     );
-    const dag = this.currentDag;
-    this._contextTask =
+    const dag = this._model.currentDag;
+    this._model.contextTask =
       node && dag
         ? { dagId: dag.dag_id, taskId: node.getAttribute('data-task-id')! }
         : null;
   };
 
-  private readonly _service: IKyteService;
+  private readonly _model: IKyteModel;
   private readonly _trans: TranslationBundle;
   private readonly _commands: CommandRegistry;
   private readonly _header: Panel;
   private readonly _toolbar: Toolbar;
+  private readonly _notebookName: HTMLElement;
   private readonly _dagTitle: HTMLElement;
   private readonly _dagSelect: HTMLSelectElement;
+  private readonly _warnings: Widget;
   private readonly _info: Widget;
   private readonly _empty: Widget;
   private readonly _graph: GraphView;
   private readonly _legend: Widget;
-  private readonly _poll: Poll;
   private readonly _runner = new LayoutRunner();
   private readonly _taskActivated = new Signal<this, ITaskRef>(this);
-  private readonly _dagsChanged = new Signal<this, IDagInfo[]>(this);
-  private readonly _contextChanged = new Signal<this, void>(this);
-  private readonly _selectedDag = new Map<string, string>();
   private readonly _collapsed = new Map<string, Set<string>>();
-  private _notebook: NotebookPanel | null = null;
-  private _notebookPath: string | null = null;
-  private _session: ISession | null = null;
-  private _dags: IDagInfo[] = [];
   private _structureKey = '';
   private _shownDagId: string | null = null;
+  private _requestedDagId: string | null = null;
   private _selectorKey = '';
   private _infoKey = '';
+  private _warningsKey = '';
   private _emptyKey = '';
-  private _contextKey = '';
-  private _lastLookup = 0;
-  private _generation = 0;
   private _timings: IPanelTimings | null = null;
-  private _contextTask: ITaskRef | null = null;
+  private _generation = 0;
 }
 
 /**
@@ -794,8 +700,8 @@ export class KytePanel extends Widget {
 export namespace KytePanel {
   /** Options to create a panel. */
   export interface IOptions {
-    /** The REST client. */
-    service: IKyteService;
+    /** The model shown. */
+    model: IKyteModel;
     /** The application's commands (toolbar buttons). */
     commands: CommandRegistry;
     /** The translator (no translation when omitted). */

@@ -8,11 +8,36 @@ import {
   IKyteService,
   ILogChunk,
   ILogRequest,
+  ILogSearch,
   ISession,
   ITaskInstance
 } from './tokens';
 
 const enc = encodeURIComponent;
+
+/** The try and map index of a log request, as a query. */
+function logQuery(request: ILogRequest): URLSearchParams {
+  const query = new URLSearchParams();
+  if (request.tryNumber !== undefined) {
+    query.set('try', String(request.tryNumber));
+  }
+  query.set('map_index', String(request.mapIndex ?? -1));
+  return query;
+}
+
+/** The path of a task log's route. */
+function logPath(
+  sessionId: string,
+  dagId: string,
+  runId: string,
+  taskId: string,
+  query: URLSearchParams
+): string {
+  return (
+    `sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs/${enc(runId)}` +
+    `/tasks/${enc(taskId)}/logs?${query.toString()}`
+  );
+}
 
 /**
  * The Kyte REST client: typed wrappers over `requestAPI()`.
@@ -57,19 +82,30 @@ export class KyteService implements IKyteService {
     request: ILogRequest = {},
     init: RequestInit = {}
   ): Promise<ILogChunk> {
-    const query = new URLSearchParams();
-    if (request.tryNumber !== undefined) {
-      query.set('try', String(request.tryNumber));
-    }
+    const query = logQuery(request);
     query.set('offset', String(request.offset ?? 0));
-    query.set('map_index', String(request.mapIndex ?? -1));
     if (request.limit !== undefined) {
       query.set('limit', String(request.limit));
     }
     return this._get<ILogChunk>(
-      `sessions/${enc(sessionId)}/dags/${enc(dagId)}/runs/${enc(runId)}/tasks/${enc(
-        taskId
-      )}/logs?${query.toString()}`,
+      logPath(sessionId, dagId, runId, taskId, query),
+      init
+    );
+  }
+
+  searchLog(
+    sessionId: string,
+    dagId: string,
+    runId: string,
+    taskId: string,
+    text: string,
+    request: ILogRequest = {},
+    init: RequestInit = {}
+  ): Promise<ILogSearch> {
+    const query = logQuery(request);
+    query.set('search', text);
+    return this._get<ILogSearch>(
+      logPath(sessionId, dagId, runId, taskId, query),
       init
     );
   }

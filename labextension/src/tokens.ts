@@ -1,4 +1,8 @@
+import type { NotebookPanel } from '@jupyterlab/notebook';
 import { Token } from '@lumino/coreutils';
+import type { ISignal } from '@lumino/signaling';
+
+import type { components } from './schema';
 
 /**
  * Command ids of the Kyte extension.
@@ -24,166 +28,44 @@ export namespace CommandIDs {
   export const exportDag = 'kyte:export';
 }
 
+/** The schemas of docs/openapi.yaml (generated into schema.ts by `jlpm generate:api`). */
+type Schemas = components['schemas'];
+
 /**
  * An Airflow task-instance state, or `null` for a task that has no state in the latest run.
  * Unknown strings from newer Airflow versions are passed through unchanged.
  */
-export type TaskState =
-  | 'success'
-  | 'failed'
-  | 'running'
-  | 'queued'
-  | 'skipped'
-  | 'upstream_failed'
-  | 'up_for_retry'
-  | 'up_for_reschedule'
-  | 'scheduled'
-  | 'deferred'
-  | 'removed'
-  | 'restarting'
-  | string
-  | null;
+export type TaskState = Schemas['Node']['state'];
+
+/** A notebook's Kyte session: its private Airflow home (GET kyte/sessions). */
+export type ISession = Schemas['Session'];
 
 /**
- * A notebook's Kyte session: its private Airflow home (GET kyte/sessions).
+ * One task of a DAG graph. `map_states` (mapped tasks only) maps a map index, as a string,
+ * to that instance's state: `{"0": "success", "1": "running"}`.
  */
-export interface ISession {
-  /** Stable session id (`<notebook stem slug>-<hash>`). */
-  id: string;
-  /** The notebook the session belongs to. */
-  notebook_path: string;
-  /** Absolute path of the session's Airflow home on the server. */
-  home: string;
-  /** When the home was created (ISO 8601). */
-  created: string;
-  /** Version of Airflow the home's metastore was migrated with. */
-  airflow_version: string;
-}
+export type IDagNode = Schemas['Node'];
 
-/**
- * One task of a DAG graph.
- */
-export interface IDagNode {
-  /** Full task id, including task-group prefixes (`group.task`). */
-  task_id: string;
-  /** Short label shown in the graph (the task id without its group prefix). */
-  label?: string;
-  /** Operator class name, e.g. `PythonOperator`. */
-  operator: string;
-  /** Id of the innermost task group holding the task, or null at the top level. */
-  task_group: string | null;
-  /** Whether the task is dynamically mapped (`.expand()`). */
-  is_mapped: boolean;
-  /** State of the task in the DAG's latest run, null when it has none. */
-  state: TaskState;
-  /**
-   * For mapped tasks: the states of the mapped instances, either as a list (one entry per map
-   * index) or as counts per state.
-   */
-  map_states?: TaskState[] | Record<string, number>;
-}
+/** A task group of a DAG. */
+export type ITaskGroup = Schemas['TaskGroup'];
 
-/**
- * A task group of a DAG.
- */
-export interface ITaskGroup {
-  /** Full group id (`outer.inner`). */
-  group_id: string;
-  /** Id of the enclosing group, null at the top level. */
-  parent: string | null;
-  /** Short label of the group. */
-  label: string;
-}
-
-/**
- * A summary of a DAG run.
- */
-export interface IRunSummary {
-  /** The run id, e.g. `manual__2026-01-01T00:00:00+00:00`. */
-  run_id: string;
-  /** The run's state (`queued`, `running`, `success`, `failed`). */
-  state: string | null;
-  /** The run's logical date (ISO 8601) or null. */
-  logical_date: string | null;
-  /** When the run started, or null. */
-  start_date: string | null;
-  /** When the run ended, or null. */
-  end_date: string | null;
-}
+/** A summary of a DAG run (a DAG's `latest_run`). */
+export type IRunSummary = Schemas['DagRunSummary'];
 
 /**
  * A DAG with its graph and the states of its latest run (GET kyte/sessions/{id}/dags).
+ * `warnings` are the kernel's and the notebook's disagreements (dropped cells, ...).
  */
-export interface IDagInfo {
-  /** The DAG id. */
-  dag_id: string;
-  /** The DAG's description, if any. */
-  description: string | null;
-  /** The DAG's schedule, as text, if any. */
-  schedule: string | null;
-  /** The tasks. */
-  nodes: IDagNode[];
-  /** Dependencies as `[upstream_task_id, downstream_task_id]` pairs. */
-  edges: [string, string][];
-  /** All task groups, outermost first. */
-  task_groups: ITaskGroup[];
-  /** The latest run, or null if the DAG never ran. */
-  latest_run: IRunSummary | null;
-}
+export type IDagInfo = Schemas['DagView'];
 
-/**
- * A DAG run (GET kyte/sessions/{id}/dags/{dag_id}/runs).
- */
-export interface IDagRun extends IRunSummary {
-  /** How the run was created (`manual`, `scheduled`, ...). */
-  run_type: string;
-  /** The run's conf. */
-  conf: Record<string, unknown> | null;
-}
+/** A DAG run (GET kyte/sessions/{id}/dags/{dag_id}/runs). */
+export type IDagRun = Schemas['DagRun'];
 
-/**
- * A task instance of a run (GET .../runs/{run_id}/tasks).
- */
-export interface ITaskInstance {
-  /** The task id. */
-  task_id: string;
-  /** The map index, -1 for unmapped tasks. */
-  map_index: number;
-  /** The state. */
-  state: TaskState;
-  /** The current (or last) try number. */
-  try_number: number;
-  /** When the instance started, or null. */
-  start_date: string | null;
-  /** When the instance ended, or null. */
-  end_date: string | null;
-  /** Duration in seconds, or null. */
-  duration: number | null;
-  /** Operator class name. */
-  operator: string;
-}
+/** A task instance of a run (GET .../runs/{run_id}/tasks). */
+export type ITaskInstance = Schemas['TaskInstance'];
 
-/**
- * A range of a task log (GET .../tasks/{task_id}/logs?try=N&offset=BYTES).
- */
-export interface ILogChunk {
-  /** The text of the range (decoded). */
-  text: string;
-  /** Byte offset the range starts at. */
-  offset: number;
-  /** Byte offset to ask for next. */
-  next_offset: number;
-  /** Size of the whole log file in bytes, so far. */
-  size: number;
-  /** The try this log belongs to. */
-  try_number: number;
-  /** All tries that have a log, e.g. `[1, 2]`. */
-  tries: number[];
-  /** The task instance's state. */
-  state: TaskState;
-  /** True when the try has finished and the log will not grow any more. */
-  complete: boolean;
-}
+/** A range of a task log (GET .../tasks/{task_id}/logs?try=N&offset=BYTES). */
+export type ILogChunk = Schemas['LogRange'];
 
 /**
  * Where to read a log from.
@@ -200,26 +82,38 @@ export interface ILogRequest {
 }
 
 /**
- * A problem that stopped an export.
+ * One problem that stopped an export, as the dialog shows it (parsed from the server's
+ * `"cell 4, line 2: ..."` lines).
  */
 export interface IExportProblem {
-  /** What went wrong. */
+  /** What went wrong (without the cell and line). */
   message: string;
-  /** Index or id of the notebook cell concerned, if any. */
-  cell?: number | string;
-  /** Line in the cell, if known. */
+  /** The notebook cell concerned, numbered from 1 in notebook order, if any. */
+  cell?: number;
+  /** The line in the cell, if known. */
   line?: number;
-  /** Any other detail the server adds. */
-  [key: string]: unknown;
 }
 
+/** Result of a successful export (POST kyte/export). */
+export type IExportResult = Schemas['ExportReply'];
+
 /**
- * Result of a successful export (POST kyte/export).
+ * The whole-log search of a task log (GET .../logs?search=TEXT): every line holding the text,
+ * case-insensitively, with its line number and byte offset.
  */
-export interface IExportResult {
-  /** Paths of the DAG files written. */
-  files: string[];
-}
+export type ILogSearch = Schemas['LogSearch'];
+
+/**
+ * The MIME type of the run summary that `%run_task`, `%run_dag` and `%%scenario` display next
+ * to their HTML: the front end reads only this, never a Python repr.
+ */
+export const RUN_SUMMARY_MIME = 'application/vnd.kyte.run-summary+json';
+
+/** One task instance of a run summary. */
+export type IRunTaskInstance = Schemas['RunTaskInstance'];
+
+/** What a run magic did (JSON under `RUN_SUMMARY_MIME`). */
+export type IKyteRunSummary = Schemas['RunSummary'];
 
 /**
  * The client side of Kyte's REST API. All requests go through `requestAPI()`.
@@ -246,6 +140,16 @@ export interface IKyteService {
     request?: ILogRequest,
     init?: RequestInit
   ): Promise<ILogChunk>;
+  /** Search a whole task log for a text (case-insensitive). */
+  searchLog(
+    sessionId: string,
+    dagId: string,
+    runId: string,
+    taskId: string,
+    query: string,
+    request?: ILogRequest,
+    init?: RequestInit
+  ): Promise<ILogSearch>;
   /** The session's audit log entries. */
   getAudit(sessionId: string): Promise<Record<string, unknown>[]>;
   /** Export a notebook's DAGs to DAG files; rejects with a `KyteRequestError` on problems. */
@@ -258,4 +162,70 @@ export interface IKyteService {
 export const IKyteService = new Token<IKyteService>(
   'kyte-jupyter:IKyteService',
   'Client of the Kyte server extension REST API (sessions, DAGs, runs, logs, export).'
+);
+
+/** A task the user pointed at: clicked, selected, or right-clicked for the context menu. */
+export interface ITaskRef {
+  /** The DAG id. */
+  dagId: string;
+  /** The task id. */
+  taskId: string;
+}
+
+/**
+ * What the sidebar can show for the followed notebook: `ready` when it has DAGs, otherwise
+ * why not (and what the user should do).
+ */
+export type KyteStatus =
+  'no-notebook' | 'no-kernel' | 'no-session' | 'no-dag' | 'error' | 'ready';
+
+/**
+ * The Kyte model: the followed notebook, its session, its DAGs (polled), the shown DAG and the
+ * selected task. The sidebar, the log viewer and the commands render it and act through it;
+ * they hold no data of their own. Provided by the `kyte-jupyter:model` plugin.
+ */
+export interface IKyteModel {
+  /** The notebook followed (the active one), or null. */
+  readonly notebook: NotebookPanel | null;
+  /** The followed notebook's Kyte session, once its kernel made one. */
+  readonly session: ISession | null;
+  /** All DAGs of the session, as last read. */
+  readonly dags: IDagInfo[];
+  /** The DAG shown: the one selected for this notebook, else the first. */
+  readonly currentDag: IDagInfo | null;
+  /** The selected task (its log is open), or null. */
+  readonly selectedTask: ITaskRef | null;
+  /** The task last right-clicked: what the context-menu commands act on. */
+  contextTask: ITaskRef | null;
+  /** What can be shown, and why not. */
+  readonly status: KyteStatus;
+  /** The error message when `status` is `error`. */
+  readonly error: string;
+  /** Emitted when the followed notebook changes (or is renamed). */
+  readonly notebookChanged: ISignal<IKyteModel, NotebookPanel | null>;
+  /** Emitted after each poll that read the DAGs. */
+  readonly dagsChanged: ISignal<IKyteModel, IDagInfo[]>;
+  /** Emitted when `status` or `error` changes. */
+  readonly statusChanged: ISignal<IKyteModel, KyteStatus>;
+  /** Emitted when the shown DAG or the selected task changes. */
+  readonly selectionChanged: ISignal<IKyteModel, void>;
+  /**
+   * Emitted when what the commands act on changes: the notebook, its kernel, its session or
+   * the shown DAG (their enabled state may have changed).
+   */
+  readonly contextChanged: ISignal<IKyteModel, void>;
+  /** Follow another notebook (or none). */
+  setNotebook(notebook: NotebookPanel | null): void;
+  /** Show another DAG of the session. */
+  selectDag(dagId: string): void;
+  /** Select a task (or none). */
+  selectTask(ref: ITaskRef | null): void;
+  /** Read the DAGs now. */
+  refresh(): Promise<void>;
+}
+
+/** The Kyte model, provided by the `kyte-jupyter:model` plugin. */
+export const IKyteModel = new Token<IKyteModel>(
+  'kyte-jupyter:IKyteModel',
+  'The followed notebook, its Kyte session and DAGs (polled), the shown DAG and task.'
 );

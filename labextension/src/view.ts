@@ -86,8 +86,8 @@ export function fitView(
 
 /**
  * The view a newly drawn graph opens with: fitted when that keeps the labels readable (zoom
- * at least FIT_MIN_SCALE), otherwise at READABLE_SCALE showing the DAG's start (its left end),
- * vertically centred.
+ * at least FIT_MIN_SCALE), otherwise at READABLE_SCALE showing the DAG's start (its left end,
+ * or its top when it flows top to bottom), centred across.
  */
 export function initialView(
   layout: IGraphLayout,
@@ -99,6 +99,14 @@ export function initialView(
     return { ...fitView(bounds, width, height), fitted: true };
   }
   const k = READABLE_SCALE;
+  if (layout.direction === 'TB') {
+    return {
+      k,
+      tx: layout.width * k < width ? (width - layout.width * k) / 2 : 8,
+      ty: 8,
+      fitted: false
+    };
+  }
   return {
     k,
     tx: 8,

@@ -3,45 +3,82 @@
  */
 import { IDagInfo, IDagNode, ITaskGroup } from '../tokens';
 
+/** A node of a DagView reply, the fields not given filled as the server fills them. */
+export function mkNode(
+  n: Partial<IDagNode> & Pick<IDagNode, 'task_id'>
+): IDagNode {
+  return {
+    label: n.task_id,
+    operator: 'PythonOperator',
+    task_group: null,
+    is_mapped: false,
+    is_setup: false,
+    is_teardown: false,
+    trigger_rule: 'all_success',
+    state: null,
+    try_number: 0,
+    map_states: {},
+    ...n
+  };
+}
+
+/** A DagView reply, the fields not given filled as the server fills them. */
+export function mkDag(
+  d: Partial<IDagInfo> & Pick<IDagInfo, 'dag_id' | 'nodes'>
+): IDagInfo {
+  return {
+    description: null,
+    schedule: null,
+    fileloc: null,
+    source: 'notebook',
+    updated: null,
+    edges: [],
+    task_groups: [],
+    latest_run: null,
+    warnings: [],
+    ...d
+  };
+}
+
 /** The ETL DAG of the design notes: a task group `g` with two tasks, then `load`. */
-export const etlDag: IDagInfo = {
+export const etlDag: IDagInfo = mkDag({
   dag_id: 'etl',
   description: 'Extract, transform, load',
   schedule: '@daily',
   nodes: [
-    {
+    mkNode({
       task_id: 'g.extract',
       label: 'extract',
       operator: 'PythonOperator',
       task_group: 'g',
       is_mapped: false,
       state: 'success'
-    },
-    {
+    }),
+    mkNode({
       task_id: 'g.transform',
       label: 'transform',
       operator: '@task',
       task_group: 'g',
       is_mapped: false,
       state: 'failed'
-    },
-    {
+    }),
+    mkNode({
       task_id: 'load',
       label: 'load',
       operator: 'BashOperator',
       task_group: null,
       is_mapped: false,
       state: 'upstream_failed'
-    },
-    {
+    }),
+    mkNode({
       task_id: 'notify',
       label: 'notify',
       operator: 'EmptyOperator',
       task_group: null,
       is_mapped: true,
       state: null,
-      map_states: ['success', 'running', null]
-    }
+      map_states: { '0': 'success', '1': 'running', '2': null }
+    })
   ],
   edges: [
     ['g.extract', 'g.transform'],
@@ -55,15 +92,16 @@ export const etlDag: IDagInfo = {
     state: 'failed',
     logical_date: '2026-01-01T00:00:00+00:00',
     start_date: '2026-01-01T00:00:01+00:00',
-    end_date: '2026-01-01T00:00:09+00:00'
+    end_date: '2026-01-01T00:00:09+00:00',
+    run_type: 'manual'
   }
-};
+});
 
 /**
  * The three-task DAG `numbers` of examples/tour.ipynb (two `@task`s and a BashOperator in a
  * row), not run yet.
  */
-export const tourDag: IDagInfo = {
+export const tourDag: IDagInfo = mkDag({
   dag_id: 'numbers',
   description: null,
   schedule: '@daily',
@@ -78,7 +116,7 @@ export const tourDag: IDagInfo = {
   ],
   task_groups: [],
   latest_run: null
-};
+});
 
 /**
  * A synthetic DAG of `n` tasks: `width` parallel chains joined into a fan-in, every chain in
@@ -120,7 +158,7 @@ export function syntheticDag(n: number, groupSize = 0, width = 20): IDagInfo {
   for (const e of ends) {
     edges.push([e, 'end']);
   }
-  return {
+  return mkDag({
     dag_id: `synthetic_${n}`,
     description: null,
     schedule: null,
@@ -128,7 +166,7 @@ export function syntheticDag(n: number, groupSize = 0, width = 20): IDagInfo {
     edges,
     task_groups: groups,
     latest_run: null
-  };
+  });
 }
 
 function node(
@@ -137,12 +175,12 @@ function node(
   state: string | null,
   label = taskId
 ): IDagNode {
-  return {
+  return mkNode({
     task_id: taskId,
     label,
     operator: 'PythonOperator',
     task_group: group,
     is_mapped: false,
     state
-  };
+  });
 }

@@ -6,8 +6,8 @@ import {
   NODE_MAX_WIDTH,
   NODE_MIN_WIDTH
 } from '../layout';
-import { buildGraphModel } from '../model';
-import { etlDag, syntheticDag } from './fixtures';
+import { buildGraphModel } from '../graphmodel';
+import { etlDag, mkNode, syntheticDag } from './fixtures';
 
 function overlaps(a: IBox, b: IBox): boolean {
   return (
@@ -58,13 +58,13 @@ describe('layoutGraph', () => {
   });
 
   it('keeps group boxes and headers off nodes beside the group', () => {
-    const node = (task_id: string, task_group: string | null = null) => ({
-      task_id,
-      operator: 'EmptyOperator',
-      task_group,
-      is_mapped: false,
-      state: null
-    });
+    const node = (task_id: string, task_group: string | null = null) =>
+      mkNode({
+        task_id,
+        label: task_id.split('.').pop()!,
+        operator: 'EmptyOperator',
+        task_group
+      });
     const dag = {
       ...etlDag,
       nodes: [
@@ -158,7 +158,7 @@ describe('layoutGraph', () => {
     (n, groupSize, collapse) => {
       const dag = syntheticDag(n, groupSize);
       const collapsed = new Set(
-        collapse ? dag.task_groups.map(g => g.group_id) : []
+        collapse ? dag.task_groups.map(g => g.group_id!) : []
       );
       const t0 = performance.now();
       const model = buildGraphModel(dag, collapsed);

@@ -1,4 +1,5 @@
 import {
+  skipPartialLine,
   LineSplitter,
   filterLines,
   formatLogLine,
@@ -97,6 +98,19 @@ describe('log text', () => {
     expect(s.push('1mred\u001b[0')).toBe('');
     expect(s.push('m text\n')).toBe('red text\n');
     expect(s.push('\u001b[1mlast\u001b[0m', true)).toBe('last\n');
+  });
+
+  it('starts a range read from mid-log at a line (12.6)', () => {
+    expect(skipPartialLine('ial line\nnext line\n')).toEqual({
+      text: 'next line\n',
+      skippedBytes: 9
+    });
+    // Bytes, not characters: the log is UTF-8.
+    expect(skipPartialLine('é\nrest').skippedBytes).toBe(3);
+    expect(skipPartialLine('no break yet')).toEqual({
+      text: 'no break yet',
+      skippedBytes: 0
+    });
   });
 
   it('filters lines case-insensitively with line numbers', () => {

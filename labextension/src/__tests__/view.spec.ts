@@ -1,5 +1,5 @@
 import { IGraphLayout, layoutGraph } from '../layout';
-import { buildGraphModel } from '../model';
+import { buildGraphModel } from '../graphmodel';
 import {
   FIT_MIN_SCALE,
   FIT_PADDING,
@@ -8,7 +8,7 @@ import {
   fitView,
   initialView
 } from '../view';
-import { etlDag, syntheticDag, tourDag } from './fixtures';
+import { etlDag, mkDag, mkNode, syntheticDag, tourDag } from './fixtures';
 import { IDagInfo } from '../tokens';
 
 /** The sidebar's graph area at JupyterLab's default sidebar width (250 px). */
@@ -95,5 +95,37 @@ describe('the view of a graph', () => {
     expect(s.right).toBeLessThanOrEqual(250);
     expect(s.top).toBeGreaterThanOrEqual(0);
     expect(s.bottom).toBeLessThanOrEqual(570);
+  });
+
+  it('shows a 12-task DAG readable across a narrow panel, top to bottom (12.4)', () => {
+    const nodes = Array.from({ length: 12 }, (_, i) =>
+      mkNode({ task_id: `step_${i}_transform` })
+    );
+    const dag: IDagInfo = mkDag({
+      dag_id: 'twelve',
+      nodes,
+      edges: nodes.slice(1).map((n, i) => [nodes[i].task_id, n.task_id])
+    });
+    const model = buildGraphModel(dag, new Set());
+    // Left to right, the whole DAG fits a default-width sidebar only at an unreadable zoom.
+    const lr = layoutGraph(model, 'LR');
+    expect(
+      fitView(drawingBounds(lr)!, SIDEBAR.width, SIDEBAR.height).k
+    ).toBeLessThan(0.35);
+    // Top to bottom, it opens at a readable zoom, its whole width in view, from its start.
+    const tb = layoutGraph(model, 'TB');
+    expect(tb.direction).toBe('TB');
+    const view = initialView(
+      tb,
+      drawingBounds(tb)!,
+      SIDEBAR.width,
+      SIDEBAR.height
+    );
+    expect(view.k).toBeGreaterThanOrEqual(FIT_MIN_SCALE);
+    const s = onScreen(tb, view);
+    expect(s.left).toBeGreaterThanOrEqual(0);
+    expect(s.right).toBeLessThanOrEqual(SIDEBAR.width);
+    expect(s.top).toBeGreaterThanOrEqual(0);
+    expect(s.top).toBeLessThan(40);
   });
 });

@@ -9,15 +9,18 @@ import {
   IMockApi,
   KyteHelper,
   STATE_RGB,
+  chainDag,
   etlDag,
+  gotoLab,
   helloDag,
   mockKyteApi,
   newMockApi,
+  slowStart,
   syntheticDag,
   tourDag
 } from './helpers/KyteHelper';
 
-test.use({ autoGoto: false });
+test.use({ autoGoto: false, ...(slowStart as any) });
 
 /** A notebook name of its own for each test (they share the server's root). */
 function notebookName(): string {
@@ -31,7 +34,7 @@ test.beforeEach(async ({ page }) => {
   api = newMockApi();
   await mockKyteApi(page, api);
   kyte = new KyteHelper(page);
-  await page.goto();
+  await gotoLab(page);
 });
 
 test('teaches what to do when there is no notebook or no DAG', async ({
@@ -301,6 +304,20 @@ test('reads a large log by range, tail first', async ({ page }) => {
   await kyte.clickNode('extract');
   await expect(kyte.logText).toContainText('LAST LINE');
   await expect(kyte.logText).not.toContainText('FIRST LINE');
+  // The tail starts at a line, not mid-line (12.6).
+  const shown = (await kyte.logText.textContent()) ?? '';
+  expect(shown.split('\n')[0]).toBe('x'.repeat(99));
+  // The filter searches the whole log, also the part not loaded (12.6).
+  const filter = kyte.log.locator('.jp-kyte-LogView-filter');
+  await filter.fill('first line');
+  await expect(kyte.logText.locator('.jp-kyte-LogView-line')).toHaveCount(1);
+  await expect(kyte.logText).toContainText('FIRST LINE');
+  await expect(kyte.log.locator('.jp-kyte-LogView-status')).toContainText(
+    '1 matching line in the whole log'
+  );
+  expect(api.calls.some(c => c.endsWith('/logs'))).toBe(true);
+  await filter.fill('');
+  await expect(kyte.logText).toContainText('LAST LINE');
   const earlier = kyte.log.locator('.jp-kyte-LogView-earlier');
   await expect(earlier).toBeVisible();
   for (let i = 0; i < 10 && (await earlier.isVisible()); i++) {
@@ -314,27 +331,47 @@ test('exports from the notebook toolbar and shows the problems', async ({
   page
 }) => {
   api.dags = [etlDag()];
+  // The server's wording (kyte_jupyter.export.ExportError): the message repeats the problems.
   api.exportReply = {
     status: 400,
     body: {
-      message: 'The notebook cannot be exported yet.',
+      message:
+        "Cannot export nb.ipynb:\n  - cell 2, line 2: name 'helper' is defined only in a scratch cell\n  - cell 2, line 2: name 'helper' is defined only in a scratch cell\n  - cell 3: no DAG in this cell",
       problems: [
-        {
-          message: "name 'helper' is defined only in a scratch cell",
-          cell: 3,
-          line: 2
-        }
+        "cell 2, line 2: name 'helper' is defined only in a scratch cell",
+        "cell 2, line 2: name 'helper' is defined only in a scratch cell",
+        'cell 3: no DAG in this cell'
       ]
     }
   };
   await page.notebook.createNew(notebookName(), { kernel: null });
+  await page.notebook.setCell(0, 'code', 'x = 1');
+  await page.notebook.addCell('code', 'def helper(): ...');
+  await page.notebook.addCell('code', 'y = helper()');
+  await page.notebook.selectCells(0);
   await page.locator('.jp-NotebookPanel-toolbar .jp-kyte-exportButton').click();
   const dialog = page.locator('.jp-Dialog');
   await expect(dialog).toContainText('Could not export');
-  await expect(dialog).toContainText(
-    "cell 3, line 2: name 'helper' is defined only in a scratch cell"
+  // Each problem once, the message not repeating them (12.7).
+  const problems = dialog.locator('.jp-kyte-ExportDialog-problems li');
+  await expect(problems).toHaveCount(2);
+  await expect(problems.nth(0)).toHaveText(
+    "Cell 2, line 2: name 'helper' is defined only in a scratch cell"
   );
-  await dialog.getByRole('button', { name: 'Ok' }).click();
+  expect(
+    ((await dialog.textContent()) ?? '').split('defined only in a scratch')
+  ).toHaveLength(2);
+  // The link scrolls to and selects the cell.
+  await dialog
+    .locator('.jp-kyte-ExportDialog-cell', { hasText: 'Cell 3' })
+    .click();
+  await expect(dialog).toHaveCount(0);
+  await expect(page.locator('.jp-Notebook .jp-Cell').nth(2)).toHaveClass(
+    /jp-mod-active/
+  );
+  await expect(page.locator('.jp-Notebook .jp-Cell.jp-mod-active')).toHaveCount(
+    1
+  );
 
   api.exportReply = { status: 200, body: { files: ['dags/etl.py'] } };
   await page.evaluate(() => {
@@ -344,6 +381,93 @@ test('exports from the notebook toolbar and shows the problems', async ({
   await expect(dialog).toContainText('dags/etl.py');
   await dialog.getByRole('button', { name: 'Ok' }).click();
   expect(api.calls.filter(c => c === 'export')).toHaveLength(2);
+});
+
+test('names the notebook and shows the DAG warnings in the header', async ({
+  page
+}) => {
+  const dag = {
+    ...etlDag(),
+    warnings: ['cell 4 was deleted; its tasks validate, load were dropped']
+  };
+  api.dags = [dag];
+  const name = notebookName();
+  await page.notebook.createNew(name, { kernel: null });
+  await kyte.openPanel();
+  await expect(kyte.nodes).toHaveCount(10);
+  await expect(kyte.panel.locator('.jp-kyte-Panel-notebook')).toHaveText(name);
+  const warnings = kyte.panel.locator('.jp-kyte-Panel-warnings');
+  await expect(warnings).toBeVisible();
+  await expect(warnings).toContainText('cell 4 was deleted');
+  api.dags = [etlDag()];
+  await expect(warnings).toBeHidden();
+});
+
+test("shows a mapped task's instances from map_states (index -> state)", async ({
+  page
+}) => {
+  api.dags = [etlDag()];
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel();
+  await expect(kyte.node('notify').locator('.jp-kyte-node-badge')).toHaveText(
+    '[3]'
+  );
+  await expect(kyte.node('notify')).toHaveAttribute('data-state', 'queued');
+});
+
+test('re-fits when the DAG grows or the panel is resized, unless the user moved it', async ({
+  page
+}) => {
+  api.dags = [chainDag(3)];
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel(460);
+  await expect(kyte.nodes).toHaveCount(3);
+  await expect.poll(() => kyte.allNodesInView()).toBe(true);
+  // The DAG grows (still fitting at a readable zoom): the new task is in view.
+  api.dags = [chainDag(4)];
+  await expect(kyte.nodes).toHaveCount(4);
+  await expect.poll(() => kyte.allNodesInView()).toBe(true);
+  // Wider panel: fitted again, bigger.
+  const before = await kyte.scale();
+  await page.sidebar.setWidth(700, 'left');
+  await expect.poll(() => kyte.scale()).toBeGreaterThan(before);
+  await expect.poll(() => kyte.allNodesInView()).toBe(true);
+  // The user pans: growth no longer moves the view.
+  const box = (await kyte.graph.boundingBox())!;
+  await page.mouse.move(box.x + 20, box.y + box.height - 20);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 80, box.y + box.height - 10, { steps: 4 });
+  await page.mouse.up();
+  await expect(kyte.graph).toHaveAttribute('data-user-moved', 'true');
+  const viewport = kyte.panel.locator('.jp-kyte-GraphView-viewport');
+  const moved = await viewport.getAttribute('transform');
+  api.dags = [chainDag(5)];
+  await expect(kyte.nodes).toHaveCount(5);
+  expect(await viewport.getAttribute('transform')).toBe(moved);
+});
+
+test('keeps a 12-task DAG readable in a narrow sidebar, top to bottom', async ({
+  page
+}) => {
+  api.dags = [chainDag(12)];
+  await page.notebook.createNew(notebookName(), { kernel: null });
+  await kyte.openPanel(null);
+  await expect(kyte.nodes).toHaveCount(12);
+  await expect(kyte.panel).toHaveAttribute('data-direction', 'TB');
+  expect(await kyte.scale()).toBeGreaterThanOrEqual(0.6);
+  // Labels are shown, and the first task is in view.
+  await expect(kyte.graph).not.toHaveClass(/jp-kyte-mod-zoomedOut/);
+  const view = (await kyte.graph.boundingBox())!;
+  const first = (await kyte.node('step_0').boundingBox())!;
+  expect(first.x).toBeGreaterThanOrEqual(view.x);
+  expect(first.x + first.width).toBeLessThanOrEqual(view.x + view.width);
+  expect(first.y).toBeGreaterThanOrEqual(view.y);
+  // Wide: left to right again.
+  await page.sidebar.setWidth(700, 'left');
+  await expect(kyte.panel).toHaveAttribute('data-direction', 'LR');
+  await page.mouse.move(0, 0);
+  await page.sidebar.setWidth(250, 'left');
+  await expect(kyte.panel).toHaveAttribute('data-direction', 'TB');
 });
 
 test.describe('screenshots', () => {

@@ -256,6 +256,26 @@ export async function mockKyteApi(page: Page, api: IMockApi): Promise<void> {
     if (/^sessions\/[^/]+\/dags$/.test(path)) {
       return json(api.dags);
     }
+    if (/\/logs$/.test(path) && url.searchParams.has('search')) {
+      // The server's whole-log search: every line holding the text, case-insensitively.
+      const query = url.searchParams.get('search')!;
+      const matches: { line: number; offset: number; text: string }[] = [];
+      let offset = 0;
+      api.logText.split('\n').forEach((text, i) => {
+        if (text.toLowerCase().includes(query.toLowerCase())) {
+          matches.push({ line: i + 1, offset, text });
+        }
+        offset += Buffer.byteLength(text + '\n');
+      });
+      return json({
+        query,
+        matches: matches.slice(0, 1000),
+        truncated: matches.length > 1000,
+        size: Buffer.byteLength(api.logText),
+        try_number: 2,
+        map_index: -1
+      });
+    }
     if (/\/logs$/.test(path)) {
       const bytes = Buffer.from(api.logText, 'utf-8');
       const offset = Number(url.searchParams.get('offset') ?? 0);
@@ -338,7 +358,7 @@ export function etlDag(): Record<string, unknown> {
       node('report', 'EmailOperator', 'skipped'),
       node('notify', 'SlackOperator', 'queued', null, {
         is_mapped: true,
-        map_states: ['queued', 'scheduled', null]
+        map_states: { '0': 'queued', '1': 'scheduled', '2': null }
       }),
       node('archive', 'EmptyOperator', null),
       node('wait', 'TimeDeltaSensorAsync', 'deferred'),
@@ -392,6 +412,29 @@ export function tourDag(dagId = 'numbers'): Record<string, unknown> {
     ],
     task_groups: [],
     latest_run: null
+  };
+}
+
+/** A chain of `n` tasks, `step_0` -> `step_1` -> ..., not run yet. */
+export function chainDag(n: number, dagId = 'chain'): Record<string, unknown> {
+  const ids = Array.from({ length: n }, (_, i) => `step_${i}`);
+  return {
+    dag_id: dagId,
+    description: null,
+    schedule: null,
+    nodes: ids.map(task_id => ({
+      task_id,
+      label: task_id,
+      operator: 'PythonOperator',
+      task_group: null,
+      is_mapped: false,
+      state: null,
+      map_states: {}
+    })),
+    edges: ids.slice(1).map((id, i) => [ids[i], id]),
+    task_groups: [],
+    latest_run: null,
+    warnings: []
   };
 }
 
@@ -457,4 +500,49 @@ export function syntheticDag(n: number): Record<string, unknown> {
     task_groups: [],
     latest_run: null
   };
+}
+
+/**
+ * Galata waits 15 s for JupyterLab to start, too little on a loaded 2-core CI machine: wait
+ * up to `timeout` instead (for the app, its splash screen and the Launcher).
+ */
+export const SLOW_START = 180 * 1000;
+
+/** `test.use()` options: wait for the application as Galata does, with a longer timeout. */
+export const slowStart = {
+  waitForApplication: async (
+    { baseURL }: { baseURL?: string },
+    use: (
+      fn: (page: Page, helpers: IJupyterLabPageFixture) => Promise<void>
+    ) => Promise<void>
+  ): Promise<void> => {
+    void baseURL;
+    await use(async (page: Page) => {
+      await page
+        .locator('#jupyterlab-splash')
+        .waitFor({ state: 'detached', timeout: SLOW_START });
+      await page
+        .locator('.jp-Launcher')
+        .first()
+        .waitFor({ timeout: SLOW_START })
+        .catch(() => undefined);
+    });
+  }
+};
+
+/** Open JupyterLab, waiting for it to start as long as a loaded machine needs. */
+export async function gotoLab(page: IJupyterLabPageFixture): Promise<void> {
+  (page as any).waitForAppStarted = async () => {
+    // Synchronous predicate: the application and Galata's in-page helpers exist...
+    await page.waitForFunction(
+      () =>
+        typeof (window as any).jupyterapp === 'object' &&
+        typeof (window as any).galata === 'object',
+      undefined,
+      { timeout: SLOW_START, polling: 500 }
+    );
+    // ...and every plugin has started.
+    await page.evaluate(() => (window as any).jupyterapp.started);
+  };
+  await page.goto();
 }

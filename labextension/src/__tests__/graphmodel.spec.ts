@@ -3,12 +3,14 @@ import {
   NO_STATUS_COLOR,
   STATE_COLORS,
   buildGraphModel,
+  mappedStates,
   stateColor,
   summarizeStates,
   tasksInGroup
-} from '../model';
+} from '../graphmodel';
 import { IDagInfo } from '../tokens';
-import { etlDag } from './fixtures';
+import { etlDag, mkNode } from './fixtures';
+import serverDags from './fixtures/server_dags.json';
 
 describe('state colours', () => {
   it('uses Airflow colours for every state', () => {
@@ -72,18 +74,39 @@ describe('buildGraphModel', () => {
     expect(notify.isMapped).toBe(true);
     expect(notify.mapCount).toBe(3);
     expect(notify.state).toBe('running');
-    const counted = buildGraphModel(
+    const failed = buildGraphModel(
       {
         ...etlDag,
         nodes: etlDag.nodes.map(n =>
           n.task_id === 'notify'
-            ? { ...n, map_states: { success: 2, failed: 1 } }
+            ? { ...n, map_states: { '0': 'success', '1': 'failed' } }
             : n
         )
       },
       new Set()
     );
-    expect(counted.nodes.find(n => n.id === 'notify')!.state).toBe('failed');
+    expect(failed.nodes.find(n => n.id === 'notify')!.state).toBe('failed');
+  });
+
+  it('reads map_states as map index -> state, in index order', () => {
+    const node = {
+      ...etlDag.nodes[3],
+      map_states: { '10': 'failed', '2': 'success', '0': null }
+    };
+    expect(mappedStates(node)).toEqual([null, 'success', 'failed']);
+  });
+
+  it("reads the real server's reply: a mapped task's instance states", () => {
+    // Written by tests/server/test_frontend_fixtures.py from the server's own reply.
+    const dags = serverDags as unknown as IDagInfo[];
+    const double = dags[0].nodes.find(n => n.task_id === 'double')!;
+    expect(double.is_mapped).toBe(true);
+    expect(mappedStates(double)).toEqual(['success', 'running', null]);
+    const drawn = buildGraphModel(dags[0], new Set()).nodes.find(
+      n => n.id === 'double'
+    )!;
+    expect(drawn.mapCount).toBe(3);
+    expect(drawn.state).toBe('running');
   });
 
   it('replaces a collapsed group by one node and re-attaches, dedupes and drops self edges', () => {
@@ -108,30 +131,30 @@ describe('buildGraphModel', () => {
     const dag: IDagInfo = {
       ...etlDag,
       nodes: [
-        {
+        mkNode({
           task_id: 'a.b.t1',
           label: 't1',
           operator: 'X',
           task_group: 'a.b',
           is_mapped: false,
           state: null
-        },
-        {
+        }),
+        mkNode({
           task_id: 'a.t2',
           label: 't2',
           operator: 'X',
           task_group: 'a',
           is_mapped: false,
           state: 'success'
-        },
-        {
+        }),
+        mkNode({
           task_id: 'top',
           label: 'top',
           operator: 'X',
           task_group: null,
           is_mapped: false,
           state: null
-        }
+        })
       ],
       edges: [
         ['a.b.t1', 'a.t2'],
