@@ -80,7 +80,11 @@ async function openNotebook(
 }
 
 /** Run a cell to completion; its output area. */
-async function runCell(page: IJupyterLabPageFixture, name: string, index: number) {
+async function runCell(
+  page: IJupyterLabPageFixture,
+  name: string,
+  index: number
+) {
   await page.notebook.activate(name);
   await page.notebook.runCell(index);
   const cell = page.locator('.jp-Notebook .jp-Cell').nth(index);
@@ -159,12 +163,16 @@ test('Publish… reviews the diff and publishes what was reviewed', async ({
   await openNotebook(page, `${tmpPath}/ship.ipynb`, [SHIPPED]);
 
   // The notebook toolbar's Publish button, next to Export to Airflow DAG.
-  const button = page.locator('.jp-NotebookPanel-toolbar .jp-kyte-publishButton');
+  const button = page.locator(
+    '.jp-NotebookPanel-toolbar .jp-kyte-publishButton'
+  );
   await expect(button).toBeVisible();
   await button.click();
   const dialog = page.locator('.jp-Dialog .jp-kyte-PublishDialog');
   await expect(dialog).toBeVisible();
-  await expect(dialog.locator('select option')).toHaveText(['staging (folder)']);
+  await expect(dialog.locator('select option')).toHaveText([
+    'staging (folder)'
+  ]);
   const publish = page.locator('.jp-Dialog .jp-Dialog-button.jp-mod-accept');
   await expect(dialog).toHaveAttribute('data-state', 'reviewed', {
     timeout: 120000
@@ -175,23 +183,32 @@ test('Publish… reviews the diff and publishes what was reviewed', async ({
   await expect(file).toHaveAttribute('data-status', 'added');
   await expect(file).toContainText('new file');
   const added = file.locator('.jp-kyte-Diff-add');
-  await expect(added.filter({ hasText: 'BashOperator(task_id="extract"' })).toHaveCount(1);
+  await expect(
+    added.filter({ hasText: 'BashOperator(task_id="extract"' })
+  ).toHaveCount(1);
   // The server's text is shown as text: the comment's tags are visible, not rendered.
   await expect(added.filter({ hasText: '<b>not bold</b>' })).toHaveCount(1);
   await expect(dialog.locator('.jp-kyte-Diff b')).toHaveCount(0);
   // Added lines are coloured by the theme (a background other than the diff's own).
   const colors = await added.first().evaluate(el => {
     const pre = el.parentElement!;
-    return [getComputedStyle(el).backgroundColor, getComputedStyle(pre).backgroundColor];
+    return [
+      getComputedStyle(el).backgroundColor,
+      getComputedStyle(pre).backgroundColor
+    ];
   });
   expect(colors[0]).not.toBe(colors[1]);
   await expect(publish).toBeEnabled();
 
   await publish.click();
   await expect
-    .poll(async () => (await kyte.notifications()).join('\n'), { timeout: 120000 })
+    .poll(async () => (await kyte.notifications()).join('\n'), {
+      timeout: 120000
+    })
     .toContain('Published shipped.py to staging.');
-  expect(await page.contents.fileExists('published-dags/shipped.py')).toBe(true);
+  expect(await page.contents.fileExists('published-dags/shipped.py')).toBe(
+    true
+  );
 
   // Reviewing again: the target holds the file, nothing to publish.
   await button.click();
