@@ -33,7 +33,7 @@ AIRFLOW_PRELOADED = "airflow" in sys.modules
 
 def sample_url(template: str, session_id: str = "nb-0123456789") -> str:
     values = {"session_id": session_id, "dag_id": "etl", "run_id": quote(RUN_ID, safe=""),
-              "task_id": "extract"}  # fmt: skip
+              "task_id": "extract", "number": "1"}  # fmt: skip
     return template.format(**values).lstrip("/")
 
 
