@@ -32,7 +32,7 @@ from ..contracts.publish import (
 )
 from ..publish.targets import GIT_PREFIX, PublishError, Target, configured_targets
 from ..session import ROOT_ENV
-from ..state import BadRequestError, NotFoundError, StateError
+from ..state import BadRequestError, NotFoundError, StateError, check_ids
 from .handlers import MAX_BODY_SIZE, ExportHandler, KyteHandler
 from .service import KyteService
 
@@ -113,10 +113,9 @@ def check_request(request: PublishRequest, targets: Mapping[str, str]) -> None:
         raise BadRequestError(
             f"There is no publish target named {request.target!r} (known targets: {known})."
         )
-    if request.dag_id is not None and (
-        not request.dag_id or request.dag_id.startswith("-") or "\0" in request.dag_id
-    ):
-        raise BadRequestError(f"{request.dag_id!r} is not a DAG id.")
+    if request.dag_id is not None:
+        # An Airflow id never starts with "-", so it cannot be taken for an option either.
+        check_ids(dag_id=request.dag_id)
     if request.dry_run:
         return
     if not request.expect:

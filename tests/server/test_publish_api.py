@@ -223,7 +223,8 @@ async def test_failures_are_400_with_the_reason_and_no_credentials(
             400,
             "expect",
         ),
-        ({**REVIEW, "dag_id": "--yes"}, 400, "DAG"),
+        ({**REVIEW, "dag_id": "--yes"}, 400, "no DAG '--yes'"),  # not taken for an option
+        ({**REVIEW, "dag_id": "a/../b"}, 400, "dag_id"),
         ({"path": "ship.ipynb", "target": "staging", "dry_run": "yes"}, 400, "dry_run"),
         ({"path": "ship.ipynb", "target": "staging"}, 400, "dry_run"),
         ({"path": "ship.ipynb", "target": "staging", "dry_run": True, "extra": 1}, 400, "extra"),
