@@ -27,6 +27,7 @@ export class RunSelector extends Widget {
     this._service = options.service;
     this._trans = options.trans;
     this.addClass('jp-kyte-RunSelector');
+    this.hide(); // until the shown DAG has runs
     const label = document.createElement('label');
     label.className = 'jp-kyte-RunSelector-label';
     label.textContent = this._trans.__('Run');
@@ -100,7 +101,8 @@ export class RunSelector extends Widget {
     try {
       runs = await this._service.getRuns(session.id, dag.dag_id);
     } catch {
-      return; // the sidebar shows why the server is not answering
+      // The sidebar shows why the server is not answering; keep what was listed.
+      runs = this._runs;
     }
     if (generation !== this._generation) {
       return;
