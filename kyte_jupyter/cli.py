@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
             "  jupyter kyte export etl.ipynb                  # every DAG, into ./dags/\n"
             "  jupyter kyte export etl.ipynb --dag daily_etl  # only DAG daily_etl\n"
             "  jupyter kyte export etl.ipynb --output ~/airflow/dags\n"
-            "  jupyter kyte export nb/etl.ipynb --root .      # nothing written outside ./"
+            "  jupyter kyte export nb/etl.ipynb --root .      # nothing written outside ./\n"
+            "  jupyter kyte export etl.ipynb --tests          # + test_<dag_id>.py per DAG"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -97,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-lint",
         action="store_true",
         help="export even if `jupyter kyte lint` finds errors (by default they refuse it)",
+    )
+    export.add_argument(
+        "--tests",
+        action="store_true",
+        help="also write test_<dag_id>.py next to each DAG file: the notebook's %%%%scenario "
+             "cells as plain pytest + Airflow tests",
     )
     export.set_defaults(run=_export)
     publish_cli.register(commands)
@@ -129,6 +136,17 @@ def _export(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for path in paths:
         print(f"Wrote {_display(path)}")
+    if getattr(args, "tests", False):
+        from .whatif import WhatIfError
+        from .whatif.export import write_tests
+
+        try:
+            tests = write_tests(args.notebook, paths)
+        except WhatIfError as e:
+            print(f"jupyter kyte export --tests: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        for path in tests:
+            print(f"Wrote {_display(path)}")
     return EXIT_OK
 
 

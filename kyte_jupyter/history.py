@@ -20,6 +20,10 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from . import cellspec, versions
 from .runner.summary import STATE_COLOURS
 
+#: Most runs ``%runs`` lists; DAG version numbers are 32-bit integers in the metastore.
+MAX_LIMIT = 10_000
+MAX_VERSION = 2**31 - 1
+
 
 def _state_html(state: str | None) -> str:
     colour = STATE_COLOURS.get(state or "", "transparent")
@@ -185,13 +189,17 @@ class Comparison(list[versions.TaskComparison]):
 
 
 def _decode_xcom(value: Any) -> Any:
-    """An XCom as a downstream task sees it: Airflow's serde envelope opened (pandas …)."""
+    """An XCom as a downstream task sees it (Airflow's serde envelope opened: pandas …), with
+    the secrets Airflow knows masked."""
     from airflow.sdk.serde import deserialize
 
+    from .bridge import redact_value
+
     try:
-        return deserialize(value)
+        value = deserialize(value)
     except Exception:  # plain JSON values, or a class this kernel cannot import
-        return value
+        pass
+    return redact_value(value)  # secrets masked, as in logs
 
 
 @magics_class
@@ -243,8 +251,8 @@ class HistoryMagics(Magics):
             h[0].run_id
         """
         args = self._parse(self.runs, line, "%runs DAG_ID")
-        if args.limit < 1:
-            raise UsageError("--limit must be 1 or more.")
+        if not 1 <= args.limit <= MAX_LIMIT:
+            raise UsageError(f"--limit must be from 1 to {MAX_LIMIT}.")
         with self._db() as con:
             return RunHistory(args.dag_id, versions.run_history(con, args.dag_id, args.limit))
 
@@ -274,6 +282,10 @@ class HistoryMagics(Magics):
         args = self._parse(self.dag_diff, line, "%dag_diff DAG_ID [V1 [V2]]")
         if len(args.versions) > 2:
             raise UsageError("Give at most two version numbers: %dag_diff DAG_ID [V1 [V2]].")
+        for number in args.versions:
+            if not 1 <= number <= MAX_VERSION:
+                raise UsageError(f"Version numbers start at 1 (%runs {args.dag_id} shows them); "
+                                 f"{number} is not one.")
         with self._db() as con:
             known = versions.list_versions(con, args.dag_id)
             if not known:

@@ -1,5 +1,4 @@
-"""The IPython magics: ``%%dag``, ``%run_task``, ``%run_dag``, ``%xcom``, ``%task_log``, ``%kyte``,
-``%lint``, ``%render``.
+"""The IPython magics: ``%%dag``, ``%run_task``, ``%run_dag``, ``%xcom``, ``%task_log``, ``%kyte``.
 
 Thin by design: parse arguments, call the registry or the runner, display the result.
 """
@@ -24,6 +23,7 @@ from .history import HistoryMagics
 from .notebook import Notebook, current_registry, current_session, import_airflow
 from .session import Session, SessionError
 from .session.guard import Guard
+from .whatif.options import whatif_args
 
 _state: dict[str, Any] = {}
 
@@ -174,6 +174,7 @@ class KyteMagics(Magics):
             raise UsageError("%%dag: the cell is empty. Write DAG code below the %%dag line.")
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
         label = f"cell [{self._cell_count()}]"
+        self.notebook.registry  # noqa: B018 - imports Airflow first: not the cell's own time
         started = time.perf_counter()
         with self.guard.write():
             result = self.notebook.define(key, opts, cell, self._shell.user_ns,
@@ -203,10 +204,16 @@ class KyteMagics(Magics):
             print(f"(lint) the checks failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 0
         text = lint.format_findings(findings, notes)
+        handle = None
         if text:
-            payload = {"version": 1, "dag_ids": dag_ids,
-                       "findings": [f.model_dump() for f in findings]}
-            display({"text/plain": text, "application/vnd.kyte.lint+json": payload}, raw=True)
+            handle = display({"text/plain": text, lint.LINT_MIME: lint.payload(dag_ids, findings)},
+                             raw=True, display_id=True)
+        lint.publish(self.registry, dag_ids, findings)  # the sidebar's badges
+        if lint.SQL_LATER in notes and handle is not None:
+            def update(later: list[Any]) -> None:  # the findings with SQL, under the cell
+                handle.update({"text/plain": lint.format_findings(later) or "(lint) no findings",
+                               lint.LINT_MIME: lint.payload(dag_ids, later)}, raw=True)
+            lint.lint_later(self.registry, dag_ids, parse_seconds=seconds, on_done=update)
         return sum(f.severity == "error" for f in findings)
 
     # ---- static checks --------------------------------------------------------------------
@@ -286,6 +293,7 @@ class KyteMagics(Magics):
                               help="Run in a separate (forked) process: a task that crashes "
                                    "its process fails instead of killing the kernel; "
                                    "%%debug is not available then.")
+    @whatif_args
     @line_magic
     def run_task(self, line: str) -> Any:
         """Run one task through Airflow's task runner in this notebook's Airflow.
@@ -307,12 +315,18 @@ class KyteMagics(Magics):
             %run_task etl flaky_c_extension --isolated
             r = %run_task etl extract -q
             r.task_states
+
+        What-if: force outcomes of tasks in the part that runs (see ``%run_dag?``)::
+
+            %run_task etl extract --downstream --fail load
+            %run_task etl extract --downstream --xcom 'extract=[]' --succeed notify
         """
         __tracebackhide__ = True
         self._announce()
         args = _parse(self.run_task, line, "%run_task DAG_ID TASK_ID")
         dag = self.notebook.dag(args.dag_id)
         self.notebook.task(dag, args.task_id)
+        whatif = _whatif(dag, args)
         from .runner import RunError
 
         try:
@@ -321,7 +335,7 @@ class KyteMagics(Magics):
                     dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
                     map_index=args.map_index, logical_date=_parse_when(args.logical_date),
                     conf=_parse_conf(args.conf), echo_logs=not args.quiet,
-                    isolated=args.isolated,
+                    isolated=args.isolated, whatif=whatif,
                 )
         except RunError as e:
             raise UsageError(str(e)) from None
@@ -340,6 +354,7 @@ class KyteMagics(Magics):
     @magic_arguments.argument("--isolated", action="store_true",
                               help="Run each task in a separate (forked) process, so a task "
                                    "that crashes its process cannot kill the kernel.")
+    @whatif_args
     @line_magic
     def run_dag(self, line: str) -> Any:
         """Run a whole DAG in a new run, without a scheduler, as ``dag.test()`` does.
@@ -356,12 +371,29 @@ class KyteMagics(Magics):
             %run_dag etl
             r = %run_dag etl --conf '{"day": "2026-01-01"}'
             r.task_states
+
+        What-if runs force task outcomes; everything else runs for real, and Airflow's
+        trigger rules, retries, callbacks and setup/teardown decide the rest, exactly as
+        ``dag.test()`` would on a DAG whose forced tasks raised the matching exception.
+        Forced task instances are marked in the summary (``r.forced``), their log and the
+        audit trail::
+
+            %run_dag etl --fail load                   # AirflowFailException, no retries
+            %run_dag etl --fail-once extract           # first try fails, the retry runs
+            %run_dag etl --skip validate,report        # AirflowSkipException
+            %run_dag etl --succeed extract             # marked success, not run
+            %run_dag etl --timeout load                # AirflowTaskTimeout on every try
+            %run_dag etl --branch choose=notify        # branch follows notify
+            %run_dag etl --xcom 'extract=[1, 2]'       # returns [1, 2] without running
+            %run_dag etl --fail 'square[1]'            # one mapped instance
+            %run_dag etl --skip section_1              # every task of a task group
         """
         __tracebackhide__ = True
         self._announce()
         args = _parse(self.run_dag, line, "%run_dag DAG_ID")
         dag = self.notebook.dag(args.dag_id)
         logical, conf = _parse_when(args.logical_date), _parse_conf(args.conf)
+        whatif = _whatif(dag, args)
         from .display import Progress
 
         progress = Progress(dag.dag_id)
@@ -369,12 +401,79 @@ class KyteMagics(Magics):
             summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
                                                    echo_logs=args.logs,
                                                    progress=progress.update,
-                                                   isolated=args.isolated)
+                                                   isolated=args.isolated, whatif=whatif)
         progress.finish(summary.task_states)
         summary.publish()  # the JSON the front end reads, once per run
         self._report_errors(dag.dag_id, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
         return summary
+
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("name", help="The scenario's name (quote it if it has spaces).")
+    @magic_arguments.argument("dag_id", help="The DAG the scenario runs.")
+    @magic_arguments.argument("--logs", action="store_true",
+                              help="Stream every task's log into the cell.")
+    @cell_magic
+    def scenario(self, line: str, cell: str) -> Any:
+        """Run a DAG with forced outcomes and check the states it ends with.
+
+        The body is YAML: the forced outcomes of ``%run_dag`` (``fail``, ``fail_once``,
+        ``skip``, ``succeed``, ``timeout``: lists of task ids, ``task[i]`` or task-group ids;
+        ``branch: {branch_task: [targets]}``; ``xcom: {task: value}``), then ``expect:``
+        (task or ``task[i]`` -> state; a mapped task as a whole means all its instances)
+        and optionally ``run:`` (the DagRun's state). The cell shows a pass/fail table and
+        fails when an expectation does not hold. Returns the result: ``r.passed``,
+        ``r.mismatches`` (``(task, expected, actual)``), ``r.summary`` (the run); after a
+        failed cell it is in ``_kyte_last_scenario``. ``jupyter kyte export --tests`` turns
+        every scenario into a pytest test next to the exported DAG file.
+
+        Examples
+        --------
+        ::
+
+            %%scenario "load fails" etl
+            fail: [load]
+            expect:
+              load: failed
+              notify: upstream_failed
+              cleanup: success
+            run: failed
+
+            %%scenario "quiet day" etl
+            branch: {choose: [skip_report]}
+            xcom: {extract: []}
+            expect: {report: skipped, skip_report: success}
+        """
+        __tracebackhide__ = True
+        self._announce()
+        args = _parse(self.scenario, line, "%%scenario NAME DAG_ID")
+        dag = self.notebook.dag(args.dag_id)
+        from .whatif import WhatIfError, parse_scenario
+        from .whatif.scenario import ScenarioResult
+
+        try:
+            scenario = parse_scenario(args.name, dag, cell)
+        except WhatIfError as e:
+            raise UsageError(str(e)) from None
+        _no_deadline_yet(scenario.whatif)
+        if scenario.whatif:
+            print(f"Scenario {scenario.name!r}: {scenario.whatif.describe()}")
+        with self.guard.run(dag.dag_id, "scenario"):
+            summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs,
+                                                   whatif=scenario.whatif)
+        summary.magic = "scenario"
+        result = ScenarioResult.of(scenario, summary)
+        self._shell.user_ns["_kyte_last_run"] = summary
+        self._shell.user_ns["_kyte_last_scenario"] = result
+        self.notebook.session.audit(
+            "scenario.run", dag_id=dag.dag_id, run_id=summary.run_id, scenario=scenario.name,
+            forced=scenario.whatif.to_json(), mismatches=result.mismatches,
+            outcome="passed" if result.passed else "failed",
+        )
+        if not result.passed:
+            display(result)
+            raise UsageError(f"Scenario {scenario.name!r} failed: {result.message()}")
+        return result
 
     def _raise_failure(self, summary: Any) -> None:
         """Publish the summary JSON; fail the cell of a ``%run_task`` whose tasks did not all
@@ -526,6 +625,28 @@ def _parse(func: Any, line: str, usage: str) -> Any:
         if isinstance(value, str):
             setattr(args, name, cellspec.unquote(value))
     return args
+
+
+def _whatif(dag: Any, args: Any) -> Any:
+    """The run's forced outcomes from the what-if options (bad ones: a UsageError)."""
+    from .whatif import WhatIfError
+    from .whatif.options import from_args
+
+    try:
+        whatif = from_args(dag, args)
+    except WhatIfError as e:
+        raise UsageError(str(e)) from None
+    _no_deadline_yet(whatif)
+    if whatif:
+        print(f"What-if run of {dag.dag_id}: {whatif.describe()}")
+    return whatif
+
+
+def _no_deadline_yet(whatif: Any) -> None:
+    # TODO(issue 15): run the DAG's DeadlineAlert callback as the scheduler/triggerer would.
+    if whatif.miss_deadline:
+        raise UsageError("--miss-deadline is not available in this version of Kyte yet; "
+                         "run the DAG without it.")
 
 
 def _parse_when(text: str | None) -> _dt.datetime | None:

@@ -287,13 +287,17 @@ class Notebook:
         mapped: bool | None = None
         if dag_id in registry.dags:
             mapped = is_mapped(self.task(registry.dags[dag_id], task_id))
+        from . import bridge
+
         try:
-            return read_xcom(dag_id, task_id, mapped=mapped, key=key, map_index=map_index,
-                             run_id=run_id)
+            value = read_xcom(dag_id, task_id, mapped=mapped, key=key, map_index=map_index,
+                              run_id=run_id)
         except RunError as e:
             if mapped is None:
                 self._name_unknown(dag_id, task_id, run_id)
             raise UsageError(str(e)) from None
+        # The value reaches the cell's output: secrets masked there as in the stored log.
+        return bridge.redact_value(value)
 
     def _name_unknown(self, dag_id: str, task_id: str, run_id: str | None) -> None:
         """For a DAG not defined in this kernel: a ``UsageError`` if the DAG or task is unknown."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cellcode import CELL_MODULE, cell_module, compile_cell
 from .cellspec import DagCellOptions
+from .contracts.lint import Finding
 from .session import Session, _atomic_write, _now, code_hash
 
 if TYPE_CHECKING:
@@ -97,6 +98,10 @@ class Registry:
         self.dropped: dict[str, list[str]] = {}
         """Per DAG id: what was dropped from it since its cells last ran (for warnings)."""
         self._written: dict[str, list[str]] = {}
+        self.findings: dict[str, list[Finding]] = {}
+        """Per DAG id: the findings of its last lint, kept in its graph snapshot. A DAG
+        defined again keeps them until its next lint replaces them (no flicker in the
+        sidebar); a removed DAG loses them."""
 
     # ---- lookups ------------------------------------------------------------------------
     def get(self, dag_id: str) -> DAG:
@@ -384,7 +389,20 @@ class Registry:
             warnings = self.warnings(dag.dag_id)
             if self._written.get(dag.dag_id) != warnings:
                 self._written[dag.dag_id] = warnings
-                write_graph(self.session, dag, warnings)
+                write_graph(self.session, dag, warnings, self.findings.get(dag.dag_id))
+
+    def set_findings(self, dag_id: str, findings: list[Finding]) -> bool:
+        """Keep a DAG's lint findings and rewrite its graph snapshot with them.
+
+        Returns False (nothing written) when the DAG is no longer registered.
+        """
+        dag = self.dags.get(dag_id)
+        if dag is None:
+            return False
+        self.findings[dag_id] = list(findings)
+        warnings = self._written.setdefault(dag_id, self.warnings(dag_id))
+        write_graph(self.session, dag, warnings, self.findings[dag_id])
+        return True
 
     # ---- shared ---------------------------------------------------------------------------
     def _check_and_sync(self, dags: list[DAG], source: str) -> None:
@@ -406,7 +424,7 @@ class Registry:
         bridge.sync_dags(dags)
         for dag in dags:
             self._written[dag.dag_id] = self.warnings(dag.dag_id)
-            write_graph(self.session, dag, self._written[dag.dag_id])
+            write_graph(self.session, dag, self._written[dag.dag_id], self.findings.get(dag.dag_id))
             self.session.audit(
                 "dag.define",
                 dag_id=dag.dag_id,
@@ -416,6 +434,7 @@ class Registry:
 
     def _forget(self, dag_id: str) -> None:
         self.dags.pop(dag_id, None)
+        self.findings.pop(dag_id, None)
         with contextlib.suppress(FileNotFoundError):
             graph_path(self.session, dag_id).unlink()
         self.session.audit("dag.remove", dag_id=dag_id)
@@ -557,8 +576,14 @@ def graph_of(dag: DAG) -> dict[str, Any]:
     }
 
 
-def write_graph(session: Session, dag: DAG, warnings: list[str] | None = None) -> None:
+def write_graph(
+    session: Session,
+    dag: DAG,
+    warnings: list[str] | None = None,
+    findings: list[Finding] | None = None,
+) -> None:
     """Write a DAG's graph snapshot atomically for the server and sidebar."""
     graph = graph_of(dag)
     graph["warnings"] = list(warnings or [])
+    graph["findings"] = [f.model_dump(mode="json") for f in findings or []]
     _atomic_write(graph_path(session, dag.dag_id), json.dumps(graph, default=str))

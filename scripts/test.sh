@@ -32,13 +32,19 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[test]"
 
+# 2b. Static checks: ruff, mypy --strict (the import boundaries run as a pytest test).
+step "ruff and mypy"
+python -m ruff check kyte_jupyter tests benchmarks
+python -m mypy
+
 # Sessions made by the tests live in a scratch root, never in the user's data dir.
 export KYTE_SESSIONS_ROOT="${KYTE_SESSIONS_ROOT:-$(mktemp -d)/kyte-sessions}"
 
 # 3. Front-end unit tests and browser tests.
 if [[ -f labextension/package.json ]]; then
   step "Front-end unit tests"
-  (cd labextension && jlpm install --immutable >/dev/null 2>&1 || jlpm install && jlpm test)
+  (cd labextension && { jlpm install --immutable >/dev/null 2>&1 || jlpm install; } \
+    && jlpm lint:check && jlpm test)
   if [[ "${KYTE_SKIP_UI:-0}" != 1 && -x labextension/ui-tests/run.sh ]]; then
     step "Browser UI tests (Galata + Chromium)"
     bash labextension/ui-tests/run.sh
@@ -47,4 +53,4 @@ fi
 
 # 4. Python tests: kernels, server, export (last, so its summary closes the output).
 step "Python tests"
-python -m pytest -p no:cacheprovider "$@"
+python -m pytest -p no:cacheprovider --durations=25 "$@"

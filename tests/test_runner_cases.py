@@ -338,7 +338,12 @@ with DAG("secrets", schedule=None):
     def fine():
         return 1
 
+    @task
+    def leak():
+        return {"pw": Connection.get("warehouse").password}
+
     fine() >> login()
+    leak()
 '''
 PASSWORD = "hunter2-VERY-secret"
 
@@ -383,6 +388,11 @@ def test_failed_task_reads_well_masked_and_names_its_cell(make_kernel):
     everything = r.text + json.dumps(r.outputs)
     assert PASSWORD not in everything
     assert "login failed: RuntimeError: login failed ***" in r.stderr
+    # r.errors, %xcom's value and %compare's XCom difference reach the cell too: masked.
+    assert PASSWORD not in k.ok("print(r.errors)").stdout
+    assert k.value("%xcom secrets leak") == {"pw": "***"}
+    r = k.ok("h = %runs secrets\nc = %compare secrets {h[1].run_id} {h[0].run_id}\nc")
+    assert PASSWORD not in r.text + json.dumps(r.outputs)
     # The stored log keeps the full traceback, masked, without folding markers.
     r = k.ok("%task_log secrets login")
     assert "Traceback (most recent call last)" in r.stdout and PASSWORD not in r.stdout

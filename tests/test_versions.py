@@ -72,7 +72,10 @@ def check_magics(k: Any) -> None:
         ("%dag_diff shop 7", "no version 7; its versions are 1, 2, 3"),
         ("%dag_diff nope", "has no recorded version"),
         (f"%compare shop {oldest} nope", "has no run 'nope'"),
-        ("%runs shop --limit 0", "--limit must be 1 or more"),
+        ("%runs shop --limit 0", "--limit must be from 1 to 10000"),
+        ("%runs shop --limit 99999999999999999999999", "--limit must be from 1 to 10000"),
+        ("%dag_diff shop 99999999999999999999999999", "is not one"),
+        ("%dag_diff shop 0", "Version numbers start at 1"),
         ("%dag_diff shop 1 2 3", "at most two version numbers"),
     ]:
         r = k.fails(bad)

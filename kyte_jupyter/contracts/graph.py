@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ._base import TolerantContract
+from .lint import Finding
 
 
 class GraphNode(TolerantContract):
@@ -50,5 +51,12 @@ class GraphSnapshot(TolerantContract):
         description=(
             "Disagreements between kernel and notebook the user should see (e.g. a deleted "
             "cell's tasks were dropped); shown in the sidebar's DAG header and by %kyte."
+        ),
+    )
+    findings: list[Finding] = Field(
+        default_factory=list,
+        description=(
+            "The DAG's static-check findings from its last lint in the kernel (after its "
+            "%%dag cell, %lint, or the SQL check finishing in the background); [] when clean."
         ),
     )

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from . import graph, publish, rest, run, versions
+from . import graph, lint, publish, rest, run, versions
 
 #: The document, relative to the repository root.
 DOCUMENT = Path("docs") / "openapi.yaml"
@@ -44,6 +44,7 @@ MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (rest.AuditEntry, "serialization"),
     (rest.ExportRequest, "validation"),
     (rest.ExportReply, "serialization"),
+    (lint.Finding, "serialization"),
     (graph.GraphNode, "serialization"),
     (graph.TaskGroup, "serialization"),
     (graph.GraphSnapshot, "serialization"),

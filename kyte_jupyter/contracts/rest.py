@@ -13,6 +13,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ._base import Contract, State
 from .graph import GraphNode, TaskGroup
+from .lint import Finding
 
 _DATE_TIME: dict[str, JsonValue] = {"format": "date-time"}
 
@@ -101,6 +102,14 @@ class DagView(Contract):
     latest_run: DagRunSummary | None
     warnings: list[str] = Field(
         default_factory=list, description="The graph snapshot's warnings, to show the user."
+    )
+    findings: list[Finding] = Field(
+        default_factory=list,
+        description=(
+            "Static-check findings of the DAG's last lint in the kernel. A node's findings are "
+            "those whose task_id is the node's task_id; task_id null = about the whole DAG. "
+            "Always [] for a DAG of the dags/ folder (not linted in the kernel)."
+        ),
     )
 
 

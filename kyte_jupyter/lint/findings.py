@@ -1,7 +1,8 @@
 """The shapes of static checks: what a check found, where the code came from, and the settings.
 
-None of these import Airflow or jupyter_server: the server, the CLI's JSON output and the
-kernel all read the same :class:`Finding`.
+:class:`Finding` is defined in :mod:`kyte_jupyter.contracts.lint` (it crosses boundaries: the
+graph snapshot, the REST reply, the CLI's JSON) and re-exported here. None of these import
+Airflow or jupyter_server.
 """
 
 from __future__ import annotations
@@ -10,60 +11,24 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from ..contracts.lint import CheckId, Finding, Severity
 
-Severity = Literal["error", "warning"]
-CheckId = Literal["airflow", "dag", "templates", "sql", "policy", "export"]
+__all__ = [
+    "CHECKS",
+    "CellSource",
+    "DEFAULT_DIALECTS",
+    "CheckId",
+    "Finding",
+    "LintConfig",
+    "Severity",
+    "cell_and_line",
+    "has_errors",
+    "sort_findings",
+]
 
 CHECKS: tuple[CheckId, ...] = ("airflow", "dag", "templates", "sql", "policy")
 """The checks a user can turn off by name (``export`` problems are the exporter's, not ours)."""
-
-
-class Finding(BaseModel):
-    """One problem found before a run.
-
-    ``cell`` is the notebook cell number (from 1, markdown cells counted, as export numbers
-    them) and ``cell_id`` the cell's nbformat id, when known; ``line`` is the line in that cell
-    (the ``%%dag`` line is line 1). ``field_line`` is the line within a rendered template field
-    or SQL statement. ``rule`` is the rule's code: ruff's (``AIR311``), sqlfluff's (``PRS``),
-    the policy function (``dag_policy``) or one of ours (``undefined``, ``missing-template``,
-    ``invalid-schedule`` …).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    severity: Severity
-    check: CheckId
-    rule: str
-    dag_id: str | None
-    task_id: str | None = None
-    field: str | None = None
-    message: str
-    cell: int | None = None
-    cell_id: str | None = None
-    line: int | None = None
-    field_line: int | None = None
-
-    def where(self) -> str:
-        """``cell 3, line 4`` / ``DAG 'etl', task 'load', field 'sql'`` for text output."""
-        parts: list[str] = []
-        if self.cell is not None:
-            parts.append(f"cell {self.cell}" + (f", line {self.line}" if self.line else ""))
-        elif self.line is not None:
-            parts.append(f"line {self.line}")
-        if self.dag_id is not None:
-            parts.append(f"DAG {self.dag_id!r}")
-        if self.task_id is not None:
-            parts.append(f"task {self.task_id!r}")
-        if self.field is not None:
-            parts.append(f"field {self.field!r}")
-        return ", ".join(parts)
-
-    def text(self) -> str:
-        """One line: ``error AIR311 cell 2, line 1: message``."""
-        return f"{self.severity} {self.rule} {self.where()}: {self.message}"
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,29 @@ after ``%%dag`` off, ``%lint`` still runs them).
 
 sqlfluff takes seconds to import. After a ``%%dag`` cell it is imported in a background
 thread; until it is ready the SQL check is left out of the cell's findings (the note says
-so) and ``%lint`` waits for it.
+so) and ``%lint`` waits for it. In a kernel, :func:`lint_later` then lints the cell's DAGs
+again with SQL once sqlfluff is ready (on the kernel's main thread, between cells), updates
+the findings under the cell and rewrites the graph snapshots.
+
+Every lint writes each DAG's findings into its graph snapshot (:func:`publish`), where the
+server and the sidebar read them.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .findings import CellSource, Finding, LintConfig, sort_findings
 from .runner import lint_dag
+
+#: The note of a cell's lint that left SQL out (sqlfluff still loading).
+SQL_LATER = "SQL is checked from the next run on (sqlfluff is loading); or %lint."
+#: The MIME type of the findings shown under a cell.
+LINT_MIME = "application/vnd.kyte.lint+json"
 
 _warm = threading.Event()
 _warm_started = threading.Lock()
@@ -118,7 +128,7 @@ def lint_registered(
                 disable=config.disable | {"sql"},
                 sql_dialects=config.sql_dialects,
             )
-            notes.append("SQL is checked from the next run on (sqlfluff is loading); or %lint.")
+            notes.append(SQL_LATER)
     else:
         wait_sql()
     findings: list[Finding] = []
@@ -126,6 +136,74 @@ def lint_registered(
         dag = registry.get(dag_id)
         findings += lint_dag(dag, cells_of(registry, dag_id), config, parse_seconds=parse_seconds)
     return sort_findings(findings), notes
+
+
+def publish(registry: Any, dag_ids: Iterable[str], findings: Iterable[Finding]) -> None:
+    """Write each DAG's findings (``[]`` when it has none) into its graph snapshot."""
+    by_dag: dict[str, list[Finding]] = {d: [] for d in dag_ids}
+    for f in findings:
+        if f.dag_id in by_dag:
+            by_dag[f.dag_id].append(f)
+    for dag_id, found in by_dag.items():
+        registry.set_findings(dag_id, found)
+
+
+def payload(dag_ids: Sequence[str], findings: Sequence[Finding]) -> dict[str, Any]:
+    """The JSON shown under a cell as :data:`LINT_MIME`."""
+    return {
+        "version": 1,
+        "dag_ids": list(dag_ids),
+        "findings": [f.model_dump(mode="json") for f in findings],
+    }
+
+
+def _main_loop() -> Any:
+    """The kernel's main-thread IOLoop, or None outside a kernel (a plain IPython shell)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - the magics need IPython
+        return None
+    kernel = getattr(get_ipython(), "kernel", None)
+    return getattr(kernel, "io_loop", None)
+
+
+def lint_later(
+    registry: Any,
+    dag_ids: Sequence[str],
+    *,
+    parse_seconds: float | None = None,
+    on_done: Callable[[list[Finding]], None] | None = None,
+) -> bool:
+    """Lint ``dag_ids`` again with the SQL check once sqlfluff is ready.
+
+    The lint runs on the kernel's main thread (a callback of its IOLoop, so between cells,
+    never beside user code), only for DAGs still defined as they were; it writes the
+    snapshots and calls ``on_done`` with the findings. Returns False (nothing scheduled)
+    outside a kernel.
+    """
+    loop = _main_loop()
+    if loop is None:
+        return False
+    dags = {d: registry.dags.get(d) for d in dag_ids}
+
+    def run() -> None:
+        current = [d for d, dag in dags.items() if dag is not None and registry.dags.get(d) is dag]
+        if not current:
+            return
+        try:
+            findings, _ = lint_registered(registry, current, parse_seconds=parse_seconds)
+        except Exception:  # a bug in a check: the cell already said what it could
+            return
+        publish(registry, current, findings)
+        if on_done is not None:
+            on_done(findings)
+
+    def wait() -> None:
+        wait_sql()
+        loop.add_callback(run)
+
+    threading.Thread(target=wait, name="kyte-lint-later", daemon=True).start()
+    return True
 
 
 def format_findings(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str:

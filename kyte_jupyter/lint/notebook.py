@@ -192,7 +192,8 @@ def lint_notebook(
                     check="export",
                     rule="export",
                     dag_id=None,
-                    message=problem,
+                    # The cell and line are fields of the finding: not again in the text.
+                    message=re.sub(r"^cell \d+(, line \d+)?: ", "", problem),
                     cell=number,
                     line=line,
                 )

@@ -94,6 +94,8 @@ def _description(desc: str) -> str:
     # sqlfluff starts with "Line L, Position P: "; we say the line ourselves.
     head, sep, rest = desc.partition(": ")
     text = rest if sep and head.startswith("Line ") else desc
+    # "... Expected: <Sequence: [<AnyNumberOf: ...": sqlfluff's grammar, not for readers.
+    text = text.split(" Expected: <", 1)[0]
     return text if len(text) <= 300 else text[:297] + "..."
 
 

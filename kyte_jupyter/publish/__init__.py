@@ -179,6 +179,8 @@ def plan_notebook(
     """
     from ..export import build_dag_files, read_notebook
 
+    if dag_id:
+        _check_dag_id(dag_id)
     path = Path(notebook)
     files = {f.filename: f.source for f in build_dag_files(read_notebook(path), path.name, dag_id)}
     problems = [p for check in checks for p in check(path, files)]
@@ -196,6 +198,8 @@ def plan_promotion(source: Target, target: Target, *, dag_id: str | None = None)
     With ``dag_id``, only ``<dag_id>.py``. Raises :class:`PublishError` when ``source`` holds
     no such file or holds it without Kyte's header.
     """
+    if dag_id:
+        _check_dag_id(dag_id)
     src = open_store(source)
     names = [f"{dag_id}.py"] if dag_id else src.files()
     files: dict[str, bytes] = {}
@@ -214,6 +218,15 @@ def plan_promotion(source: Target, target: Target, *, dag_id: str | None = None)
     if not files:
         raise PublishError(f"{source.describe()} holds no DAG files published by Kyte.")
     return _plan(target, f"target {source.name}", files, open_store(target))
+
+
+def _check_dag_id(dag_id: str) -> None:
+    """Refuse a ``--dag`` that is not an Airflow DAG id (so never a path)."""
+    from ..contracts.ids import id_problem
+
+    problem = id_problem("dag_id", dag_id)
+    if problem is not None:
+        raise PublishError(f"--dag: {problem}")
 
 
 def default_author() -> str:

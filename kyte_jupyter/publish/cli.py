@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from . import (
+    Check,
     PublishError,
     PublishPlan,
     PublishResult,
@@ -63,6 +68,11 @@ def register(commands: Any) -> None:
         action="append",
         default=[],
         help="publish only if FILE still has the SHA-256 that was reviewed (used by the dialog)",
+    )
+    p.add_argument(
+        "--no-lint",
+        action="store_true",
+        help="skip the static checks and scenario tests (not recommended)",
     )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     p.add_argument("--list-targets", action="store_true", help="list the configured targets")
@@ -120,12 +130,75 @@ def _plan(args: argparse.Namespace, named: dict[str, str]) -> PublishPlan:
         raise PublishError("Name the notebook to publish, or --from TARGET to promote.")
     if not Path(args.notebook).is_file():
         raise PublishError(f"There is no notebook {args.notebook}.")
-    return plan_notebook(args.notebook, target, dag_id=args.dag, checks=default_checks())
+    checks = [] if args.no_lint else default_checks(args.dag)
+    return plan_notebook(args.notebook, target, dag_id=args.dag, checks=checks)
 
 
-def default_checks() -> list[Any]:
-    """The checks every publish runs after the export (which checks names and syntax)."""
-    return []
+def default_checks(dag_id: str | None) -> list[Check]:
+    """The checks a publish runs after the export (which checks names and syntax itself):
+    the static checks of ``jupyter kyte lint`` (errors refuse), then the notebook's
+    ``%%scenario`` cells as the exported pytest files (a failing scenario refuses)."""
+
+    def lint(notebook: Path, files: Mapping[str, str]) -> list[str]:
+        from ..lint.gate import LintGateError, export_refusal
+
+        try:
+            refusal = export_refusal(notebook, dag_id)
+        except LintGateError as e:
+            return [f"the static checks could not run ({e}); publish again, or use --no-lint."]
+        if refusal is None:
+            return []
+        return [line.strip().removeprefix("- ") for line in refusal.splitlines()[1:]]
+
+    return [lint, _scenario_tests]
+
+
+def _scenario_tests(notebook: Path, files: Mapping[str, str]) -> list[str]:
+    """Run the notebook's scenarios as the exported tests (plain pytest + Airflow)."""
+    import nbformat
+
+    from ..whatif import WhatIfError
+    from ..whatif.export import scenario_cells, write_tests
+
+    nb = nbformat.read(os.fspath(notebook), as_version=4)  # type: ignore[no-untyped-call]
+    if not scenario_cells(nb):
+        return []
+    with tempfile.TemporaryDirectory(prefix="kyte-publish-tests-") as tmp:
+        folder = Path(tmp) / "dags"
+        folder.mkdir()
+        paths = []
+        for name, source in files.items():
+            (folder / name).write_text(source, encoding="utf-8")
+            paths.append(folder / name)
+        # Reading the exported files imports Airflow here: give it a scratch home unless the
+        # caller chose one.
+        os.environ.setdefault("AIRFLOW_HOME", str(Path(tmp) / "airflow-home"))
+        try:
+            tests = write_tests(notebook, paths)
+        except WhatIfError as e:
+            return [f"scenario: {e}"]
+        if not tests:
+            return []
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(Path(tmp) / "test-home"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp,
+            timeout=1800,
+            check=False,
+        )
+        if done.returncode == 0:
+            return []
+        failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
+        return [f"scenario test {line.removeprefix('FAILED ')}" for line in failed] or [
+            "the scenario tests failed: " + " / ".join(done.stdout.strip().splitlines()[-3:])
+        ]
 
 
 def _expected(pairs: list[str]) -> dict[str, str]:

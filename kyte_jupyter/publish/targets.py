@@ -72,7 +72,13 @@ class Target:
                     f"The git target {location!r} names no branch: write it as "
                     "git+URL#BRANCH, e.g. git+file:///srv/dags.git#main."
                 )
-            return cls(name, "git", url, branch, subdir.strip("/"))
+            folder = subdir.strip("/")
+            if any(part in ("", ".", "..") for part in folder.split("/")) and folder:
+                raise PublishError(
+                    f"The folder {subdir!r} in the git target {location!r} must be a plain path "
+                    "inside the repository (no '.', '..' or empty parts)."
+                )
+            return cls(name, "git", url, branch, folder)
         if name not in named and not (
             os.sep in name or name.startswith(".") or Path(name).is_dir()
         ):
@@ -105,12 +111,18 @@ class FolderStore:
 
     def read(self, filename: str) -> bytes | None:
         """The file's bytes, or ``None``."""
+        if self.folder.exists() and not self.folder.is_dir():
+            raise PublishError(
+                f"The target {self.folder} is a file, not a folder; publish to a folder."
+            )
         try:
             return (self.folder / filename).read_bytes()
         except FileNotFoundError:
             return None
         except IsADirectoryError as e:
             raise PublishError(f"{self.folder / filename} is a folder, not a DAG file.") from e
+        except OSError as e:  # a path through a file, no permission ...
+            raise PublishError(f"Cannot read {self.folder / filename}: {e.strerror or e}.") from e
 
     def files(self) -> list[str]:
         """The ``.py`` files directly in the folder."""

@@ -22,10 +22,13 @@ from .failure import one_line
 from .logs import log_path
 from .plan import RunPlan, Selection, select
 from .summary import RunSummary, outcome, ti_key
-from .tries import ForkedTries, InProcessTries, TryExecutor
+from .tries import ForkedTries, InProcessTries, TryExecutor, mark_success
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
+
+    from ..whatif.force import Forcing
+    from ..whatif.spec import WhatIf
 
 #: Called with ``{task instance key: state}`` whenever a state changes.
 Progress = Callable[[dict[str, str]], None]
@@ -52,6 +55,7 @@ class Runner:
         echo_logs: bool = False,
         progress: Progress | None = None,
         isolated: bool = False,
+        whatif: WhatIf | None = None,
     ) -> RunSummary:
         """Run every task of a new run of ``dag`` in dependency order, as ``DAG.test()``.
 
@@ -64,7 +68,7 @@ class Runner:
             dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
             db.commit()
             plan = RunPlan(dag, dr, db, Selection(None, set()))
-            summary = self._execute(plan, "run_dag", echo_logs, progress, isolated)
+            summary = self._execute(plan, "run_dag", echo_logs, progress, isolated, whatif)
             summary.state = summary.run_state or "none"
         summary.duration = time.perf_counter() - start
         return summary
@@ -82,6 +86,7 @@ class Runner:
         echo_logs: bool = True,
         progress: Progress | None = None,
         isolated: bool = False,
+        whatif: WhatIf | None = None,
     ) -> RunSummary:
         """Run one task (and optionally its upstream or downstream) in the current run.
 
@@ -104,7 +109,7 @@ class Runner:
             self.airflow.attach(dr, sdag, db)
             plan = RunPlan(dag, dr, db, selection)
             plan.prepare_rerun()
-            summary = self._execute(plan, "run_task", echo_logs, progress, isolated)
+            summary = self._execute(plan, "run_task", echo_logs, progress, isolated, whatif)
             summary.state = outcome(list(summary.task_states.values()))
         summary.duration = time.perf_counter() - start
         return summary
@@ -117,8 +122,30 @@ class Runner:
         echo: bool,
         progress: Progress | None,
         isolated: bool,
+        whatif: WhatIf | None = None,
     ) -> RunSummary:
-        """Start what the plan says until it says nothing more can start; then settle."""
+        """Start what the plan says until it says nothing more can start; then settle.
+
+        ``whatif`` forces task outcomes for this run (``kyte_jupyter.whatif``).
+        """
+        if not whatif:
+            return self._loop(plan, magic, echo, progress, isolated, None)
+        from ..whatif.force import Forcing
+
+        with Forcing(plan.dag, whatif) as forcing:
+            summary = self._loop(plan, magic, echo, progress, isolated, forcing)
+        summary.forced = {k: v for k, v in forcing.forced.items() if k in summary.task_states}
+        return summary
+
+    def _loop(
+        self,
+        plan: RunPlan,
+        magic: Literal["run_task", "run_dag"],
+        echo: bool,
+        progress: Progress | None,
+        isolated: bool,
+        forcing: Forcing | None,
+    ) -> RunSummary:
         dag, dr = plan.dag, plan.dr
         summary = RunSummary(dag.dag_id, dr.run_id, "running", magic=magic)
         executor = self.executor(isolated)
@@ -141,16 +168,25 @@ class Runner:
                 task = dag.task_dict[ti.task_id]
                 path = log_path(self.session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
                                 ti.try_number)
-                result = executor.run(ti, task, path, echo, on_state)
+                if forcing is not None and forcing.marks_success(ti.task_id, ti.map_index):
+                    result = mark_success(ti, path)  # --succeed: no try, as dag.test()
+                else:
+                    result = executor.run(ti, task, path, echo, on_state)
+                    if forcing is not None and isolated:
+                        forcing.claim(ti.task_id, ti.map_index)  # as the forked try did
                 states[key] = result.state
                 summary.tries[key] = ti.try_number
                 summary.durations[key] = result.duration
                 if result.error is not None and result.state != "success":
-                    summary.errors[key] = result.error
                     summary.error_lines[key] = one_line(result.error)
+                    # r.errors is shown too (printed, displayed): its message is masked as
+                    # logs are; the traceback (frames and locals) stays for %debug.
+                    result.error.args = tuple(bridge.redact_value(a) for a in result.error.args)
+                    summary.errors[key] = result.error
                 self.session.audit(
                     "task.run", dag_id=dag.dag_id, task_id=key, run_id=dr.run_id,
                     try_number=ti.try_number, outcome=result.state,
+                    forced=forcing.forced.get(key) if forcing is not None else None,
                 )
             if progress:
                 progress(dict(states))

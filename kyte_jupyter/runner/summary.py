@@ -85,6 +85,8 @@ class RunSummary:
     magic: Literal["run_task", "run_dag", "scenario"] = "run_task"
     #: one masked line per failed task instance (what the cell and the JSON show)
     error_lines: dict[str, str] = field(default_factory=dict, repr=False)
+    #: task instances whose outcome a what-if option forced: key -> "fail", "branch -> a"…
+    forced: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[str]:
@@ -114,7 +116,7 @@ class RunSummary:
                 "state": state(s),
                 "try_number": self.tries.get(key, 0),
                 "duration_s": None if took is None else round(took, 6),
-                "forced": None,
+                "forced": self.forced.get(key),
                 "error": self.error_lines.get(key),
             })
         return {
@@ -166,6 +168,8 @@ class RunSummary:
                 extra = f"  try {self.tries[key]}, {self.durations.get(key, 0.0):.3f}s"
             if key in self.error_lines:
                 extra += f"  {self.error_lines[key]}"
+            if key in self.forced:
+                extra += f"  (forced: {self.forced[key]})"
             lines.append(f"  {key:<{width}}  {state_label(state)}{extra}")
         return "\n".join(lines)
 
@@ -182,7 +186,8 @@ class RunSummary:
                 f"<tr><td><code>{escape(key)}</code></td>"
                 f"<td><span style='display:inline-block;width:.8em;height:.8em;"
                 f"border-radius:50%;background:{colour};margin-right:.4em'></span>"
-                f"{escape(state_label(state))}</td><td>{self.tries.get(key, '')}</td>"
+                f"{escape(state_label(state))}{_forced_badge(self.forced.get(key))}</td>"
+                f"<td>{self.tries.get(key, '')}</td>"
                 f"<td>{took}</td><td>{escape(error)}</td></tr>"
             )
         colour = STATE_COLOURS.get(self.state, "inherit")
@@ -197,3 +202,12 @@ class RunSummary:
             "<table><thead><tr><th>task</th><th>state</th><th>try</th><th>duration</th>"
             f"<th>error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
+
+
+def _forced_badge(note: str | None) -> str:
+    """A what-if badge next to a forced task instance's state (not a state colour)."""
+    if not note:
+        return ""
+    return (" <span class='kyte-forced' title='outcome forced by a what-if option' "
+            "style='border:1px dashed currentColor;border-radius:3px;padding:0 .3em;"
+            f"font-size:85%'>forced: {escape(note)}</span>")

@@ -14,6 +14,8 @@ from .kernels import KyteKernelManager
 from .service import CONTENTS_SCHEMA_ID, KyteService
 
 KERNEL_MANAGER_CLASS = "kyte_jupyter.server.kernels.KyteKernelManager"
+#: The kernel's variable naming the cluster-policy module (read by kyte_jupyter.lint.kernel).
+POLICY_ENV = "KYTE_POLICY_MODULE"
 
 
 class KyteExtensionApp(ExtensionApp):
@@ -93,6 +95,15 @@ class KyteExtensionApp(ExtensionApp):
         same setting from the Jupyter config files.""",
     )
 
+    policy_module = Unicode(
+        "",
+        config=True,
+        help="""Path of the deployment's airflow_local_settings.py whose cluster policies
+        (dag_policy, task_policy) the static checks apply to notebook DAGs, as the deployment
+        would. Given to notebook kernels as KYTE_POLICY_MODULE (it wins over the same variable
+        in extra_env). Empty: no policies are checked.""",
+    )
+
     @default("sessions_root")
     def _default_sessions_root(self) -> str:
         return str(default_sessions_root())
@@ -109,6 +120,21 @@ class KyteExtensionApp(ExtensionApp):
             out[str(section)] = {str(k): str(v) for k, v in options.items()}
         return out
 
+    def kernel_extra_env(self) -> dict[str, str]:
+        """``extra_env`` plus ``KYTE_POLICY_MODULE`` from ``policy_module``: what every
+        notebook kernel gets at each start (so a changed setting reaches existing homes)."""
+        env = dict(self.extra_env)
+        if self.policy_module:
+            path = os.path.abspath(os.path.expanduser(self.policy_module))
+            if not os.path.isfile(path):
+                self.log.warning(
+                    "Kyte: policy_module %s does not exist; kernels will "
+                    "report it under each %%%%dag cell",
+                    path,
+                )
+            env[POLICY_ENV] = path
+        return env
+
     def initialize_settings(self) -> None:
         """Build the session store and service; attach them to kernels and contents events."""
         serverapp = self.serverapp
@@ -123,7 +149,7 @@ class KyteExtensionApp(ExtensionApp):
         self.service = KyteService(
             store,
             serverapp.root_dir,
-            extra_env=self.extra_env,
+            extra_env=self.kernel_extra_env(),
             notebook_extensions=tuple(self.notebook_extensions),
             autoload_magics=self.autoload_magics,
             log=self.log,

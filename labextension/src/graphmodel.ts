@@ -2,7 +2,8 @@
  * The graph model of the DAG viewer: what is drawn for a DAG given which task groups are
  * collapsed, and the colours of task states. Pure functions, no DOM: unit-tested in Node.
  */
-import { IDagInfo, IDagNode, TaskState } from './tokens';
+import { findingsByTask } from './findings';
+import { IDagInfo, IDagNode, IFinding, TaskState } from './tokens';
 
 /**
  * Airflow's task-state colours (`airflow.settings.STATE_COLORS`), so the graph reads like
@@ -143,6 +144,8 @@ export interface IGraphNode {
   isMapped: boolean;
   /** Number of mapped instances (0 when unknown or not mapped). */
   mapCount: number;
+  /** Static-check findings of the task (of all its tasks, for a collapsed group). */
+  findings: IFinding[];
 }
 
 /**
@@ -268,6 +271,8 @@ export function buildGraphModel(
   const repOf = new Map<string, string>();
   const nodes: IGraphNode[] = [];
   const groupMembers = new Map<string, TaskState[]>();
+  const groupFindings = new Map<string, IFinding[]>();
+  const byTask = findingsByTask(dag);
   const usedGroups = new Set<string>();
 
   for (const task of dag.nodes) {
@@ -283,6 +288,13 @@ export function buildGraphModel(
       }
       const ms = task.is_mapped ? mappedStates(task) : [];
       members.push(ms.length ? summarizeStates(ms) : task.state);
+      const found = byTask.get(task.task_id);
+      if (found) {
+        groupFindings.set(hiddenBy, [
+          ...(groupFindings.get(hiddenBy) ?? []),
+          ...found
+        ]);
+      }
       // The collapsed group's own expanded ancestors are still drawn.
       for (const g of chain.slice(0, chain.indexOf(hiddenBy))) {
         usedGroups.add(g);
@@ -306,7 +318,8 @@ export function buildGraphModel(
       color: stateColor(state),
       parent: chain.length ? chain[chain.length - 1] : null,
       isMapped: !!task.is_mapped,
-      mapCount: ms.length
+      mapCount: ms.length,
+      findings: byTask.get(task.task_id) ?? []
     });
   }
 
@@ -324,7 +337,8 @@ export function buildGraphModel(
       color: stateColor(state),
       parent,
       isMapped: false,
-      mapCount: 0
+      mapCount: 0,
+      findings: groupFindings.get(groupId) ?? []
     });
   }
 

@@ -17,6 +17,7 @@ import {
   NODE_MAX_WIDTH,
   edgePath
 } from './layout';
+import { findingBadge, findingsKey } from './findings';
 import { IGraphModel, IGraphNode } from './graphmodel';
 import {
   IViewTransform,
@@ -193,7 +194,7 @@ export class GraphView extends Widget {
       }
       const g = this._drawNode(node, box.x, box.y, box.width, box.height);
       nodeEls.set(node.id, g);
-      states.set(node.id, node.state ?? '');
+      states.set(node.id, drawnKey(node));
       nodeLayer.appendChild(g);
     }
 
@@ -234,7 +235,7 @@ export class GraphView extends Widget {
   updateStates(model: IGraphModel): number {
     let changed = 0;
     for (const node of model.nodes) {
-      const state = node.state ?? '';
+      const state = drawnKey(node);
       if (this._states.get(node.id) === state) {
         continue;
       }
@@ -463,12 +464,50 @@ export class GraphView extends Widget {
       badge.textContent = node.mapCount ? `[${node.mapCount}]` : '[ ]';
       g.appendChild(badge);
     }
+    const finding = svg('g', {
+      class: 'jp-kyte-node-finding',
+      transform: `translate(${r(w)},0)`
+    });
+    finding.append(
+      svg('circle', { r: '7' }),
+      svg('text', { 'text-anchor': 'middle', y: '3.5' }),
+      svg('title')
+    );
+    g.appendChild(finding);
     g.appendChild(svg('title'));
     this._applyState(g, node);
     return g;
   }
 
+  /** The badge of a box with findings (hidden without): error or warning, a tooltip. */
+  private _applyFindings(g: SVGGElement, node: IGraphNode): void {
+    const el = g.querySelector('.jp-kyte-node-finding');
+    if (!el) {
+      return;
+    }
+    const badge = findingBadge(
+      node.findings,
+      node.kind === 'task' ? node.refId : null
+    );
+    el.classList.toggle('jp-mod-error', badge?.severity === 'error');
+    el.classList.toggle('jp-mod-warning', badge?.severity === 'warning');
+    el.setAttribute('visibility', badge ? 'visible' : 'hidden');
+    if (badge) {
+      el.setAttribute('data-severity', badge.severity);
+    } else {
+      el.removeAttribute('data-severity');
+    }
+    el.querySelector('text')!.textContent = badge
+      ? badge.count > 9
+        ? '9+'
+        : String(badge.count)
+      : '';
+    el.querySelector('title')!.textContent = badge?.title ?? '';
+    g.toggleAttribute('data-findings', !!badge);
+  }
+
   private _applyState(g: SVGGElement, node: IGraphNode): void {
+    this._applyFindings(g, node);
     g.style.setProperty('--jp-kyte-state-color', node.color);
     g.setAttribute('data-state', node.state ?? 'none');
     const title = g.lastChild as SVGTitleElement;
@@ -690,4 +729,9 @@ function truncate(text: string, max: number): string {
   return text.length > max && max > 1
     ? text.slice(0, max - 1) + '\u2026'
     : text;
+}
+
+/** What the drawing of a box depends on besides the layout: its state and its findings. */
+function drawnKey(node: IGraphNode): string {
+  return (node.state ?? '') + '\u0001' + findingsKey(node.findings);
 }

@@ -23,6 +23,7 @@ import { fitIcon, kyteIcon, zoomInIcon, zoomOutIcon } from './icons';
 import { LayoutDirection } from './layout';
 import { RunSelector } from './runselector';
 import { WORKER_THRESHOLD, LayoutRunner } from './layoutrunner';
+import { dagFindings, findingText, findingsKey } from './findings';
 import {
   IGraphModel,
   LEGEND_STATES,
@@ -523,10 +524,14 @@ export class KytePanel extends Widget {
     this._info.node.replaceChildren(...parts);
   }
 
-  /** The kernel's and the notebook's disagreements, in the DAG's header. */
+  /**
+   * The kernel's and the notebook's disagreements, and the static checks' findings about the
+   * DAG as a whole (task findings are badges on the nodes), in the DAG's header.
+   */
   private _updateWarnings(dag: IDagInfo): void {
     const warnings = dag.warnings ?? [];
-    const key = dag.dag_id + '\u0000' + warnings.join('\u0000');
+    const findings = dagFindings(dag);
+    const key = [dag.dag_id, ...warnings, findingsKey(findings)].join('\u0000');
     if (key === this._warningsKey) {
       return;
     }
@@ -536,11 +541,18 @@ export class KytePanel extends Widget {
       li.textContent = w;
       return li;
     });
+    for (const f of findings) {
+      const li = document.createElement('li');
+      li.className = `jp-kyte-Panel-finding jp-mod-${f.severity}`;
+      li.dataset.rule = f.rule;
+      li.textContent = findingText(f);
+      items.push(li);
+    }
     const ul = document.createElement('ul');
     ul.append(...items);
     this._warnings.node.replaceChildren(ul);
     this._warnings.node.setAttribute('role', 'status');
-    this._warnings.setHidden(!warnings.length);
+    this._warnings.setHidden(!items.length);
   }
 
   private _buildLegend(): void {

@@ -372,6 +372,8 @@ export interface components {
       updated: string | null;
       /** @description Disagreements between kernel and notebook the user should see (e.g. a deleted cell's tasks were dropped); shown in the sidebar's DAG header and by %kyte. */
       warnings: string[];
+      /** @description The DAG's static-check findings from its last lint in the kernel (after its %%dag cell, %lint, or the SQL check finishing in the background); [] when clean. */
+      findings: components['schemas']['Finding'][];
       /** @description The version number. */
       number: number;
       /** Format: date-time */
@@ -399,6 +401,8 @@ export interface components {
       latest_run: components['schemas']['DagRunSummary'] | null;
       /** @description The graph snapshot's warnings, to show the user. */
       warnings: string[];
+      /** @description Static-check findings of the DAG's last lint in the kernel. A node's findings are those whose task_id is the node's task_id; task_id null = about the whole DAG. Always [] for a DAG of the dags/ folder (not linted in the kernel). */
+      findings: components['schemas']['Finding'][];
     };
     /**
      * Error
@@ -454,6 +458,49 @@ export interface components {
        * @default false
        */
       force: boolean;
+    };
+    /**
+     * Finding
+     * @description One problem found before a run.
+     *
+     *     ``cell`` is the notebook cell number (from 1, markdown cells counted, as export numbers
+     *     them) and ``cell_id`` the cell's nbformat id, when known; ``line`` is the line in that cell
+     *     (the ``%%dag`` line is line 1). ``field_line`` is the line within a rendered template field
+     *     or SQL statement. ``rule`` is the rule's code: ruff's (``AIR311``), sqlfluff's (``PRS``),
+     *     the policy function (``dag_policy``) or one of ours (``undefined``, ``missing-template``,
+     *     ``invalid-schedule`` …).
+     */
+    Finding: {
+      /** @enum {string} */
+      severity: 'error' | 'warning';
+      /** @enum {string} */
+      check: 'airflow' | 'dag' | 'templates' | 'sql' | 'policy' | 'export';
+      /**
+       * @example AIR311
+       * @example undefined
+       * @example task_policy:owner-required
+       */
+      rule: string;
+      dag_id: string | null;
+      /**
+       * @description null: about the DAG as a whole.
+       * @default null
+       */
+      task_id: string | null;
+      /**
+       * @description The template field, e.g. sql.
+       * @default null
+       */
+      field: string | null;
+      message: string;
+      /** @default null */
+      cell: number | null;
+      /** @default null */
+      cell_id: string | null;
+      /** @default null */
+      line: number | null;
+      /** @default null */
+      field_line: number | null;
     };
     /**
      * GraphNode
@@ -512,6 +559,8 @@ export interface components {
       updated: string | null;
       /** @description Disagreements between kernel and notebook the user should see (e.g. a deleted cell's tasks were dropped); shown in the sidebar's DAG header and by %kyte. */
       warnings: string[];
+      /** @description The DAG's static-check findings from its last lint in the kernel (after its %%dag cell, %lint, or the SQL check finishing in the background); [] when clean. */
+      findings: components['schemas']['Finding'][];
     };
     /**
      * LogMatch

@@ -56,9 +56,16 @@ export type IRunSummary = Schemas['DagRunSummary'];
 
 /**
  * A DAG with its graph and the states of its latest run (GET kyte/sessions/{id}/dags).
- * `warnings` are the kernel's and the notebook's disagreements (dropped cells, ...).
+ * `warnings` are the kernel's and the notebook's disagreements (dropped cells, ...);
+ * `findings` the static checks' findings of the DAG's last lint in the kernel.
  */
 export type IDagInfo = Schemas['DagView'];
+
+/**
+ * A static-check finding of a DAG (`findings` of a DAG): `task_id` null = about the DAG as a
+ * whole; `field` the template field (e.g. `sql`); `line` the line in its `%%dag` cell.
+ */
+export type IFinding = Schemas['Finding'];
 
 /** A DAG run (GET kyte/sessions/{id}/dags/{dag_id}/runs). */
 export type IDagRun = Schemas['DagRun'];

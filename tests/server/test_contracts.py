@@ -141,10 +141,25 @@ def test_map_states_is_map_index_to_state(spec: dict[str, Any]) -> None:
 def test_graph_snapshot_reads_what_the_kernel_writes(spec: dict[str, Any]) -> None:
     raw = etl_graph()
     snap = GraphSnapshot.model_validate(raw)
-    assert snap.warnings == [] and snap.edges[0] == ("extract", "double")
+    assert snap.warnings == [] and snap.findings == [] and snap.edges[0] == ("extract", "double")
     out = snap.model_dump(mode="json")
     _validator(spec, "GraphSnapshot").validate(out)
-    assert {k: v for k, v in out.items() if k != "warnings"} == raw
+    assert {k: v for k, v in out.items() if k not in ("warnings", "findings")} == raw
+    # Findings as the kernel writes them (Finding.model_dump) read back equal.
+    finding = {
+        "severity": "error",
+        "check": "sql",
+        "rule": "PRS",
+        "dag_id": "etl",
+        "task_id": "g.load",
+        "field": "sql",
+        "message": "syntax error",
+        "line": 3,
+    }
+    with_findings = GraphSnapshot.model_validate({**raw, "findings": [finding]})
+    dumped = with_findings.model_dump(mode="json")
+    _validator(spec, "GraphSnapshot").validate(dumped)
+    assert dumped["findings"][0] == {**finding, "cell": None, "cell_id": None, "field_line": None}
     # A newer kernel's extra field does not hide the DAG; a missing task_id does.
     assert GraphSnapshot.model_validate({**raw, "future": 1}).dag_id == "etl"
     with pytest.raises(ValidationError):

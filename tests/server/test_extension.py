@@ -229,7 +229,7 @@ async def test_export_refuses_oversized_bodies(
 # ---- renames ------------------------------------------------------------------------------------
 
 
-async def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
+async def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
     for _ in range(int(timeout / 0.05)):
         if predicate():
             return

@@ -56,3 +56,38 @@ async def test_task_instances_reply(fetch_json: Any, etl_session: Session) -> No
                            "tasks")  # fmt: skip
     assert any(ti["map_index"] >= 0 for ti in tis)
     _check("server_task_instances.json", tis, etl_session)
+
+
+async def test_dags_reply_with_findings(fetch_json: Any, make_session: Any) -> None:
+    """A DAG's findings as the kernel writes them (the contract model, dumped as JSON) and the
+    server serves them: the front end's badge tests read this reply."""
+    from server_homes import etl_graph, write_graph
+
+    from kyte_jupyter.contracts.lint import Finding
+
+    session = make_session("nb.ipynb")
+    graph = etl_graph()
+    findings = [
+        Finding(severity="error", check="templates", rule="undefined", dag_id="etl",
+                task_id="extract", field="bash_command", line=4, field_line=1,
+                message="`batch_size` is undefined when rendering for 2026-01-02 00:00"),
+        Finding(severity="error", check="templates", rule="undefined", dag_id="etl",
+                task_id="extract", field="env", line=4,
+                message="`region` is undefined when rendering for 2026-01-02 00:00"),
+        Finding(severity="warning", check="policy", rule="task_policy", dag_id="etl",
+                task_id="double", line=5,
+                message="the deployment would skip this DAG (task_policy): no mapped tasks"),
+        Finding(severity="warning", check="airflow", rule="AIR311", dag_id="etl", line=2,
+                message="`airflow.models.baseoperator.chain` is moved into `airflow.sdk`"),
+        Finding(severity="error", check="policy", rule="task_policy:owner-required",
+                dag_id="etl", task_id="g.load", line=7,
+                message="violates the cluster policy task_policy: [owner-required] task "
+                "'g.load' has no owner"),
+        Finding(severity="warning", check="dag", rule="unused-param", dag_id="etl",
+                message="param 'region' is declared but no template reads it"),
+    ]  # fmt: skip
+    graph["findings"] = [f.model_dump(mode="json") for f in findings]
+    write_graph(session, graph)
+    dags = await fetch_json("kyte", "sessions", session.id, "dags")
+    assert [Finding.model_validate(f) for f in dags[0]["findings"]] == findings
+    _check("server_dags_findings.json", dags, session)

@@ -11,10 +11,10 @@ from kyte_jupyter.server.service import KyteService, PathError
 from kyte_jupyter.session import SessionStore
 from kyte_jupyter.state import (
     ForbiddenError,
-    _utf8_complete_len,
     aggregate_state,
     graph_from_serialized,
     log_path_parts,
+    utf8_complete_len,
 )
 
 
@@ -72,11 +72,11 @@ def test_state_helpers() -> None:
     assert aggregate_state(["success", "skipped"]) == "success"
     assert aggregate_state([]) is None
     euro = "€".encode()
-    assert _utf8_complete_len(b"ab" + euro) == 5
-    assert _utf8_complete_len(b"ab" + euro[:2]) == 2
-    assert _utf8_complete_len(b"ab" + euro[:1]) == 2
-    assert _utf8_complete_len("😀".encode()[:3]) == 0
-    assert _utf8_complete_len(b"\x80\x80\x80\x80") == 4
+    assert utf8_complete_len(b"ab" + euro) == 5
+    assert utf8_complete_len(b"ab" + euro[:2]) == 2
+    assert utf8_complete_len(b"ab" + euro[:1]) == 2
+    assert utf8_complete_len("😀".encode()[:3]) == 0
+    assert utf8_complete_len(b"\x80\x80\x80\x80") == 4
     assert log_path_parts("d", "r", "t", 2, 3) == [
         "dag_id=d", "run_id=r", "task_id=t", "map_index=2", "attempt=3.log"
     ]  # fmt: skip

@@ -36,6 +36,7 @@ export function mkDag(
     task_groups: [],
     latest_run: null,
     warnings: [],
+    findings: [],
     ...d
   };
 }

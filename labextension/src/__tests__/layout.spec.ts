@@ -154,7 +154,7 @@ describe('layoutGraph', () => {
     [1000, 0, false],
     [1000, 10, true]
   ])(
-    'lays out %i tasks (groups of %i, collapsed: %s) quickly',
+    'lays out %i tasks (groups of %i, collapsed: %s)',
     (n, groupSize, collapse) => {
       const dag = syntheticDag(n, groupSize);
       const collapsed = new Set(
@@ -175,7 +175,7 @@ describe('layoutGraph', () => {
           `${model.groups.length} expanded groups: ` +
           `model ${(t1 - t0).toFixed(1)} ms, dagre layout ${(t2 - t1).toFixed(1)} ms (Node)`
       );
-      expect(t2 - t0).toBeLessThan(n <= 100 ? 1000 : 4000);
+      // Speed is measured by `python -m benchmarks`, never asserted here (load varies).
     }
   );
 });

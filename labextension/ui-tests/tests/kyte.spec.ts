@@ -166,6 +166,12 @@ test('define, run, watch, read logs and re-run a task from the sidebar', async (
   await expect(kyte.panel.locator('.jp-kyte-Panel-run')).toContainText(
     'failed'
   );
+  if (process.env.KYTE_DOCS_IMAGES) {
+    // The README's picture (KYTE_DOCS_IMAGES=<repo>/docs/images): notebook and sidebar.
+    await page.screenshot({
+      path: `${process.env.KYTE_DOCS_IMAGES}/kyte-sidebar.png`
+    });
+  }
 
   // Click a task: its log opens with the task's own output.
   await kyte.clickNode('extract');

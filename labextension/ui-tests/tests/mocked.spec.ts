@@ -525,7 +525,7 @@ test.describe('performance', () => {
         `data-to-paint ${t.total.toFixed(0)} ms; zoom frame ${zoomMs.toFixed(0)} ms`;
       console.log(line);
       test.info().annotations.push({ type: 'perf', description: line });
-      expect(t.total).toBeLessThan(n <= 100 ? 1000 : 4000);
+      // Speed is measured by `python -m benchmarks` (sidebar row), not asserted here.
     });
   }
 });

@@ -20,20 +20,17 @@ event loop run it in a thread.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import sqlite3
-import stat
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
 
-from .contracts.graph import GraphSnapshot
-from .contracts.ids import id_problem
-from .contracts.rest import (
+from ..contracts.graph import GraphSnapshot
+from ..contracts.ids import id_problem
+from ..contracts.rest import (
     DagRun,
     DagRunSummary,
     DagView,
@@ -43,7 +40,22 @@ from .contracts.rest import (
     Node,
     TaskInstance,
 )
-from .session import Session
+from ..session import Session
+from .errors import (
+    BadRequestError,
+    ForbiddenError,
+    MetastoreError,
+    NotFoundError,
+    StateError,
+)
+from .graphs import graph_from_serialized
+from .logs import (
+    MAX_SEARCH_MATCHES,
+    LogFiles,
+    log_path_parts,
+    search,
+    utf8_complete_len,
+)
 
 #: Task-instance states after which a try has ended (its log will not grow).
 FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
@@ -72,48 +84,10 @@ DEFAULT_LOG_LIMIT = 1024 * 1024
 MAX_LOG_LIMIT = 8 * 1024 * 1024
 DEFAULT_RUNS_LIMIT = 100
 MAX_RUNS_LIMIT = 10_000
-#: Most lines a log search returns (the reply says ``truncated`` when more matched).
-MAX_SEARCH_MATCHES = 1000
 #: Longest search text.
 MAX_SEARCH_LENGTH = 1000
-#: A log is searched in pieces of at most this many bytes (a longer line is several pieces;
-#: a match across two pieces of one line is missed), and a match shows this much of its line.
-_SEARCH_PIECE = 64 * 1024
-_MATCH_TEXT = 2000
 #: Airflow's INTEGER columns (map_index, try_number) are 32-bit in its other databases.
 MAX_INT32 = 2**31 - 1
-
-
-class StateError(Exception):
-    """A request for session state failed; ``status`` is the matching HTTP status."""
-
-    status = 500
-
-
-class NotFoundError(StateError):
-    """No such DAG, run, task, map index or try in the session."""
-
-    status = 404
-
-
-class BadRequestError(StateError):
-    """The request itself is malformed (a negative limit, a bad map index, ...)."""
-
-    status = 400
-
-
-class ForbiddenError(StateError):
-    """The request would read outside the places Kyte serves (a symbolic link, say)."""
-
-    status = 403
-
-
-class MetastoreError(StateError):
-    """The session's ``airflow.db`` is missing, damaged or locked."""
-
-    def __init__(self, message: str, status: int = 500) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def check_ids(**ids: str) -> None:
@@ -157,53 +131,12 @@ def _json_value(value: Any) -> Any:
         return None
 
 
-def _utf8_complete_len(data: bytes) -> int:
-    """Length of the longest prefix of ``data`` that does not stop inside a UTF-8 character."""
-    n = len(data)
-    for back in range(1, min(4, n) + 1):
-        byte = data[n - back]
-        if byte & 0xC0 == 0x80:  # continuation byte: keep looking for the lead byte
-            continue
-        if byte < 0x80:
-            return n
-        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4
-        return n if back >= need else n - back
-    return n
-
-
-def log_path_parts(
-    dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
-) -> list[str]:
-    """Path components of a try's log under ``logs/``, as Airflow's default template lays it out.
-
-    Raises :class:`BadRequestError` for ids that could not be one path component each.
-    """
-    for label, value in (("dag_id", dag_id), ("run_id", run_id), ("task_id", task_id)):
-        if not value or "/" in value or "\\" in value or "\0" in value:
-            raise BadRequestError(f"{label} {value!r} cannot name a log file.")
-    parts = [f"dag_id={dag_id}", f"run_id={run_id}", f"task_id={task_id}"]
-    if map_index >= 0:
-        parts.append(f"map_index={map_index}")
-    parts.append(f"attempt={try_number}.log")
-    return parts
-
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-
-
-def _refuse_link(path: str) -> ForbiddenError:
-    return ForbiddenError(
-        f"{path} is a symbolic link or not a regular file; "
-        "Kyte only serves real files inside the session's logs folder."
-    )
-
-
 class SessionState:
     """Read-only view of one session home's DAGs, runs, task states and logs."""
 
     def __init__(self, session: Session, *, busy_timeout: float = 1.0) -> None:
         self.session = session
+        self._files = LogFiles(session.logs_folder)
         self.busy_timeout = busy_timeout
 
     # ---- metastore -------------------------------------------------------------------
@@ -380,6 +313,7 @@ class SessionState:
             task_groups=graph.task_groups,
             latest_run=None if run is None else _run_summary(run),
             warnings=graph.warnings,
+            findings=graph.findings,
         )
 
     def _dag_known(self, con: sqlite3.Connection, dag_id: str) -> bool:
@@ -488,7 +422,7 @@ class SessionState:
         tries = (
             set(range(1, current + 1))
             | set(history)
-            | self._attempts_on_disk(dag_id, run_id, task_id, map_index)
+            | self._files.attempts_on_disk(dag_id, run_id, task_id, map_index)
         )
         chosen = try_number if try_number is not None else max(tries, default=0)
         if try_number is not None and try_number not in tries:
@@ -532,10 +466,10 @@ class SessionState:
                 text="", offset=0, next_offset=0, size=0, complete=False,
             )  # fmt: skip
         parts = log_path_parts(dag_id, run_id, task_id, map_index, chosen)
-        chunk, start, size = self._read_range(parts, offset, limit)
+        chunk, start, size = self._files.read_range(parts, offset, limit)
         keep = len(chunk)
         if start + keep < size or not ended:
-            keep = _utf8_complete_len(chunk)
+            keep = utf8_complete_len(chunk)
             if keep == 0 and start + len(chunk) < size:
                 keep = len(chunk)  # a limit shorter than one character: still make progress
         next_offset = start + keep
@@ -573,11 +507,11 @@ class SessionState:
         truncated = False
         size = 0
         if chosen:
-            fd = self._open_log(log_path_parts(dag_id, run_id, task_id, map_index, chosen))
+            fd = self._files.open_log(log_path_parts(dag_id, run_id, task_id, map_index, chosen))
             if fd is not None:
                 with os.fdopen(fd, "rb") as f:
                     size = os.fstat(f.fileno()).st_size
-                    truncated = _search(f, size, query.casefold(), matches)
+                    truncated = search(f, size, query.casefold(), matches)
         return LogSearch(
             query=query,
             matches=matches,
@@ -604,141 +538,6 @@ class SessionState:
             return f"Task {task_id!r} is mapped: pass map_index ({indexes[0]}..{indexes[-1]})."
         return f"Task {task_id!r} has no map index {map_index} in run {run_id!r}."
 
-    def _open_dir(self, parts: list[str]) -> int | None:
-        """A file descriptor of ``logs/<parts...>``, walked without following any link."""
-        logs = str(self.session.logs_folder)
-        try:
-            fd = os.open(logs, _DIR_FLAGS)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise _refuse_link(logs) from e
-        for part in parts:
-            try:
-                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                os.close(fd)
-                return None
-            except OSError as e:
-                os.close(fd)
-                if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise _refuse_link(part) from e
-                raise
-            os.close(fd)
-            fd = nfd
-        return fd
-
-    def _attempts_on_disk(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> set[int]:
-        parts = log_path_parts(dag_id, run_id, task_id, map_index, 1)[:-1]
-        try:
-            fd = self._open_dir(parts)
-        except ForbiddenError:
-            return set()
-        if fd is None:
-            return set()
-        try:
-            names = os.listdir(fd)
-        finally:
-            os.close(fd)
-        found = set()
-        for name in names:
-            if name.startswith("attempt=") and name.endswith(".log"):
-                with contextlib.suppress(ValueError):
-                    n = int(name[len("attempt=") : -len(".log")])
-                    if n >= 1:
-                        found.add(n)
-        return found
-
-    def _open_log(self, parts: list[str]) -> int | None:
-        """A file descriptor of a log file (a regular file, no link anywhere), or ``None``."""
-        dir_fd = self._open_dir(parts[:-1])
-        if dir_fd is None:
-            return None
-        try:
-            try:
-                fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=dir_fd)
-            except FileNotFoundError:
-                return None
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise _refuse_link(parts[-1]) from e
-                raise
-        finally:
-            os.close(dir_fd)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise _refuse_link(parts[-1])
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _read_range(self, parts: list[str], offset: int, limit: int) -> tuple[bytes, int, int]:
-        """``(bytes, start, size)`` of a log file; empty when the try has not logged yet."""
-        fd = self._open_log(parts)
-        if fd is None:
-            return b"", 0, 0
-        try:
-            size = os.fstat(fd).st_size
-            if offset < 0:
-                start = _line_start(fd, max(0, size + offset), size)
-            else:
-                start = min(offset, size)
-            chunk = os.pread(fd, min(limit, size - start), start) if size > start else b""
-        finally:
-            os.close(fd)
-        return chunk, start, size
-
-
-def _line_start(fd: int, pos: int, size: int) -> int:
-    """The first line start at or after ``pos``; if the rest of the file is one unfinished
-    line, that line's start (looking back at most 1 MiB, else ``pos`` itself)."""
-    if pos == 0:
-        return 0
-    window = os.pread(fd, min(_SEARCH_PIECE, size - pos + 1), pos - 1)
-    i = window.find(b"\n")
-    if i >= 0:
-        return pos + i
-    if pos - 1 + len(window) < size:
-        return pos  # a line longer than the window: give up aligning, start where asked
-    back = pos
-    while back > 0 and pos - back < 1024 * 1024:
-        lo = max(0, back - _SEARCH_PIECE)
-        j = os.pread(fd, back - lo, lo).rfind(b"\n")
-        if j >= 0:
-            return lo + j + 1
-        back = lo
-    return 0 if back == 0 else pos
-
-
-def _search(f: Any, size: int, needle: str, matches: list[LogMatch]) -> bool:
-    """Append the lines of ``f`` (its first ``size`` bytes) containing ``needle`` (casefolded).
-
-    Returns whether more than :data:`MAX_SEARCH_MATCHES` lines matched (it stops there).
-    Reads pieces of at most ``_SEARCH_PIECE`` bytes, so memory stays bounded on any line.
-    """
-    line_no, line_start, pos = 1, 0, 0
-    matched_line = 0
-    first_piece = b""
-    while pos < size:
-        piece: bytes = f.readline(min(_SEARCH_PIECE, size - pos))
-        if not piece:
-            break
-        if pos == line_start:
-            first_piece = piece
-        pos += len(piece)
-        if matched_line != line_no and needle in piece.decode("utf-8", "replace").casefold():
-            if len(matches) == MAX_SEARCH_MATCHES:
-                return True
-            matched_line = line_no
-            text = first_piece.rstrip(b"\r\n").decode("utf-8", "replace")[:_MATCH_TEXT]
-            matches.append(LogMatch(line=line_no, offset=line_start, text=text))
-        if piece.endswith(b"\n"):
-            line_no += 1
-            line_start = pos
-    return False
-
-
 def _run_summary(row: sqlite3.Row) -> DagRunSummary:
     return DagRunSummary(
         run_id=row["run_id"],
@@ -750,65 +549,10 @@ def _run_summary(row: sqlite3.Row) -> DagRunSummary:
     )
 
 
-def graph_from_serialized(data: Any, compressed: bytes | None = None) -> dict[str, Any] | None:
-    """A graph snapshot (``docs/design.md`` shape) from a ``serialized_dag`` row, or ``None``.
-
-    Reads the JSON Airflow stores for a DAG (``{"__version": 3, "dag": {...}}``) as plain data;
-    anything unexpected makes it give up rather than guess.
-    """
-    try:
-        if data is None and compressed is not None:
-            data = zlib.decompress(compressed)
-        doc = json.loads(data) if isinstance(data, str | bytes) else data
-        dag = doc["dag"]
-        tasks = [t.get("__var", t) for t in dag["tasks"]]
-    except (KeyError, TypeError, ValueError, AttributeError, zlib.error):
-        return None
-    groups: list[dict[str, Any]] = []
-    task_group_of: dict[str, str | None] = {}
-
-    def walk(group: dict[str, Any], group_id: str | None) -> None:
-        for child in (group.get("children") or {}).values():
-            if not isinstance(child, list) or len(child) != 2:
-                continue
-            kind, value = child
-            if kind == "taskgroup" and isinstance(value, dict):
-                gid = value.get("_group_id")
-                label = (
-                    gid.rsplit(".", 1)[-1] if gid and value.get("prefix_group_id", True) else gid
-                )
-                groups.append({"group_id": gid, "parent": group_id, "label": label})
-                walk(value, gid)
-            elif kind == "operator":
-                task_group_of[str(value)] = group_id
-
-    if isinstance(dag.get("task_group"), dict):
-        walk(dag["task_group"], None)
-    nodes = []
-    edges: list[list[str]] = []
-    for t in tasks:
-        if not isinstance(t, dict) or "task_id" not in t:
-            return None
-        task_id = str(t["task_id"])
-        group = task_group_of.get(task_id)
-        label = task_id[len(group) + 1 :] if group and task_id.startswith(group + ".") else task_id
-        nodes.append(
-            {
-                "task_id": task_id,
-                "label": label,
-                "operator": t.get("_operator_name") or t.get("task_type"),
-                "task_group": group,
-                "is_mapped": bool(t.get("_is_mapped", False)),
-                "is_setup": bool(t.get("_is_setup", False)),
-                "is_teardown": bool(t.get("_is_teardown", False)),
-                "trigger_rule": t.get("trigger_rule", "all_success"),
-            }
-        )
-        edges.extend([task_id, str(down)] for down in sorted(t.get("downstream_task_ids") or []))
-    return {
-        "dag_id": dag.get("dag_id"),
-        "description": dag.get("description"),
-        "nodes": nodes,
-        "edges": edges,
-        "task_groups": groups,
-    }
+__all__ = [
+    "DEFAULT_LOG_LIMIT", "DEFAULT_RUNS_LIMIT", "FINISHED_STATES", "MAX_INT32", "MAX_LOG_LIMIT",
+    "MAX_RUNS_LIMIT", "MAX_SEARCH_LENGTH", "MAX_SEARCH_MATCHES", "STATE_PRIORITY",
+    "BadRequestError", "ForbiddenError", "MetastoreError", "NotFoundError", "SessionState",
+    "StateError", "aggregate_state", "check_ids", "graph_from_serialized", "log_path_parts",
+    "utf8_complete_len",
+]

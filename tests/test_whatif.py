@@ -1,0 +1,244 @@
+"""What-if runs (SPEC §7): parsing forced outcomes, %run_dag/%run_task options, %%scenario."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+import pytest
+
+from kyte_jupyter.whatif import WhatIfError, parse_options, parse_scenario
+from kyte_jupyter.whatif.testgen import function_name, render
+
+
+@pytest.fixture(scope="module")
+def etl() -> Any:
+    """A DAG with a branch, a task group and a mapped task, built in memory."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG, TaskGroup, task
+
+    with DAG("etl", schedule=None) as dag:
+        @task
+        def extract() -> list[int]:
+            return [1, 2, 3]
+
+        @task
+        def square(x: int) -> int:
+            return x * x
+
+        @task.branch
+        def choose() -> str:
+            return "report"
+
+        rows = extract()
+        sq = square.expand(x=rows)
+        @task
+        def load() -> None:
+            pass
+
+        with TaskGroup("load_group"):
+            a, b = load.override(task_id="load_a")(), load.override(task_id="load_b")()
+            a >> b
+        report, quiet = EmptyOperator(task_id="report"), EmptyOperator(task_id="quiet")
+        sq >> a
+        rows >> choose() >> [report, quiet]
+    return dag
+
+
+def test_options_expand_ids_groups_and_instances(etl: Any) -> None:
+    w = parse_options(etl, fail=["extract,square[1]"], skip=["load_group"],
+                      branch=["choose=quiet"], xcom=['"square[2]={\"n\": 1}"'],
+                      succeed="quiet")
+    got = [(f.kind, f.key, f.value) for f in w.outcomes]
+    assert got == [
+        ("fail", "extract", None), ("fail", "square[1]", None),
+        ("skip", "load_group.load_a", None), ("skip", "load_group.load_b", None),
+        ("succeed", "quiet", None), ("branch", "choose", ("quiet",)),
+        ("xcom", "square[2]", {"n": 1}),
+    ]
+    assert w.for_instance("square", 1).kind == "fail"  # type: ignore[union-attr]
+    assert w.for_instance("square", 0) is None
+    assert "branch choose -> quiet" in w.describe()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"fail": ["lod"]}, "--fail: DAG 'etl' has no task or task group 'lod'"),
+    ({"fail": ["extract[2]"]}, "task 'extract' of DAG 'etl' is not mapped"),
+    ({"branch": ["choose=load_group.load_b"]},
+     "'load_group.load_b' is not directly downstream of branch task 'choose'"),
+    ({"branch": ["extract=square"]}, "task 'extract' is not a branch task"),
+    ({"branch": ["choose"]}, "write BRANCH_TASK=TARGET"),
+    ({"fail": ["extract"], "succeed": ["extract"]}, "--fail and --succeed both force extract"),
+    ({"fail": ["report"]}, "--fail: 'report' is an EmptyOperator, which Airflow marks success"),
+    ({"skip": ["load_group"], "fail": ["load_group.load_a"]},
+     "--fail and --skip both force load_group.load_a"),
+    ({"xcom": ["extract=[1,"]}, "--xcom extract=…: malformed JSON"),
+    ({"fail": [""]}, "--fail: name at least one task"),
+    ({"skip": [","]}, "--skip: name at least one task"),
+])
+def test_bad_options_are_one_line_errors(etl: Any, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(WhatIfError) as e:
+        parse_options(etl, **kwargs)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_scenario_body(etl: Any) -> None:
+    sc = parse_scenario("quiet day", etl, textwrap.dedent("""\
+        fail: [extract]
+        branch: {choose: [quiet]}
+        xcom: {load_group.load_a: [1, 2]}
+        expect:
+          square: upstream_failed
+          load_group: upstream_failed
+          quiet: skipped
+        run: failed
+    """))
+    assert [f.key for f in sc.whatif.outcomes] == ["extract", "choose", "load_group.load_a"]
+    assert sc.expect == {"square": "upstream_failed", "load_group.load_a": "upstream_failed",
+                         "load_group.load_b": "upstream_failed", "quiet": "skipped"}
+    assert sc.run == "failed"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("fail: [extract\nexpect: {}", "malformed YAML at line"),
+    ("- fail", "the body must be YAML keys"),
+    ("fial: [extract]\nexpect: {extract: failed}", "unknown key 'fial'"),
+    ("fail: [nope]\nexpect: {extract: failed}", "fail: DAG 'etl' has no task or task group"),
+    ("expect: {extract: faild}", "'faild' is not a task state (did you mean 'failed'?)"),
+    ("fail: [extract]", "nothing to check"),
+    ("branch: {choose: [extract]}\nrun: failed", "not directly downstream"),
+])
+def test_bad_scenarios(etl: Any, body: str, message: str) -> None:
+    with pytest.raises(WhatIfError) as e:
+        parse_scenario("s", etl, body)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_generated_test_is_plain_pytest_and_airflow(etl: Any) -> None:
+    sc = parse_scenario("Load: fails!", etl, "fail: extract\nexpect: {report: upstream_failed}")
+    text = render("etl", "etl.py", [sc, sc], source="etl.ipynb")
+    import ast
+
+    modules = {n.module or "" for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Import)
+                for a in n.names}
+    assert {m.split(".")[0] for m in modules} <= {
+        "__future__", "os", "re", "subprocess", "sys", "tempfile", "pathlib", "airflow"}
+    # ... and no pytest: a deployment parsing its DAG folder loads the file without it.
+    assert "def test_load_fails():" in text and "def test_load_fails_2():" in text
+    assert function_name("2 fast") == "s_2_fast"
+
+
+# ---- in a real kernel -----------------------------------------------------------------------
+
+DAG_CELL = '''%%dag
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, task
+
+with DAG("shop", schedule=None) as dag:
+    @task
+    def extract():
+        return [1, 2, 3]
+
+    @task(retries=1, retry_delay=0)
+    def load(rows):
+        print("REAL LOAD", len(rows))
+        return len(rows)
+
+    @task.branch
+    def choose(n):
+        return "report"
+
+    @task(trigger_rule="all_done")
+    def cleanup():
+        return "clean"
+
+    @task
+    def report():
+        return "reported"
+
+    quiet = EmptyOperator(task_id="quiet")
+    n = load(extract())
+    n >> cleanup()
+    choose(n) >> [report(), quiet]
+'''
+
+
+def _states(r: Any) -> dict[str, Any]:
+    out = r.stdout.split("STATES", 1)[1].strip().splitlines()[0]
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+SHOW = ("import json\nr = _kyte_last_run\nprint('STATES' + json.dumps("
+        "{'run': r.state, 'states': r.task_states, 'forced': r.forced, 'tries': r.tries}))")
+
+
+def test_run_dag_forced_outcomes_in_a_kernel(make_kernel: Any, sessions_root: Any) -> None:
+    k = make_kernel("shop.ipynb")
+    k.ok(DAG_CELL)
+    r = k.run("%run_dag shop --fail load")
+    assert "What-if run of shop: fail load" in r.stdout
+    s = _states(k.ok(SHOW))
+    assert s["run"] == "failed"
+    assert s["states"] == {"extract": "success", "load": "failed", "choose": "upstream_failed",
+                           "cleanup": "success", "report": "upstream_failed",
+                           "quiet": "upstream_failed"}
+    assert s["forced"] == {"load": "fail"} and s["tries"]["load"] == 1  # no retry
+
+    k.ok("%run_dag shop --fail-once load --branch choose=quiet")
+    s = _states(k.ok(SHOW))
+    assert s["run"] == "success" and s["tries"]["load"] == 2
+    assert s["states"]["report"] == "skipped" and s["states"]["quiet"] == "success"
+    assert s["forced"] == {"load": "fail-once", "choose": "branch -> quiet"}
+    log = k.ok("%task_log shop load --try 2").stdout
+    assert "REAL LOAD 3" in log  # the retry runs the real code
+    log1 = k.ok("%task_log shop load --try 1").stdout
+    assert "Kyte what-if: this try's outcome is forced: fail-once" in log1
+    assert "REAL LOAD" not in log1
+
+    k.ok("%run_dag shop --xcom 'extract=[7, 8]' --succeed cleanup --skip report")
+    s = _states(k.ok(SHOW))
+    assert s["states"]["report"] == "skipped" and s["states"]["cleanup"] == "success"
+    assert "cleanup" not in s["tries"] or s["forced"]["cleanup"] == "succeed"
+    k.ok("_rows = %xcom shop extract")
+    assert k.value("_rows") == [7, 8]
+    assert "REAL LOAD 2" in k.ok("%task_log shop load").stdout
+
+    audit = [json.loads(x) for x in
+             next(sessions_root.glob("*/kyte/audit.jsonl"), sessions_root / "none").read_text()
+             .splitlines()] if list(sessions_root.glob("*/kyte/audit.jsonl")) else []
+    assert any(e.get("forced") == "fail" and e.get("task_id") == "load" for e in audit), audit
+
+    bad = k.fails("%run_dag shop --fail lod")
+    assert "no task or task group 'lod' (did you mean 'load'?)" in bad.text
+    bad = k.fails("%run_dag shop --branch choose=extract")
+    assert "not directly downstream of branch task 'choose'" in bad.text
+
+
+SCENARIO_OK = '''%%scenario "load fails" shop
+fail: [load]
+expect:
+  cleanup: success
+  report: upstream_failed
+run: failed
+'''
+
+SCENARIO_BAD = '''%%scenario quiet shop
+branch: {choose: quiet}
+expect: {report: success}
+'''
+
+
+def test_scenario_cell(make_kernel: Any) -> None:
+    k = make_kernel("shop.ipynb")
+    k.ok(DAG_CELL)
+    r = k.ok(SCENARIO_OK)
+    assert "passed" in r.text
+    assert k.value("(_kyte_last_scenario.passed, _kyte_last_scenario.mismatches)") == (True, [])
+    r = k.fails(SCENARIO_BAD)
+    assert "Scenario 'quiet' failed: report: expected success, got skipped" in r.text
+    assert k.value("_kyte_last_scenario.mismatches") == [("report", "success", "skipped")]
+    r = k.fails("%%scenario s shop\nfail: [load\n")
+    assert "malformed YAML" in r.text
+    assert "Examples" in k.ok("print(get_ipython().find_cell_magic('scenario').__doc__)").stdout

@@ -1,0 +1,117 @@
+"""`jupyter kyte export --tests`: the generated tests pass in a clean venv (apache-airflow +
+pytest only, no Kyte), and a scenario whose expectation is wrong makes its test fail.
+
+The clean venv is made once per pytest run under the run's temp root, or reused from
+``$KYTE_CLEAN_AIRFLOW_VENV`` (made there if missing); it has the Airflow version Kyte runs with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import nbformat
+import pytest
+
+DAG = '''%%dag
+from airflow.sdk import DAG, task
+
+with DAG("shop", schedule=None) as dag:
+    @task
+    def extract():
+        return [1, 2, 3]
+
+    @task
+    def load(rows):
+        return len(rows)
+
+    @task.branch
+    def choose(n):
+        return "report"
+
+    @task
+    def report():
+        return "r"
+
+    @task
+    def quiet():
+        return "q"
+
+    @task(trigger_rule="all_done")
+    def cleanup():
+        return "c"
+
+    n = load(extract())
+    n >> cleanup()
+    choose(n) >> [report(), quiet()]
+'''
+
+SCENARIOS = [
+    '%%scenario "load fails" shop\nfail: [load]\nexpect:\n  choose: upstream_failed\n'
+    '  report: upstream_failed\n  cleanup: success\nrun: failed\n',
+    '%%scenario quiet shop\nbranch: {choose: [quiet]}\nxcom: {extract: []}\n'
+    'expect: {report: skipped, quiet: success}\nrun: success\n',
+    '%%scenario wrong shop\nskip: [extract]\nexpect: {load: success}\n',
+]
+
+
+def _airflow_version() -> str:
+    out = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; "
+                          "print(m.version('apache-airflow'))"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with only apache-airflow (Kyte's version) and pytest: no Kyte."""
+    reuse = os.environ.get("KYTE_CLEAN_AIRFLOW_VENV")  # CI may cache one between runs
+    where = Path(reuse) if reuse else tmp_path_factory.getbasetemp() / "clean-airflow-venv"
+    python = where / "bin" / "python"
+    if not python.exists():
+        venv.create(where, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q",
+                        f"apache-airflow=={_airflow_version()}", "pytest"],
+                       check=True, timeout=1800)
+    bare = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    check = subprocess.run([str(python), "-c", "import kyte_jupyter"], capture_output=True,
+                           env=bare, cwd=where)
+    assert check.returncode != 0, "the clean venv must not see Kyte"
+    return python
+
+
+@pytest.mark.timeout(3600)
+def test_exported_tests_pass_in_a_clean_venv(tmp_path: Path, clean_python: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(DAG)] + [
+        nbformat.v4.new_code_cell(s) for s in SCENARIOS]
+    path = tmp_path / "shop.ipynb"
+    nbformat.write(nb, str(path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "KYTE"))}
+    env["AIRFLOW_HOME"] = str(tmp_path / "export-home")  # the export runs the DAG file
+    out = subprocess.run(
+        [sys.executable, "-m", "kyte_jupyter.cli", "export", str(path), "--tests"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    test_file = tmp_path / "dags" / "test_shop.py"
+    assert "Wrote dags/test_shop.py" in out.stdout or test_file.exists(), out.stdout
+    assert "kyte_jupyter" not in test_file.read_text()
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "KYTE", "PYTHONPATH", "VIRTUAL_ENV"))}
+    run = subprocess.run(
+        [str(clean_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_shop.py",
+         "-o", "log_level=WARNING"],
+        cwd=tmp_path / "dags", capture_output=True, text=True, env=env, timeout=1800,
+    )
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr
+    assert "1 failed, 2 passed" in summary, run.stdout[-5000:] + run.stderr[-2000:]
+    assert "FAILED test_shop.py::test_wrong" in run.stdout
+    failure = [line for line in run.stdout.splitlines()
+               if line.startswith("E") and "states differ" in line]
+    assert failure and "'load': 'skipped'" in failure[0], json.dumps(failure)
