@@ -57,6 +57,7 @@ const v1: IDagVersionGraph = {
   fileloc: null,
   updated: null,
   warnings: [],
+  findings: [],
   nodes: [
     {
       task_id: 'extract',
