@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from . import graph, lint, rest, run
+from . import graph, lint, publish, rest, run, versions
 
 #: The document, relative to the repository root.
 DOCUMENT = Path("docs") / "openapi.yaml"
@@ -50,6 +50,12 @@ MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (graph.GraphSnapshot, "serialization"),
     (run.RunTaskInstance, "serialization"),
     (run.RunSummary, "serialization"),
+    (versions.DagVersion, "serialization"),
+    (versions.DagVersionGraph, "serialization"),
+    (publish.PublishTarget, "serialization"),
+    (publish.PublishRequest, "validation"),
+    (publish.PublishChange, "serialization"),
+    (publish.PublishReply, "serialization"),
 ]
 
 #: The 200 reply of each operation of the document: a model, or ``("array", model)``.
@@ -62,6 +68,10 @@ RESPONSES: dict[str, type[BaseModel] | tuple[Literal["array"], type[BaseModel]]]
     "getTaskLog": rest.LogRange,
     "getAuditLog": ("array", rest.AuditEntry),
     "exportNotebook": rest.ExportReply,
+    "listDagVersions": ("array", versions.DagVersion),
+    "getDagVersion": versions.DagVersionGraph,
+    "listPublishTargets": ("array", publish.PublishTarget),
+    "publishNotebook": publish.PublishReply,
 }
 
 

@@ -64,6 +64,11 @@ class DagRun(DagRunSummary):
     """A DagRun as the runs list gives it."""
 
     conf: dict[str, Any] | None = Field(description="The run's conf (null if none).")
+    dag_version: int | None = Field(
+        default=None,
+        description="The number of the DAG version the run was created with "
+        "(GET …/versions/{number}), or null if none was recorded.",
+    )
 
 
 class Node(GraphNode):

@@ -155,6 +155,7 @@ class KyteExtensionApp(ExtensionApp):
             log=self.log,
         )
         self.settings["kyte_service"] = self.service
+        self.settings["kyte_publish_targets"] = dict(self.publish_targets)
 
         km = serverapp.kernel_manager
         if isinstance(km, KyteKernelManager):

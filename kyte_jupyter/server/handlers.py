@@ -331,6 +331,13 @@ def route_pattern(template: str) -> str:
     return re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
 
 
+def all_routes() -> list[tuple[str, type[KyteHandler]]]:
+    """:data:`ROUTES` and the routes of the versions and publish modules."""
+    from . import publish, versions  # their handlers build on the ones here
+
+    return [*ROUTES, *versions.ROUTES, *publish.ROUTES]
+
+
 def handlers() -> list[tuple[str, type[KyteHandler]]]:
     """Handlers for :class:`~kyte_jupyter.server.app.KyteExtensionApp` (base_url added there)."""
-    return [(route_pattern(template), handler) for template, handler in ROUTES]
+    return [(route_pattern(template), handler) for template, handler in all_routes()]

@@ -331,9 +331,12 @@ class SessionState:
         if not 1 <= limit <= MAX_RUNS_LIMIT:
             raise BadRequestError(f"limit must be between 1 and {MAX_RUNS_LIMIT}.")
         with self._db() as con:
+            # The DAG version each run was created with (Airflow 3 records one per change).
             rows = con.execute(
-                "SELECT run_id, state, run_type, logical_date, start_date, end_date, conf "
-                "FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT ?",
+                "SELECT r.run_id, r.state, r.run_type, r.logical_date, r.start_date, "
+                "r.end_date, r.conf, v.version_number FROM dag_run r "
+                "LEFT JOIN dag_version v ON v.id = r.created_dag_version_id "
+                "WHERE r.dag_id = ? ORDER BY r.id DESC LIMIT ?",
                 (dag_id, limit),
             ).fetchall()
             if not rows and not self._dag_known(con, dag_id):
@@ -343,7 +346,9 @@ class SessionState:
             conf = _json_value(r["conf"])
             out.append(
                 DagRun(
-                    **_run_summary(r).model_dump(), conf=conf if isinstance(conf, dict) else None
+                    **_run_summary(r).model_dump(),
+                    conf=conf if isinstance(conf, dict) else None,
+                    dag_version=r["version_number"],
                 )
             )
         return out

@@ -6,7 +6,7 @@ import {
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
-import { CommandToolbarButton } from '@jupyterlab/ui-components';
+import { CommandToolbarButton, launchIcon } from '@jupyterlab/ui-components';
 
 // The panel, the model and the commands make the sidebar at activation: imported eagerly.
 // eslint-disable-next-line jupyter/prefer-lazy-imports
@@ -86,7 +86,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     const panel = new KytePanel({
       model,
       commands: app.commands,
-      translator
+      translator,
+      service
     });
     app.shell.add(panel, 'left', { rank: 650, type: 'Kyte' });
     restorer?.add(panel, 'kyte-sidebar');
@@ -187,6 +188,84 @@ const exportPlugin: JupyterFrontEndPlugin<void> = {
 };
 
 /**
+ * "Publish…": review, then publish the notebook's DAG files to a configured target.
+ */
+const publishPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'kyte-jupyter:publish',
+  description:
+    "Publishes the active notebook's DAG files to a folder or git branch after a review, from the palette and toolbar.",
+  autoStart: true,
+  requires: [IKyteService, INotebookTracker],
+  optional: [ICommandPalette, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    service: IKyteService,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null,
+    translator: ITranslator | null
+  ): void => {
+    const { commands } = app;
+    const trans = (translator ?? nullTranslator).load('kyte_jupyter');
+    commands.addCommand(CommandIDs.publish, {
+      label: trans.__('Publish\u2026'),
+      caption: trans.__(
+        'Review, then publish the DAG files of this notebook to a folder or git branch'
+      ),
+      icon: launchIcon,
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            path: {
+              type: 'string',
+              description:
+                'Notebook path relative to the server root (the active notebook)'
+            },
+            dagId: { type: 'string', description: 'Publish only this DAG' }
+          }
+        }
+      },
+      isEnabled: () => !!tracker.currentWidget,
+      execute: async args => {
+        const notebook =
+          (typeof args.path === 'string'
+            ? tracker.find(nb => nb.context.localPath === args.path)
+            : null) ?? tracker.currentWidget;
+        if (!notebook) {
+          return;
+        }
+        const { publishNotebook } = await import('./publish');
+        await publishNotebook(
+          trans,
+          service,
+          notebook,
+          args.dagId as string | undefined
+        );
+      }
+    });
+    palette?.addItem({
+      command: CommandIDs.publish,
+      category: trans.__('Kyte')
+    });
+    tracker.currentChanged.connect(() =>
+      commands.notifyCommandChanged(CommandIDs.publish)
+    );
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (panel: NotebookPanel) => {
+        const button = new CommandToolbarButton({
+          commands,
+          id: CommandIDs.publish,
+          label: ''
+        });
+        button.addClass('jp-kyte-publishButton');
+        panel.toolbar.insertItem(11, 'kytePublish', button);
+        return button;
+      }
+    });
+  }
+};
+
+/**
  * Tells each notebook's kernel which `%%dag` cells the notebook holds (comm `kyte.notebook`).
  */
 const notebookCommPlugin: JupyterFrontEndPlugin<void> = {
@@ -217,5 +296,6 @@ export default [
   modelPlugin,
   sidebarPlugin,
   exportPlugin,
+  publishPlugin,
   notebookCommPlugin
 ];

@@ -7,8 +7,10 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { PinnedRuns } from './runview';
 import {
   IDagInfo,
+  IDagRun,
   IKyteModel,
   IKyteService,
   ISession,
@@ -25,6 +27,7 @@ export const POLL_INTERVAL = 500;
 export class KyteModel implements IKyteModel {
   constructor(options: KyteModel.IOptions) {
     this._service = options.service;
+    this._pins = new PinnedRuns(options.service);
     const standby = options.standby;
     this._poll = new Poll({
       auto: false,
@@ -157,6 +160,18 @@ export class KyteModel implements IKyteModel {
     return this._poll.refresh();
   }
 
+  pinnedRun(dagId: string): IDagRun | null {
+    return this._pins.get(dagId)?.run ?? null;
+  }
+
+  pinRun(dagId: string, run: IDagRun | null): void {
+    const latest = this._latestRunIds.get(dagId) ?? null;
+    this._pins.set(dagId, run, latest);
+    this._selectedTask = null;
+    this._selectionChanged.emit();
+    void this._poll.refresh();
+  }
+
   /** Stop polling and disconnect. */
   dispose(): void {
     if (this.isDisposed) {
@@ -201,6 +216,7 @@ export class KyteModel implements IKyteModel {
     this._generation++;
     this._session = null;
     this._dags = [];
+    this._pins.clear();
     this._lastLookup = 0;
     this._selectedTask = null;
     this._contextTask = null;
@@ -269,6 +285,21 @@ export class KyteModel implements IKyteModel {
     if (generation !== this._generation) {
       return;
     }
+    this._latestRunIds = new Map(
+      dags.map(d => [d.dag_id, d.latest_run?.run_id ?? null])
+    );
+    try {
+      // A DAG whose past run is picked shows that run (graph as of its version, its states).
+      dags = await this._pins.apply(this._session.id, dags);
+    } catch (error) {
+      if (generation === this._generation) {
+        this._setStatus('error', (error as Error).message);
+      }
+      return;
+    }
+    if (generation !== this._generation) {
+      return;
+    }
     const before = this.currentDag?.dag_id;
     this._dags = dags;
     this._setStatus(dags.length ? 'ready' : 'no-dag');
@@ -281,6 +312,8 @@ export class KyteModel implements IKyteModel {
 
   private readonly _service: IKyteService;
   private readonly _poll: Poll;
+  private readonly _pins: PinnedRuns;
+  private _latestRunIds = new Map<string, string | null>();
   private readonly _selectedDag = new Map<string, string>();
   private readonly _notebookChanged = new Signal<
     IKyteModel,

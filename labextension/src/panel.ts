@@ -21,6 +21,7 @@ import { Panel, PanelLayout, Widget } from '@lumino/widgets';
 import { GraphView, IGraphActivation } from './graphview';
 import { fitIcon, kyteIcon, zoomInIcon, zoomOutIcon } from './icons';
 import { LayoutDirection } from './layout';
+import { RunSelector } from './runselector';
 import { WORKER_THRESHOLD, LayoutRunner } from './layoutrunner';
 import { dagFindings, findingText, findingsKey } from './findings';
 import {
@@ -34,6 +35,7 @@ import {
   CommandIDs,
   IDagInfo,
   IKyteModel,
+  IKyteService,
   ITaskRef,
   KyteStatus
 } from './tokens';
@@ -172,6 +174,15 @@ export class KytePanel extends Widget {
     this._info = new Widget();
     this._info.addClass('jp-kyte-Panel-info');
     layout.addWidget(this._info);
+
+    if (options.service) {
+      this._runSelector = new RunSelector({
+        model: this._model,
+        service: options.service,
+        trans
+      });
+      layout.addWidget(this._runSelector);
+    }
 
     this._empty = new Widget();
     this._empty.addClass('jp-kyte-Panel-empty');
@@ -448,7 +459,8 @@ export class KytePanel extends Widget {
 
   private _updateInfo(dag: IDagInfo): void {
     const run = dag.latest_run;
-    const key = `${dag.dag_id}|${run?.run_id ?? ''}|${run?.state ?? ''}|${dag.nodes.length}`;
+    const pinned = !!this._model.pinnedRun(dag.dag_id);
+    const key = `${dag.dag_id}|${run?.run_id ?? ''}|${run?.state ?? ''}|${dag.nodes.length}|${pinned}`;
     if (key === this._infoKey) {
       return;
     }
@@ -467,7 +479,11 @@ export class KytePanel extends Widget {
       id.textContent = run.run_id ?? '';
       id.title = run.run_id ?? '';
       line.append(
-        document.createTextNode(this._trans.__('Latest run:') + ' '),
+        document.createTextNode(
+          (pinned
+            ? this._trans.__('Past run:')
+            : this._trans.__('Latest run:')) + ' '
+        ),
         dot,
         document.createTextNode(' '),
         id
@@ -621,6 +637,7 @@ export class KytePanel extends Widget {
     this._info.hide();
     this._header.hide();
     this._warnings.hide();
+    this._runSelector?.hide();
   }
 
   private _hideEmpty(): void {
@@ -689,6 +706,7 @@ export class KytePanel extends Widget {
   private readonly _dagSelect: HTMLSelectElement;
   private readonly _warnings: Widget;
   private readonly _info: Widget;
+  private readonly _runSelector: RunSelector | null = null;
   private readonly _empty: Widget;
   private readonly _graph: GraphView;
   private readonly _legend: Widget;
@@ -718,5 +736,7 @@ export namespace KytePanel {
     commands: CommandRegistry;
     /** The translator (no translation when omitted). */
     translator?: ITranslator;
+    /** The REST client: with it, the panel has a run selector (past runs, versions). */
+    service?: IKyteService;
   }
 }

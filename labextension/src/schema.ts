@@ -187,6 +187,90 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/kyte/sessions/{session_id}/dags/{dag_id}/versions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
+        dag_id: components['parameters']['DagId'];
+      };
+      cookie?: never;
+    };
+    /** The recorded versions of a DAG, oldest first (a new one each time a cell changes it). */
+    get: operations['listDagVersions'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/kyte/sessions/{session_id}/dags/{dag_id}/versions/{number}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
+        dag_id: components['parameters']['DagId'];
+        /** @description A version number, as a run's `dag_version` names it. */
+        number: number;
+      };
+      cookie?: never;
+    };
+    /** The graph of one version of a DAG (the graph snapshot's shape, no states). */
+    get: operations['getDagVersion'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/kyte/publish/targets': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The publish targets the operator configured (KyteExtensionApp.publish_targets). */
+    get: operations['listPublishTargets'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/kyte/publish': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Review (dry_run) or publish a notebook's DAG files to a configured target.
+     * @description Runs `jupyter kyte publish NOTEBOOK --target NAME --format json` (export, checks, the
+     *     diff against what the target holds). A publish (`dry_run: false`) must send `expect`,
+     *     the SHA-256 of each file the dry run showed: it is refused if any file changed since.
+     *     Only configured target names are accepted.
+     */
+    post: operations['publishNotebook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -226,6 +310,11 @@ export interface components {
       conf: {
         [key: string]: unknown;
       } | null;
+      /**
+       * @description The number of the DAG version the run was created with (GET …/versions/{number}), or null if none was recorded.
+       * @default null
+       */
+      dag_version: number | null;
     };
     /**
      * DagRunSummary
@@ -243,6 +332,52 @@ export interface components {
       start_date: string | null;
       /** Format: date-time */
       end_date: string | null;
+    };
+    /**
+     * DagVersion
+     * @description One recorded version of a DAG.
+     */
+    DagVersion: {
+      /** @description The version number (1, 2, …) runs refer to. */
+      number: number;
+      /** Format: date-time */
+      created_at: string | null;
+    };
+    /**
+     * DagVersionGraph
+     * @description The graph of one version of a DAG, in the graph snapshot's shape.
+     */
+    DagVersionGraph: {
+      dag_id: string;
+      /** @default null */
+      description: string | null;
+      /**
+       * @description Timetable summary, e.g. @daily.
+       * @default null
+       */
+      schedule: string | null;
+      /**
+       * @description Notebook or DAG file path.
+       * @default null
+       */
+      fileloc: string | null;
+      nodes: components['schemas']['GraphNode'][];
+      /** @description [upstream task_id, downstream task_id] pairs. */
+      edges: [string, string][];
+      task_groups: components['schemas']['TaskGroup'][];
+      /**
+       * @description ISO 8601 time of the last write.
+       * @default null
+       */
+      updated: string | null;
+      /** @description Disagreements between kernel and notebook the user should see (e.g. a deleted cell's tasks were dropped); shown in the sidebar's DAG header and by %kyte. */
+      warnings: string[];
+      /** @description The DAG's static-check findings from its last lint in the kernel (after its %%dag cell, %lint, or the SQL check finishing in the background); [] when clean. */
+      findings: components['schemas']['Finding'][];
+      /** @description The version number. */
+      number: number;
+      /** Format: date-time */
+      created_at: string | null;
     };
     /**
      * DagView
@@ -513,6 +648,86 @@ export interface components {
       map_states: {
         [key: string]: string | null;
       };
+    };
+    /**
+     * PublishChange
+     * @description One DAG file of a publish: its status in the target and the diff the user reviews.
+     */
+    PublishChange: {
+      /** @example etl.py */
+      filename: string;
+      /** @enum {string} */
+      status: 'added' | 'changed' | 'unchanged';
+      /** @description SHA-256 (hex) of the file as it would be published. */
+      sha256: string;
+      /** @description Unified diff from the target's file (plain text). */
+      diff: string;
+    };
+    /**
+     * PublishReply
+     * @description What ``jupyter kyte publish --format json`` reported.
+     */
+    PublishReply: {
+      /**
+       * @description The target name.
+       * @default null
+       */
+      target: string | null;
+      /**
+       * @description Where, for people.
+       * @default null
+       */
+      target_description: string | null;
+      changes: components['schemas']['PublishChange'][];
+      /** @description Whether files were written. */
+      published: boolean;
+      /**
+       * @description The commit id (git targets).
+       * @default null
+       */
+      commit: string | null;
+    };
+    /**
+     * PublishRequest
+     * @description The body of ``POST /kyte/publish``.
+     */
+    PublishRequest: {
+      /**
+       * @description Notebook API path.
+       * @example etl.ipynb
+       */
+      path: string;
+      /** @description A configured target name. */
+      target: string;
+      /**
+       * @description Publish only this DAG's file.
+       * @default null
+       */
+      dag_id: string | null;
+      /** @description Only show what would change; write nothing. */
+      dry_run: boolean;
+      /**
+       * @description Required unless dry_run: file name -> SHA-256 of the content the user reviewed (from the dry run). The publish is refused if any file changed since.
+       * @default null
+       */
+      expect: {
+        [key: string]: string;
+      } | null;
+    };
+    /**
+     * PublishTarget
+     * @description A target the operator configured (``KyteExtensionApp.publish_targets``).
+     */
+    PublishTarget: {
+      /** @example staging */
+      name: string;
+      /** @enum {string} */
+      kind: 'folder' | 'git';
+      /**
+       * @description Where it writes, for people (a folder, or a branch of a repository); credentials embedded in a URL are left out.
+       * @example staging (/srv/airflow/staging/dags)
+       */
+      description: string;
     };
     /**
      * RunSummary
@@ -964,6 +1179,137 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['ExportError'];
+        };
+      };
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      /** @description Request body over 1 MiB. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  listDagVersions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
+        dag_id: components['parameters']['DagId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Versions; empty for a DAG Airflow has not serialized yet. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DagVersion'][];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      500: components['responses']['MetastoreError'];
+      503: components['responses']['MetastoreLocked'];
+    };
+  };
+  getDagVersion: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
+        dag_id: components['parameters']['DagId'];
+        /** @description A version number, as a run's `dag_version` names it. */
+        number: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The version's graph, read from the serialized DAG of that version. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DagVersionGraph'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      500: components['responses']['MetastoreError'];
+      503: components['responses']['MetastoreLocked'];
+    };
+  };
+  listPublishTargets: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Targets by name; URLs without the credentials they may hold. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PublishTarget'][];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      403: components['responses']['Forbidden'];
+    };
+  };
+  publishNotebook: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description At most 1 MiB. */
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['PublishRequest'];
+      };
+    };
+    responses: {
+      /** @description What would change (dry run), or what was published. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PublishReply'];
+        };
+      };
+      /**
+       * @description Malformed request, unknown target, or the publish was refused or failed (the
+       *     notebook cannot be exported, a check failed, a file changed since the review, a
+       *     target file Kyte did not write): nothing was written.
+       */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
         };
       };
       403: components['responses']['Forbidden'];

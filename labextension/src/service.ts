@@ -4,11 +4,16 @@ import { requestAPI } from './request';
 import {
   IDagInfo,
   IDagRun,
+  IDagVersion,
+  IDagVersionGraph,
   IExportResult,
   IKyteService,
   ILogChunk,
   ILogRequest,
   ILogSearch,
+  IPublishReply,
+  IPublishRequest,
+  IPublishTarget,
   ISession,
   ITaskInstance
 } from './tokens';
@@ -124,6 +129,34 @@ export class KyteService implements IKyteService {
     return requestAPI<IExportResult>(
       'export',
       { method: 'POST', body: JSON.stringify(body) },
+      this._settings
+    );
+  }
+
+  getVersions(sessionId: string, dagId: string): Promise<IDagVersion[]> {
+    return this._get<IDagVersion[]>(
+      `sessions/${enc(sessionId)}/dags/${enc(dagId)}/versions`
+    );
+  }
+
+  getVersionGraph(
+    sessionId: string,
+    dagId: string,
+    version: number
+  ): Promise<IDagVersionGraph> {
+    return this._get<IDagVersionGraph>(
+      `sessions/${enc(sessionId)}/dags/${enc(dagId)}/versions/${version}`
+    );
+  }
+
+  getPublishTargets(): Promise<IPublishTarget[]> {
+    return this._get<IPublishTarget[]>('publish/targets');
+  }
+
+  publish(request: IPublishRequest): Promise<IPublishReply> {
+    return requestAPI<IPublishReply>(
+      'publish',
+      { method: 'POST', body: JSON.stringify(request) },
       this._settings
     );
   }

@@ -26,6 +26,8 @@ export namespace CommandIDs {
   export const fitGraph = 'kyte:fit-graph';
   /** Export the active notebook to Airflow DAG files (POST kyte/export). */
   export const exportDag = 'kyte:export';
+  /** Review, then publish the active notebook's DAG files to a target (POST kyte/publish). */
+  export const publish = 'kyte:publish';
 }
 
 /** The schemas of docs/openapi.yaml (generated into schema.ts by `jlpm generate:api`). */
@@ -122,6 +124,24 @@ export type IRunTaskInstance = Schemas['RunTaskInstance'];
 /** What a run magic did (JSON under `RUN_SUMMARY_MIME`). */
 export type IKyteRunSummary = Schemas['RunSummary'];
 
+/** A recorded version of a DAG (GET …/dags/{dag_id}/versions). */
+export type IDagVersion = Schemas['DagVersion'];
+
+/** The graph of one version of a DAG (GET …/dags/{dag_id}/versions/{number}). */
+export type IDagVersionGraph = Schemas['DagVersionGraph'];
+
+/** A publish target the operator configured (GET kyte/publish/targets). */
+export type IPublishTarget = Schemas['PublishTarget'];
+
+/** The body of POST kyte/publish: a dry run, or a publish of what was reviewed. */
+export type IPublishRequest = Schemas['PublishRequest'];
+
+/** One file of a publish: its status in the target, SHA-256 and diff. */
+export type IPublishChange = Schemas['PublishChange'];
+
+/** What a publish (or its dry run) reported (POST kyte/publish). */
+export type IPublishReply = Schemas['PublishReply'];
+
 /**
  * The client side of Kyte's REST API. All requests go through `requestAPI()`.
  */
@@ -161,6 +181,18 @@ export interface IKyteService {
   getAudit(sessionId: string): Promise<Record<string, unknown>[]>;
   /** Export a notebook's DAGs to DAG files; rejects with a `KyteRequestError` on problems. */
   exportNotebook(notebookPath: string, dagId?: string): Promise<IExportResult>;
+  /** The recorded versions of a DAG, oldest first. */
+  getVersions(sessionId: string, dagId: string): Promise<IDagVersion[]>;
+  /** The graph of one version of a DAG. */
+  getVersionGraph(
+    sessionId: string,
+    dagId: string,
+    version: number
+  ): Promise<IDagVersionGraph>;
+  /** The publish targets the operator configured. */
+  getPublishTargets(): Promise<IPublishTarget[]>;
+  /** Review (dry run) or publish; rejects with a `KyteRequestError` saying why not. */
+  publish(request: IPublishRequest): Promise<IPublishReply>;
 }
 
 /**
@@ -229,6 +261,14 @@ export interface IKyteModel {
   selectTask(ref: ITaskRef | null): void;
   /** Read the DAGs now. */
   refresh(): Promise<void>;
+  /**
+   * The past run shown for a DAG, or null when its latest run is shown (live). While a run
+   * is picked, the DAG in `dags` is that run's view: its graph as of the run's DAG version,
+   * the run's task states, and the run as `latest_run` (so logs open that run's).
+   */
+  pinnedRun(dagId: string): IDagRun | null;
+  /** Show a past run of a DAG (null: its latest run again); a newer run unpins it. */
+  pinRun(dagId: string, run: IDagRun | null): void;
 }
 
 /** The Kyte model, provided by the `kyte-jupyter:model` plugin. */

@@ -4,6 +4,7 @@
 127.0.0.1 without a token and exposes JupyterLab's objects on `window` for Galata.
 """
 
+import json
 import os
 import tempfile
 
@@ -21,6 +22,13 @@ c.ServerApp.open_browser = False  # noqa: F821
 # Each test server gets its own, fresh sessions root (notebook Airflow homes).
 os.environ["KYTE_SESSIONS_ROOT"] = os.environ.get("KYTE_UI_SESSIONS_ROOT") or tempfile.mkdtemp(
     prefix="kyte-ui-sessions-"
+)
+
+# The Publish dialog's target (tests/versions.spec.ts): a folder inside the root, so a test
+# reads what was published through the contents API.
+os.environ.setdefault(
+    "KYTE_PUBLISH_TARGETS",
+    json.dumps({"staging": os.path.join(c.ServerApp.root_dir, "published-dags")}),  # noqa: F821
 )
 
 # The Kyte server extension and its kernel manager, whether or not the package's own

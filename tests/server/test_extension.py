@@ -21,7 +21,7 @@ from server_homes import RUN_ID, write_log
 from tornado.httpclient import HTTPClientError
 
 from kyte_jupyter.server.app import KERNEL_MANAGER_CLASS
-from kyte_jupyter.server.handlers import MAX_BODY_SIZE, ROUTES, KyteHandler, route_pattern
+from kyte_jupyter.server.handlers import MAX_BODY_SIZE, KyteHandler, all_routes, route_pattern
 from kyte_jupyter.server.kernels import KyteKernelManager
 from kyte_jupyter.session import Session, SessionStore
 
@@ -33,7 +33,7 @@ AIRFLOW_PRELOADED = "airflow" in sys.modules
 
 def sample_url(template: str, session_id: str = "nb-0123456789") -> str:
     values = {"session_id": session_id, "dag_id": "etl", "run_id": quote(RUN_ID, safe=""),
-              "task_id": "extract"}  # fmt: skip
+              "task_id": "extract", "number": "1"}  # fmt: skip
     return template.format(**values).lstrip("/")
 
 
@@ -51,7 +51,7 @@ async def status_of(fetch: Any, *parts: str, **kwargs: Any) -> int:
 async def test_every_route_refuses_unauthenticated_calls(
     http_server_client: Any, jp_base_url: str, etl_session: Session
 ) -> None:
-    for template, handler in ROUTES:
+    for template, handler in all_routes():
         url = url_path_join(jp_base_url, sample_url(template, etl_session.id))
         for verb in VERBS:
             if verb not in vars(handler):
