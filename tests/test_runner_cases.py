@@ -419,3 +419,27 @@ with DAG("slow", schedule=None):
     assert "now: <code>nap</code>" in html
     texts = [o["data"]["text/plain"] for o in r.outputs if "text/plain" in o.get("data", {})]
     assert "slow finished (1 task): 1 success" in texts
+
+
+TEMPLATE_ERROR = '''%%dag
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.bash import BashOperator
+
+with DAG("tq", schedule=None):
+    BashOperator(task_id="echo", bash_command="echo {{ params.missing }}")
+'''
+
+
+def test_airflow_log_records_during_a_try_are_clean_and_quiet_with_q(make_kernel):
+    """Records Airflow logs inside a try (a template that fails to render) reach the cell as
+    one clean line each, nothing with -q, and the stored log keeps the whole traceback."""
+    k = make_kernel()
+    k.ok(TEMPLATE_ERROR)
+    quiet = k.fails("%run_task tq echo -q")
+    assert "Exception rendering Jinja template" not in quiet.stdout + quiet.stderr
+    shown = k.fails("%run_task tq echo")
+    lines = [x for x in shown.stdout.splitlines() if "Exception rendering Jinja template" in x]
+    assert len(lines) == 1 and lines[0].startswith("[") and "ERROR" in lines[0]
+    assert "\x1b[" not in shown.stdout and "templater.py" not in shown.stdout
+    stored = k.ok("%task_log tq echo").stdout
+    assert "Exception rendering Jinja template" in stored and "templater.py" in stored

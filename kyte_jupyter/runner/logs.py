@@ -199,7 +199,15 @@ def capture(path: Path, echo: bool) -> Iterator[IO[str]]:
         sys.stderr = err if isinstance(err, Tee) else Tee(err)
         _Capture.log, _Capture.echo = log_file, echo
         root = logging.getLogger()
-        root.addHandler(HANDLER)
+        # Airflow's logging config gave the root logger a handler on the kernel's own stdout
+        # before any try: during a try it writes through the Tee like print() does (log file,
+        # and clean lines in the cell only when echoing), instead of raw into the cell.
+        swapped = [(h, h.stream) for h in root.handlers
+                   if isinstance(h, logging.StreamHandler) and h.stream in (out, err)]
+        for handler, _stream in swapped:
+            handler.setStream(sys.stdout)
+        if not swapped:
+            root.addHandler(HANDLER)
         real_exit = os._exit
 
         def _exit(code: int) -> None:
@@ -212,6 +220,8 @@ def capture(path: Path, echo: bool) -> Iterator[IO[str]]:
         finally:
             os._exit = real_exit
             root.removeHandler(HANDLER)
+            for handler, stream in swapped:
+                handler.setStream(stream)
             for stream in (sys.stdout, sys.stderr):
                 if isinstance(stream, Tee):
                     stream.end_try()

@@ -30,6 +30,11 @@ function notebookName(): string {
 let api: IMockApi;
 let kyte: KyteHelper;
 
+/** Screenshot options: the notebook's name (unique per test run) masked out. */
+const NAME_MASKED = () => ({
+  mask: [kyte.panel.locator('.jp-kyte-Panel-notebook')]
+});
+
 test.beforeEach(async ({ page }) => {
   api = newMockApi();
   await mockKyteApi(page, api);
@@ -206,7 +211,7 @@ test('fits a small DAG into the sidebar at its default width, header clear of th
   const header = (await kyte.header.boundingBox())!;
   expect(header.height).toBeLessThan(40);
   await page.mouse.move(0, 0);
-  expect(await kyte.panel.screenshot()).toMatchSnapshot(
+  expect(await kyte.panel.screenshot(NAME_MASKED())).toMatchSnapshot(
     'kyte-panel-default-width.png'
   );
 });
@@ -477,7 +482,7 @@ test.describe('screenshots', () => {
     await kyte.openPanel();
     await expect(kyte.nodes).toHaveCount(10);
     await page.mouse.move(0, 0);
-    expect(await kyte.panel.screenshot()).toMatchSnapshot(
+    expect(await kyte.panel.screenshot(NAME_MASKED())).toMatchSnapshot(
       'kyte-panel-light.png'
     );
   });
@@ -489,7 +494,7 @@ test.describe('screenshots', () => {
     await kyte.openPanel();
     await expect(kyte.nodes).toHaveCount(10);
     await page.mouse.move(0, 0);
-    expect(await kyte.panel.screenshot()).toMatchSnapshot(
+    expect(await kyte.panel.screenshot(NAME_MASKED())).toMatchSnapshot(
       'kyte-panel-dark.png'
     );
   });
