@@ -17,7 +17,8 @@ from IPython.core import magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from . import cellspec, versions
+from . import versions
+from .magicargs import parse
 from .runner.summary import STATE_COLOURS
 
 #: Most runs ``%runs`` lists; DAG version numbers are 32-bit integers in the metastore.
@@ -223,15 +224,6 @@ class HistoryMagics(Magics):
         finally:
             con.close()
 
-    def _parse(self, func: Any, line: str, usage: str) -> Any:
-        try:
-            args = magic_arguments.parse_argstring(func, cellspec.strip_comment(line))
-        except UsageError as e:
-            raise UsageError(f"{e}\nUsage: {usage} (see {usage.split()[0]}? for help)") from None
-        except ValueError as e:
-            raise UsageError(f"Cannot read the arguments ({e}); check your quotes.") from None
-        return args
-
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("dag_id", help="The DAG whose runs to list.")
     @magic_arguments.argument("--limit", type=int, default=20, help="How many runs (newest first).")
@@ -250,7 +242,7 @@ class HistoryMagics(Magics):
             h = %runs etl --limit 5
             h[0].run_id
         """
-        args = self._parse(self.runs, line, "%runs DAG_ID")
+        args = parse(self.runs, line, "%runs DAG_ID")
         if not 1 <= args.limit <= MAX_LIMIT:
             raise UsageError(f"--limit must be from 1 to {MAX_LIMIT}.")
         with self._db() as con:
@@ -279,7 +271,7 @@ class HistoryMagics(Magics):
             d = %dag_diff etl 1 4
             d.added_tasks
         """
-        args = self._parse(self.dag_diff, line, "%dag_diff DAG_ID [V1 [V2]]")
+        args = parse(self.dag_diff, line, "%dag_diff DAG_ID [V1 [V2]]")
         if len(args.versions) > 2:
             raise UsageError("Give at most two version numbers: %dag_diff DAG_ID [V1 [V2]].")
         for number in args.versions:
@@ -329,8 +321,8 @@ class HistoryMagics(Magics):
             c = %compare etl {h[1].run_id} {h[0].run_id}
             c.differences
         """
-        args = self._parse(self.compare, line, "%compare DAG_ID RUN_A RUN_B")
-        run_a, run_b = (str(cellspec.unquote(r)) for r in (args.run_a, args.run_b))
+        args = parse(self.compare, line, "%compare DAG_ID RUN_A RUN_B")
+        run_a, run_b = str(args.run_a), str(args.run_b)
         with self._db() as con:
             try:
                 rows = versions.compare_runs(con, args.dag_id, run_a, run_b, decode=_decode_xcom)

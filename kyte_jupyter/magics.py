@@ -5,7 +5,6 @@ Thin by design: parse arguments, call the registry or the runner, display the re
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import sys
 import time
@@ -19,7 +18,11 @@ from IPython.display import display
 from . import cellspec, cellsync, completion
 from . import notebook as _notebook
 from .cellspec import DagCellOptions
+from .checks import CheckMagics, show_findings
 from .history import HistoryMagics
+from .magicargs import parse as _parse
+from .magicargs import parse_conf as _parse_conf
+from .magicargs import parse_when as _parse_when
 from .notebook import Notebook, current_registry, current_session, import_airflow
 from .session import Session, SessionError
 from .session.guard import Guard
@@ -45,6 +48,7 @@ def load(ipython: Any) -> None:
     magics = KyteMagics(ipython, nb, guard)
     ipython.register_magics(magics)
     ipython.register_magics(HistoryMagics(ipython, nb))
+    ipython.register_magics(CheckMagics(ipython, nb))
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
     _notebook.install(nb)
     completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
@@ -188,89 +192,8 @@ class KyteMagics(Magics):
         for dag in result.dags:
             notes = result.warnings + self.notebook.registry.warnings(dag.dag_id)
             display(DagGraph(graph_of(dag), notes=notes))
-        self._show_findings([d.dag_id for d in result.dags], after_cell=True, seconds=seconds)
-
-    def _show_findings(self, dag_ids: list[str], after_cell: bool = False,
-                       seconds: float | None = None) -> int:
-        """Lint DAGs and show the findings (text + JSON); never fails a ``%%dag`` cell."""
-        from .lint import kernel as lint
-
-        if after_cell and lint.cell_magic_disabled():
-            return 0
-        try:
-            findings, notes = lint.lint_registered(self.registry, dag_ids, after_cell=after_cell,
-                                                   parse_seconds=seconds)
-        except Exception as e:  # a bug in a check must not break the cell
-            print(f"(lint) the checks failed: {type(e).__name__}: {e}", file=sys.stderr)
-            return 0
-        text = lint.format_findings(findings, notes)
-        handle = None
-        if text:
-            handle = display({"text/plain": text, lint.LINT_MIME: lint.payload(dag_ids, findings)},
-                             raw=True, display_id=True)
-        lint.publish(self.registry, dag_ids, findings)  # the sidebar's badges
-        if lint.SQL_LATER in notes and handle is not None:
-            def update(later: list[Any]) -> None:  # the findings with SQL, under the cell
-                handle.update({"text/plain": lint.format_findings(later) or "(lint) no findings",
-                               lint.LINT_MIME: lint.payload(dag_ids, later)}, raw=True)
-            lint.lint_later(self.registry, dag_ids, parse_seconds=seconds, on_done=update)
-        return sum(f.severity == "error" for f in findings)
-
-    # ---- static checks --------------------------------------------------------------------
-    @magic_arguments.magic_arguments()
-    @magic_arguments.argument("dag_id", nargs="?", default=None,
-                              help="The DAG to check (default: every DAG of the notebook).")
-    @line_magic
-    def lint(self, line: str) -> None:
-        """Check DAGs before running them: Airflow's ruff rules, parse-time checks, templates
-        rendered for the next logical date, rendered SQL, cluster policies (SPEC §8).
-
-        Settings: ``KYTE_POLICY_MODULE`` (cluster policies), ``KYTE_LINT_DISABLE`` (checks or
-        rules to turn off, comma-separated). The same checks run after every ``%%dag`` cell.
-
-        Examples
-        --------
-        ::
-
-            %lint
-            %lint etl
-        """
-        __tracebackhide__ = True
-        args = _parse(self.lint, line, "%lint [DAG_ID]")
-        dag_ids = [args.dag_id] if args.dag_id else self.notebook.defined_dags()
-        for dag_id in dag_ids:
-            self.notebook.dag(dag_id)  # a clear error for an unknown DAG
-        if not self._show_findings(dag_ids):
-            print(f"No errors in {', '.join(dag_ids) or 'no DAGs'}.")
-
-    @magic_arguments.magic_arguments()
-    @magic_arguments.argument("dag_id", help="The DAG the task belongs to.")
-    @magic_arguments.argument("task_id", help="The task whose template fields to render.")
-    @magic_arguments.argument("--logical-date", default=None,
-                              help="Render for this logical date (default: the DAG's next).")
-    @magic_arguments.argument("--conf", default=None, help="JSON conf of the run.")
-    @line_magic
-    def render(self, line: str) -> None:
-        """Show a task's template fields rendered, without running it (``airflow tasks
-        render``). Variables, connections and XComs show as ``kyte_sample``.
-
-        Examples
-        --------
-        ::
-
-            %render etl load
-            %render etl load --logical-date 2026-01-31 --conf '{"region": "eu"}'
-        """
-        __tracebackhide__ = True
-        args = _parse(self.render, line, "%render DAG_ID TASK_ID")
-        dag = self.notebook.dag(args.dag_id)
-        self.notebook.task(dag, args.task_id)
-        from .lint import kernel as lint
-        from .lint import render_fields
-
-        rendered = render_fields(dag, args.task_id, _parse_when(args.logical_date),
-                                 _parse_conf(args.conf), lint.config_from_env())
-        print(lint.render_text(rendered))
+        show_findings(self.registry, [d.dag_id for d in result.dags], after_cell=True,
+                      seconds=seconds)
 
     # ---- running --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
@@ -612,21 +535,6 @@ KyteMagics.dag.__doc__ = (KyteMagics.dag.__doc__ or "") + "\n" + "\n".join(
 )
 
 
-def _parse(func: Any, line: str, usage: str) -> Any:
-    __tracebackhide__ = True
-    try:
-        args = magic_arguments.parse_argstring(func, cellspec.strip_comment(line))
-    except UsageError as e:
-        cellspec.raise_unquoted_json(line)
-        raise UsageError(f"{e}\nUsage: {usage} (see {usage.split()[0]}? for help)") from None
-    except ValueError as e:  # unbalanced quotes
-        raise UsageError(f"Cannot read the arguments ({e}); check your quotes.") from None
-    for name, value in vars(args).items():
-        if isinstance(value, str):
-            setattr(args, name, cellspec.unquote(value))
-    return args
-
-
 def _whatif(dag: Any, args: Any) -> Any:
     """The run's forced outcomes from the what-if options (bad ones: a UsageError)."""
     from .whatif import WhatIfError
@@ -647,23 +555,6 @@ def _no_deadline_yet(whatif: Any) -> None:
     if whatif.miss_deadline:
         raise UsageError("--miss-deadline is not available in this version of Kyte yet; "
                          "run the DAG without it.")
-
-
-def _parse_when(text: str | None) -> _dt.datetime | None:
-    text = cellspec.unquote(text)
-    if not text:
-        return None
-    try:
-        value = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"--logical-date {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM."
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
-
-
-def _parse_conf(text: str | None) -> dict[str, Any] | None:
-    return cellspec.parse_json_object(text, "--conf") if text else None
 
 
 __all__ = [
