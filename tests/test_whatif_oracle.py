@@ -27,7 +27,7 @@ HERE = Path(__file__).parent
 # DAG file (relative to the airflow package, or absolute) -> forced-outcome options.
 CASES: dict[str, tuple[str, str, list[str]]] = {
     "kyte_trigger_rules": (str(HERE / "dags" / "kyte_trigger_rules.py"), "kyte_trigger_rules", [
-        "--fail extract", "--fail alert", "--fail cleanup", "--fail publish", "--fail audit",
+        "--fail extract", "--fail alert", "--fail cleanup", "--fail audit",
         "--fail pick", "--fail gate", "--skip extract", "--succeed validate",
         "--xcom validate=3", "--branch pick=right", "--branch pick=left,right",
         "--xcom gate=true", "--timeout extract", "--fail-once validate",
