@@ -1,4 +1,5 @@
-"""Tab completion for ``%run_task``, ``%run_dag``, ``%xcom`` and ``%task_log``.
+"""Tab completion for the magics that name a DAG (and a task): ``%run_task``, ``%run_dag``,
+``%xcom``, ``%task_log``, ``%render``, ``%lint``, ``%runs``, ``%dag_diff`` and ``%compare``.
 
 A matcher in IPython's completer (``IPCompleter.custom_matchers``), so every front end
 that asks the kernel for completions (JupyterLab, VS Code, ``jupyter console``) gets them:
@@ -12,7 +13,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 #: Magic name -> how many positional arguments it takes (DAG id, then task id).
-POSITIONALS = {"run_task": 2, "run_dag": 1, "xcom": 2, "task_log": 2}
+POSITIONALS = {
+    "run_task": 2, "run_dag": 1, "xcom": 2, "task_log": 2, "render": 2,
+    "lint": 1, "runs": 1, "dag_diff": 1, "compare": 1,
+}  # fmt: skip
 
 # The magic may follow an assignment (`r = %run_task …`); the rest of the line is its arguments.
 LINE_RE = re.compile(

@@ -46,13 +46,15 @@ def load(ipython: Any) -> None:
     guard = Guard.start(nb.session)  # lease, metastore check, recovery of dead kernels' runs
     nb.notice = guard.notice
     magics = KyteMagics(ipython, nb, guard)
+    classes = (KyteMagics, HistoryMagics, CheckMagics)
     ipython.register_magics(magics)
     ipython.register_magics(HistoryMagics(ipython, nb))
     ipython.register_magics(CheckMagics(ipython, nb))
     ipython.events.register("pre_run_cell", magics._pre_run_cell)
     _notebook.install(nb)
-    completion.register(ipython, nb, {name: getattr(KyteMagics, name).parser
-                                      for name in completion.POSITIONALS})
+    completion.register(ipython, nb, {name: getattr(cls, name).parser
+                                      for cls in classes for name in completion.POSITIONALS
+                                      if hasattr(cls, name)})
     if not ipython.custom_exceptions:  # never take the hook from someone else
         ipython.set_custom_exc((SyntaxError,), _show_syntax_error)
     cellsync.register(ipython, nb)

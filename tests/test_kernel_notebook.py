@@ -270,3 +270,8 @@ with DAG("etl", schedule=None):
     assert "--map-index" in complete("%xcom etl extract --")
     assert complete("%run_dag ") == ["etl"]
     assert complete("%task_log etl extract --t") == ["--try"]
+    # Every magic that names a DAG completes it (and %render the task too).
+    for magic in ("runs", "dag_diff", "compare", "lint"):
+        assert complete(f"%{magic} e") == ["etl"], magic
+    assert complete("%render etl ex") == ["extract"]
+    assert complete("%runs etl --l") == ["--limit"]
