@@ -212,6 +212,15 @@ def test_expect_refuses_a_file_that_changed_since_review(
     assert "changed since it was reviewed" in json.loads(out)["error"]
     assert not (target / "shipped.py").exists()
 
+    # A reviewed file that the publish no longer contains is refused too, not ignored.
+    code, out, _ = publish(
+        str(nb), "-t", str(target), "--yes", "--expect", "renamed.py=" + "0" * 64,
+        "--format", "json", capsys=capsys,
+    )  # fmt: skip
+    assert code == 1
+    assert "renamed.py was reviewed but is no longer part" in json.loads(out)["error"]
+    assert not (target / "shipped.py").exists()
+
 
 def test_the_audit_trail_records_who_published_which_hash_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sessions_root: Path

@@ -111,8 +111,17 @@ class PublishPlan:
         """Refuse unless each pending file has the SHA-256 the user reviewed.
 
         ``expected`` maps file names to hashes shown by an earlier dry run. Raises
-        :class:`PublishError` when a file's content differs or a file was not reviewed.
+        :class:`PublishError` when a file's content differs, a file was not reviewed, or a
+        reviewed file is no longer part of the publish (its DAG was removed or renamed).
         """
+        known = {c.filename for c in self.changes}
+        gone = sorted(set(expected) - known)
+        if gone:
+            raise PublishError(
+                f"{', '.join(gone)} was reviewed but is no longer part of this publish (its DAG "
+                "was removed or renamed, or the name is mistyped). Review it again (dry run) "
+                "before publishing."
+            )
         for change in self.pending:
             want = expected.get(change.filename)
             if want is None:
