@@ -124,6 +124,7 @@ class Registry:
         self, key: str, body: str, ns: dict[str, Any], filename: str, label: str = ""
     ) -> DefineResult:
         """Run a whole DAG file in the notebook namespace and register the DAGs it makes."""
+        __tracebackhide__ = True  # a cell's error shows the cell's frames, not this one
         from airflow.sdk import DAG
 
         from .bridge import collecting_dags
@@ -190,6 +191,7 @@ class Registry:
         label: str = "",
     ) -> DefineResult:
         """Add (or replace) one cell of a grown DAG and rebuild the DAG from all its cells."""
+        __tracebackhide__ = True  # a cell's error shows the cell's frames, not this one
         assert options.dag_id is not None
         dag_id = options.dag_id
         owner = self._file_owner(dag_id)
@@ -230,6 +232,7 @@ class Registry:
     def _build(
         self, dag_id: str, cells: list[GrownCell], ns: dict[str, Any], current_key: str | None
     ) -> DAG:
+        __tracebackhide__ = True  # a cell's error shows the cell's frames, not this one
         from airflow.sdk import DAG
 
         kwargs: dict[str, Any] = {"schedule": None}

@@ -299,6 +299,12 @@ with DAG("etl", schedule=None):
     EmptyOperator(task_id="same")
 ''', cell_id="etl")
     assert "same" in r.text and "DuplicateTaskIdFound" in r.text
+    # An exception in a cell (file or grown) shows the cell's frames, none of Kyte's own.
+    for code in ("%%dag\ndef helper():\n    raise ValueError('boom')\nhelper()",
+                 "%%dag grown\ndef helper():\n    raise ValueError('boom')\nhelper()"):
+        r = k.fails(code)
+        assert r.error["ename"] == "ValueError" and "boom" in r.error["evalue"], r.text
+        assert "line 3, in helper" in r.traceback and "kyte_jupyter" not in r.traceback, code
     # The previous valid definition is still the one that runs.
     r = k.ok("r = %run_dag etl\nprint(sorted(r.task_states))")
     assert "['extract', 'report', 'transform']" in r.stdout
