@@ -321,6 +321,9 @@ def test_binder_environment_builds_and_runs_the_tour(tmp_path: Path) -> None:
         JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"),
         KYTE_SESSIONS_ROOT=str(tmp_path / "sessions"),
         PIP_DISABLE_PIP_VERSION_CHECK="1",
+        # No byte-compiling of every installed file (Airflow has thousands): the build is
+        # the same, and the tour compiles only what it imports.
+        PIP_NO_COMPILE="1",
     )
     # Keep the user's pip cache (HOME moved): re-downloading Airflow would double the time.
     env.setdefault("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))
