@@ -53,4 +53,7 @@ fi
 
 # 4. Python tests: kernels, server, export (last, so its summary closes the output).
 step "Python tests"
-python -m pytest -p no:cacheprovider --durations=25 "$@"
+# One worker per core (pytest-xdist), each taking whole test files, so a file's module-scoped
+# kernels and servers are started once. Most tests wait on kernels and subprocesses.
+python -m pytest -p no:cacheprovider -n "${KYTE_TEST_WORKERS:-auto}" --dist loadfile \
+  --durations=25 "$@"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import re
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +20,15 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from kyte_jupyter.session import SessionStore
+
+# Tests that build DAGs in memory import Airflow in the test process itself. Give that Airflow
+# a home of its own per test process: never the user's ~/airflow, and never one shared by
+# pytest-xdist workers (two workers creating ~/airflow at once break each other's config).
+# Kernels and subprocesses get their own homes (their environments drop AIRFLOW_*).
+if "AIRFLOW_HOME" not in os.environ:
+    _home = tempfile.mkdtemp(prefix="kyte-tests-airflow-")
+    os.environ["AIRFLOW_HOME"] = _home
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
