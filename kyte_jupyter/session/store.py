@@ -260,6 +260,7 @@ class SessionStore:
             )
         self.user = user or _audit.user()
         self._postgres: _metastore.PostgresMetastores | None = None
+        self._pg_template: tuple[str, _metastore.PgURL] | None = None
         self.airflow_config = {k: dict(v) for k, v in (airflow_config or {}).items()}
         self.extra_env = dict(env or {})
         self.connections_files = list(connections_files or [])
@@ -494,7 +495,11 @@ class SessionStore:
         """The migrated template database of this Airflow version (PostgreSQL), made once."""
         pg = self.postgres
         assert pg is not None, "no PostgreSQL metastore_url"
-        return self._pg_call(lambda: pg.ensure_template(airflow_version(), self._migrate))  # type: ignore[no-any-return]
+        version = airflow_version()
+        if self._pg_template is None or self._pg_template[0] != version:
+            url = self._pg_call(lambda: pg.ensure_template(version, self._migrate))
+            self._pg_template = (version, url)  # it exists from now on: not asked again
+        return self._pg_template[1]
 
     def _migrate(self, url: _metastore.PgURL) -> None:
         """``airflow db migrate`` into the empty database at ``url`` (in a subprocess)."""
