@@ -45,14 +45,20 @@ class PgServer:
     socket_dir: Path
     data_dir: Path
     pid: int
+    #: The superuser's password over TCP (``password_auth``); the Unix socket needs none.
+    admin_password: str = ""
 
     @property
     def admin_url(self) -> str:
-        """SQLAlchemy URL of the superuser on the maintenance database."""
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        """SQLAlchemy URL of the superuser on the maintenance database, over TCP."""
+        pw = f":{self.admin_password}" if self.admin_password else ""
+        return f"postgresql+psycopg://postgres{pw}@127.0.0.1:{self.port}/postgres"
 
     def dsn(self, dbname: str = "postgres", user: str = "postgres", password: str = "") -> str:
-        """A libpq connection string."""
+        """A libpq connection string: over TCP, or for the superuser without a password,
+        through the Unix socket."""
+        if user == "postgres" and not password:
+            return f"host={self.socket_dir} port={self.port} dbname={dbname} user=postgres"
         pw = f" password={password}" if password else ""
         return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user}{pw}"
 
@@ -67,8 +73,9 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 def running_postgres(*, password_auth: bool = False) -> Iterator[PgServer]:
     """Start PostgreSQL in a temporary directory; stop it by PID and remove it on exit.
 
-    With ``password_auth`` TCP connections need a password (``scram-sha-256``), as on a
-    shared server; the Unix socket still trusts the superuser.
+    With ``password_auth`` every TCP connection needs a password (``scram-sha-256``), the
+    superuser's too (``admin_password``), as on a shared server; the Unix socket (a
+    directory only root and ``postgres`` reach) still trusts the superuser.
     """
     bindir = pg_bin()
     if bindir is None:
@@ -90,7 +97,6 @@ def running_postgres(*, password_auth: bool = False) -> Iterator[PgServer]:
         if password_auth:
             (data / "pg_hba.conf").write_text(
                 "local all postgres trust\n"
-                "host all postgres 127.0.0.1/32 trust\n"
                 "host all all 127.0.0.1/32 scram-sha-256\n"
             )
         port = _free_port()
@@ -115,7 +121,16 @@ def running_postgres(*, password_auth: bool = False) -> Iterator[PgServer]:
                 raise RuntimeError(f"PostgreSQL did not start:\n{log[-2000:]}")
             time.sleep(0.05)
         pid = int((data / "postmaster.pid").read_text().split()[0])
-        yield PgServer(port=port, socket_dir=base, data_dir=data, pid=pid)
+        server = PgServer(port=port, socket_dir=base, data_dir=data, pid=pid)
+        if password_auth:
+            import secrets
+
+            import psycopg
+
+            server.admin_password = secrets.token_hex(16)
+            with psycopg.connect(server.dsn(), autocommit=True) as con:
+                con.execute(f"ALTER ROLE postgres PASSWORD '{server.admin_password}'")
+        yield server
     finally:
         if proc is not None and proc.poll() is None:
             # The postmaster's own PID (runuser's child): SIGINT is its "fast shutdown".
