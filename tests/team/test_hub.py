@@ -347,7 +347,7 @@ for user, db in (({role_name('alice')!r}, {dbs['bob']!r}), ({role_name('bob')!r}
                         connect_timeout=5).close()
         print("REACHED", user, db)
     except psycopg.Error as e:
-        print("DENIED", user, db, str(e).strip().splitlines()[-1])
+        print("DENIED", user, db, " ".join(str(e).split()))
 """
     r = asyncio.run(alice.execute(kernels["alice"], probe))
     assert r["status"] == "ok", r
