@@ -14,6 +14,7 @@ time; then each tries to reach the other's DAGs, runs, logs and database.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -34,7 +35,8 @@ from pgserver import PgServer, pg_bin, running_postgres
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from kyte_jupyter.session.team import role_name, user_password
+from kyte_jupyter.session import airflow_version
+from kyte_jupyter.session.team import ensure_seed_template, role_name, user_password
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "jupyterhub"
@@ -145,8 +147,16 @@ c.Spawner.environment = {{"PYTHONUNBUFFERED": "1"}}
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, PgServer]]:
     tmp = tmp_path_factory.mktemp("hub")
     with running_postgres(password_auth=True) as pg:
+        # The seed template is migrated while the hub starts (the pre-spawn hook would do
+        # it on the first spawn otherwise, as it does in production; it then finds it made).
+        secret = tmp / "kyte_hub_secret"
+        secret.write_text("e2e-secret")
+        secret.chmod(0o600)
+        seed = concurrent.futures.ThreadPoolExecutor(1).submit(
+            ensure_seed_template, pg.admin_url, b"e2e-secret", airflow_version())
         h = Hub(tmp, pg)
         try:
+            seed.result()
             yield h, pg
         finally:
             h.stop()
@@ -259,6 +269,16 @@ def test_two_users_same_dag_same_notebook_cannot_reach_each_other(
     for u in (alice, bob):
         u.wait_ready()
     kernels = {u.name: u.open_notebook() for u in (alice, bob)}
+    try:
+        _check_two_users(h, pg, alice, bob, kernels)
+    finally:  # kernels first: the hub then stops the servers in seconds
+        for u in (alice, bob):
+            with contextlib.suppress(httpx.HTTPError):
+                u.api("DELETE", u.server(f"api/kernels/{kernels[u.name]}"))
+
+
+def _check_two_users(h: Hub, pg: PgServer, alice: UserClient, bob: UserClient,
+                     kernels: dict[str, str]) -> None:
 
     async def define_and_run(u: UserClient) -> dict[str, Any]:
         r = await u.execute(kernels[u.name], DAG_CELL)
