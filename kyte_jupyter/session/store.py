@@ -368,7 +368,10 @@ class SessionStore:
                 assert template is not None
                 shutil.copyfile(template, tmp / "airflow.db")
             url = db_url.sqlalchemy() if db_url is not None else None
-            _write_private(tmp / "airflow.cfg", self._airflow_cfg(home, url))
+            if url is not None:  # it may hold the database password
+                _write_private(tmp / "airflow.cfg", self._airflow_cfg(home, url))
+            else:
+                (tmp / "airflow.cfg").write_text(self._airflow_cfg(home), encoding="utf-8")
             session = Session(
                 id=session_id,
                 home=tmp,
