@@ -213,10 +213,13 @@ class HistoryMagics(Magics):
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        path = self.notebook.session.db_path
-        if not path.is_file():
+        session = self.notebook.session
+        if session.metastore_url is None and not session.db_path.is_file():
             raise UsageError("This notebook's metastore is missing; run `%kyte` to see why.")
-        con = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=10)
+        try:
+            con = session.connect_readonly(timeout=10)  # SQLite, or PostgreSQL read alike
+        except sqlite3.Error as e:
+            raise UsageError(f"Cannot open this notebook's metastore: {e}. Run `%kyte`.") from None
         try:
             yield con
         except sqlite3.Error as e:

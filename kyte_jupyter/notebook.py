@@ -201,7 +201,8 @@ class Notebook:
 
     # ---- reads --------------------------------------------------------------------------
     def _read(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.session.db_path}?mode=ro", uri=True, timeout=5)
+        con: sqlite3.Connection = self.session.connect_readonly(timeout=5)  # or PostgreSQL
+        return con
 
     def latest_run_id(self, dag_id: str) -> str:
         """The id of the DAG's latest run in this notebook, or a ``UsageError``."""

@@ -32,6 +32,10 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[test]"
 
+# 2a. configurable-http-proxy (npm) for the JupyterHub team-mode test, local to deploy/.
+step "Installing configurable-http-proxy into deploy/jupyterhub/node_modules"
+(cd deploy/jupyterhub && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+
 # 2b. Static checks: ruff, mypy --strict (the import boundaries run as a pytest test).
 step "ruff and mypy"
 python -m ruff check kyte_jupyter tests benchmarks

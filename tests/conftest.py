@@ -30,12 +30,39 @@ if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = _home
     atexit.register(shutil.rmtree, _home, ignore_errors=True)
 
+#: ``KYTE_TEST_METASTORE=postgres`` runs the tests with every session's metastore in a
+#: PostgreSQL database of a server these fixtures start (one per test process), instead of the
+#: SQLite file: sessions, kernels and the server extension all honour ``KYTE_METASTORE_URL``.
+TEST_METASTORE_ENV = "KYTE_TEST_METASTORE"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_metastore() -> Iterator[str]:
+    """``"sqlite"``, or ``"postgres"`` with ``$KYTE_METASTORE_URL`` pointing at a fresh server."""
+    kind = os.environ.get(TEST_METASTORE_ENV, "sqlite")
+    if kind != "postgres":
+        yield "sqlite"
+        return
+    from tests.pgserver import running_postgres
+
+    with running_postgres() as pg:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/kyte_{{user}}_{{session}}"
+        old = os.environ.get("KYTE_METASTORE_URL")
+        os.environ["KYTE_METASTORE_URL"] = url
+        try:
+            yield "postgres"
+        finally:
+            if old is None:
+                os.environ.pop("KYTE_METASTORE_URL", None)
+            else:
+                os.environ["KYTE_METASTORE_URL"] = old
+
 
 @pytest.fixture(scope="session")
-def template_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template_root(tmp_path_factory: pytest.TempPathFactory, test_metastore: str) -> Path:
     """A sessions root whose template metastore is migrated once for the whole test run."""
     root = tmp_path_factory.mktemp("template-root")
-    SessionStore(root).template_db()
+    SessionStore(root).prepare_template()  # the SQLite file, or the PostgreSQL template database
     return root
 
 
@@ -44,7 +71,8 @@ def sessions_root(tmp_path: Path, template_root: Path) -> Path:
     """An empty sessions root for one test, sharing the migrated template."""
     root = tmp_path / "sessions"
     root.mkdir()
-    shutil.copytree(template_root / ".templates", root / ".templates")
+    if (template_root / ".templates").is_dir():  # none with a PostgreSQL metastore
+        shutil.copytree(template_root / ".templates", root / ".templates")
     return root
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from kyte_jupyter.session import SessionStore
@@ -269,8 +268,9 @@ with DAG("crash", schedule=None):
     assert r.status != "ok"
     k.restart()
     k.ok("%load_ext kyte_jupyter")
-    db = _session_home(sessions_root, k.notebook) / "airflow.db"
-    con = sqlite3.connect(db)
+    session = SessionStore(sessions_root).find(str(k.notebook))
+    assert session is not None
+    con = session.connect_readonly()  # airflow.db, or PostgreSQL (KYTE_TEST_METASTORE)
     states = dict(con.execute("SELECT task_id, state FROM task_instance WHERE dag_id='crash'"))
     run_state = con.execute("SELECT state FROM dag_run WHERE dag_id='crash'").fetchone()[0]
     con.close()

@@ -44,7 +44,7 @@ def test_history_diff_and_compare_on_a_dag_edited_three_times(
         k.ok("%run_dag shop")
     session = SessionStore(sessions_root).find(str(k.notebook))
     assert session is not None
-    con = sqlite3.connect(session.db_path.absolute().as_uri() + "?mode=ro", uri=True)
+    con = session.connect_readonly()  # airflow.db, or PostgreSQL (KYTE_TEST_METASTORE)
     check_history(con)
     check_diff(con)
     check_compare(con)

@@ -4,7 +4,9 @@ Plain ``sqlite3`` on purpose: recovery runs at kernel start, before Airflow is i
 import costs seconds, and it must not happen before the kernel's home is set). Every
 statement here names the Airflow tables and columns it relies on; they are stable across
 Airflow 3.x (``task_instance``: dag_id, run_id, task_id, map_index, state, end_date,
-updated_at; ``dag_run``: dag_id, run_id, state, end_date, updated_at).
+updated_at; ``dag_run``: dag_id, run_id, state, end_date, updated_at). A PostgreSQL
+metastore runs the same statements through :func:`kyte_jupyter.session.metastore.
+connect_postgres` (sqlite3's conventions over psycopg).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def fail_interrupted(
     protected_dags: set[str],
     dead_claims: Iterable[tuple[str, str]],
     timeout: float = 10.0,
+    metastore_url: str | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Mark runs interrupted by a dead kernel failed, with their unfinished tries.
 
@@ -39,11 +42,18 @@ def fail_interrupted(
     pair in ``dead_claims``) and the run is still in progress and changed after ``since``.
     Returns the tries marked failed (``dag.task[i]``) and the runs marked failed.
     An unreadable or unmigrated database is left alone (health checks report it).
+    With ``metastore_url`` the metastore is that PostgreSQL database, not ``db_path``.
     """
+    from ..session.metastore import PgConnection, connect_postgres
+
     placeholders = ",".join("?" * len(UNFINISHED_TRY))
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    con: sqlite3.Connection | PgConnection
     try:
-        con = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=timeout)
+        if metastore_url:
+            con = connect_postgres(metastore_url, readonly=False, timeout=timeout)
+        else:
+            con = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=timeout)
     except sqlite3.Error:
         return [], []
     try:

@@ -9,6 +9,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, List, Unicode, default, validate
 
 from ..session import SessionStore, default_sessions_root
+from ..session.metastore import configured_template, is_postgres
 from .handlers import handlers
 from .kernels import KyteKernelManager
 from .service import CONTENTS_SCHEMA_ID, KyteService
@@ -104,6 +105,33 @@ class KyteExtensionApp(ExtensionApp):
         in extra_env). Empty: no policies are checked.""",
     )
 
+    metastore_url = Unicode(
+        "",
+        config=True,
+        help=(
+            "Where session metastores live. Empty (the default): a SQLite file in each "
+            "session's home. A PostgreSQL SQLAlchemy URL template, e.g. "
+            "'postgresql+psycopg://kyte_{user}:PASSWORD@db:5432/kyte_{user}_{session}': each "
+            "session gets its own database, cloned from a template database migrated once "
+            "per Airflow version. {user} is the (hub) user, {session} the session id. "
+            "Defaults to $KYTE_METASTORE_URL."
+        ),
+    )
+
+    @default("metastore_url")
+    def _default_metastore_url(self) -> str:
+        return configured_template() or ""
+
+    @validate("metastore_url")
+    def _validate_metastore_url(self, proposal: Any) -> str:
+        value = str(proposal["value"] or "")
+        if value and not is_postgres(value):
+            raise ValueError(
+                "metastore_url must be empty (SQLite) or a PostgreSQL URL template "
+                "(postgresql+psycopg://…/kyte_{user}_{session})."
+            )
+        return value
+
     @default("sessions_root")
     def _default_sessions_root(self) -> str:
         return str(default_sessions_root())
@@ -145,6 +173,7 @@ class KyteExtensionApp(ExtensionApp):
             env=self.extra_env,
             connections_files=list(self.connections_files),
             variables_files=list(self.variables_files),
+            metastore_url=self.metastore_url,
         )
         self.service = KyteService(
             store,
@@ -178,6 +207,9 @@ class KyteExtensionApp(ExtensionApp):
                 self.log.warning("Kyte: preload file %s does not exist; it will be skipped", path)
         self.service.start_background(self.retention_days)
         self.log.info("Kyte: notebook Airflow homes live in %s", store.root)
+        if store.metastore_url:
+            self.log.info("Kyte: session metastores are PostgreSQL databases (%s)",
+                          store.postgres.url_for("{session}").database if store.postgres else "")
 
     def initialize_handlers(self) -> None:
         """Register the ``/kyte`` REST API."""

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from ..contracts import rest
 from ..contracts.ids import valid_session_id
 from ..session import ROOT_ENV, Session, SessionError, SessionStore
+from ..session.metastore import METASTORE_ENV
 from ..state import (
     DEFAULT_LOG_LIMIT,
     DEFAULT_RUNS_LIMIT,
@@ -319,6 +320,8 @@ class KyteService:
         """Environment entries a kernel of this session needs before it imports Airflow."""
         env = session.env(self.extra_env)
         env[ROOT_ENV] = str(self.store.root)
+        if self.store.metastore_url:  # a session the kernel makes itself goes there too
+            env[METASTORE_ENV] = self.store.metastore_url
         return env
 
     # ---- contents events -----------------------------------------------------------------
@@ -378,7 +381,7 @@ class KyteService:
     def _prepare_template(self) -> None:
         start = time.monotonic()
         try:
-            self.store.template_db()
+            self.store.prepare_template()
         except Exception:
             self.logger.exception("Kyte: could not prepare the template metastore")
             return

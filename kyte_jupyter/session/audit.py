@@ -21,7 +21,12 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def user() -> str:
+#: Who acts, when someone other than the OS user: the hub user (JupyterHub sets
+#: ``JUPYTERHUB_USER`` for each user's server and so its kernels), or ``KYTE_USER``.
+USER_ENVS = ("KYTE_USER", "JUPYTERHUB_USER")
+
+
+def os_user() -> str:
     """The OS user name (``$USER`` when the container has no passwd entry)."""
     try:
         return getpass.getuser()
@@ -29,9 +34,19 @@ def user() -> str:
         return os.environ.get("USER", "unknown")
 
 
+def user() -> str:
+    """The acting user: the hub user under JupyterHub (``KYTE_USER`` wins), else the OS user."""
+    for name in USER_ENVS:
+        if os.environ.get(name):
+            return os.environ[name]
+    return os_user()
+
+
 def append(path: Path, action: str, outcome: str = "ok", **fields: Any) -> dict[str, Any]:
     """Append one entry to the audit log at ``path`` and return it (``None`` fields dropped)."""
     entry: dict[str, Any] = {"time": now(), "user": user(), "action": action}
+    if entry["user"] != os_user():
+        entry["os_user"] = os_user()  # a hub user: the OS account their server runs as
     entry.update({k: v for k, v in fields.items() if v is not None})
     entry["outcome"] = outcome
     line = json.dumps(entry, default=str, sort_keys=False) + "\n"

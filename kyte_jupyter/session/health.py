@@ -18,6 +18,11 @@ kernel starts, before and after every run and whenever a write fails:
 :func:`repair` moves a damaged file aside (``airflow.db.damaged-<UTC time>``, with its WAL),
 starts a fresh metastore from the template and keeps logs, the audit trail and graph
 snapshots. Nothing here imports Airflow.
+
+A session whose metastore is a PostgreSQL database (``metastore_url``) has no file to check:
+the server guards its own storage, locks wait for ``lock_timeout`` and a lost connection is
+an ordinary database error. :class:`Watch` reports it ``ok`` without looking, and
+:func:`repair` refuses (drop the session instead).
 """
 
 from __future__ import annotations
@@ -249,6 +254,8 @@ class Watch:
     def check(self, *, write: bool = False, deep: bool | None = None,
               timeout: float | None = None) -> Status:
         """Check the metastore now; ``deep`` None means "if the file changed on disk"."""
+        if self.session.metastore_url is not None:
+            return self._set(OK)  # PostgreSQL: no file to check (see the module docstring)
         path = self.session.db_path
         try:
             st: os.stat_result | None = path.stat()
@@ -380,6 +387,11 @@ def repair(session: Session, status: Status) -> Repaired:
     Callers make sure no other live kernel uses the session (``lease``) and close this
     process's connections to the file first.
     """
+    if session.metastore_url is not None:
+        raise SessionError(
+            "This notebook's metastore is a PostgreSQL database, which Kyte does not repair: "
+            "delete the session (its runs go with it) to start from a fresh database."
+        )
     db = session.db_path
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     kept: list[str] = []

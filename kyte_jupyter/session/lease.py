@@ -292,7 +292,7 @@ def recover(session: Session, lease: Lease | None) -> Recovered:
     from ..bridge import metastore
 
     result = Recovered()
-    if not session.db_path.exists():
+    if session.metastore_url is None and not session.db_path.exists():
         return result
     with registry_lock(session.home):
         every = holders(session.home)
@@ -302,7 +302,8 @@ def recover(session: Session, lease: Lease | None) -> Recovered:
         dead_claims = [(dag, c.get("since", "")) for h in dead for dag, c in h.claims.items()
                        if dag not in protected]
         tries, runs = metastore.fail_interrupted(
-            session.db_path, protected_dags=protected, dead_claims=dead_claims
+            session.db_path, protected_dags=protected, dead_claims=dead_claims,
+            metastore_url=session.metastore_url,
         )
         for h in dead:
             if h.path is not None:

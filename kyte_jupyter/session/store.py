@@ -8,6 +8,8 @@ so they survive kernel and server restarts, and follow a notebook that is rename
 
 A new home is ready in milliseconds: the metastore is a copy of a template that was
 migrated once per Airflow version (``airflow db migrate`` takes seconds, a copy does not).
+With a PostgreSQL ``metastore_url`` (:mod:`.metastore`) the metastore is instead a database
+of its own, cloned with ``CREATE DATABASE … TEMPLATE`` from a migrated template database.
 
 This module never imports Airflow (the server uses it) and never imports jupyter_server.
 """
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audit as _audit
+from . import metastore as _metastore
 from .audit import now as _now
 
 SESSION_FILE = "kyte-session.json"
@@ -49,8 +52,7 @@ unit_test_mode = False
 compress_serialized_dags = False
 
 [database]
-sql_alchemy_conn = sqlite:///{home}/airflow.db
-load_default_connections = False
+{database}load_default_connections = False
 
 [logging]
 base_log_folder = {home}/logs
@@ -117,6 +119,12 @@ class Session:
         return self.home / "airflow.db"
 
     @property
+    def metastore_url(self) -> str | None:
+        """The PostgreSQL metastore's SQLAlchemy URL, or ``None`` for the SQLite file."""
+        url = self.extra.get("metastore_url")
+        return str(url) if url else None
+
+    @property
     def dags_folder(self) -> Path:
         """The session's DAG folder (its Airflow ``dags-folder`` bundle)."""
         return self.home / "dags"
@@ -150,6 +158,11 @@ class Session:
             "created": self.created,
             "airflow_version": self.airflow_version,
         }
+
+    def connect_readonly(self, timeout: float = 5.0) -> Any:
+        """A read-only DB-API connection to the metastore, SQLite or PostgreSQL, with
+        :mod:`sqlite3`'s conventions (see :func:`.metastore.connect_readonly`)."""
+        return _metastore.connect_readonly(self.metastore_url, self.db_path, timeout=timeout)
 
     def env(self, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment a kernel needs so that Airflow, imported later, uses this home."""
@@ -231,8 +244,23 @@ class SessionStore:
         env: Mapping[str, str] | None = None,
         connections_files: list[str] | None = None,
         variables_files: list[str] | None = None,
+        metastore_url: str | None = None,
+        user: str | None = None,
     ) -> None:
         self.root = Path(root).expanduser() if root else default_sessions_root()
+        #: SQLAlchemy URL template of PostgreSQL session databases; empty: SQLite files.
+        self.metastore_url = (
+            metastore_url if metastore_url is not None else _metastore.configured_template()
+        ) or ""
+        if self.metastore_url and not _metastore.is_postgres(self.metastore_url):
+            raise SessionError(
+                "metastore_url must be a PostgreSQL URL template such as "
+                "postgresql+psycopg://kyte_{user}:PASSWORD@HOST:5432/kyte_{user}_{session} "
+                "(leave it empty for a SQLite file per session)."
+            )
+        self.user = user or _audit.user()
+        self._postgres: _metastore.PostgresMetastores | None = None
+        self._pg_template: tuple[str, _metastore.PgURL] | None = None
         self.airflow_config = {k: dict(v) for k, v in (airflow_config or {}).items()}
         self.extra_env = dict(env or {})
         self.connections_files = list(connections_files or [])
@@ -309,8 +337,20 @@ class SessionStore:
                 return found
             return self._create(key)
 
+    @property
+    def postgres(self) -> _metastore.PostgresMetastores | None:
+        """The PostgreSQL databases of this store's sessions, if it has a ``metastore_url``."""
+        if self.metastore_url and self._postgres is None:
+            try:
+                self._postgres = _metastore.PostgresMetastores(self.metastore_url, self.user)
+            except _metastore.MetastoreURLError as e:
+                raise SessionError(str(e)) from e
+        return self._postgres
+
     def _create(self, key: str) -> Session:
-        template = self.template_db()
+        pg = self.postgres
+        template = self.template_db() if pg is None else None
+        pg_template = self.postgres_template() if pg is not None else None
         base = _session_id_for(key)
         session_id, n = base, 1
         while (self.root / session_id).exists():
@@ -318,11 +358,20 @@ class SessionStore:
             session_id = f"{base}-{n}"
         home = self.root / session_id
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".new-{session_id}-"))
+        db_url: _metastore.PgURL | None = None
         try:
             for sub in ("dags", "logs", "kyte/graphs"):
                 (tmp / sub).mkdir(parents=True)
-            shutil.copyfile(template, tmp / "airflow.db")
-            (tmp / "airflow.cfg").write_text(self._airflow_cfg(home), encoding="utf-8")
+            if pg is not None and pg_template is not None:
+                db_url = self._pg_call(lambda: pg.create(session_id, pg_template))
+            else:
+                assert template is not None
+                shutil.copyfile(template, tmp / "airflow.db")
+            url = db_url.sqlalchemy() if db_url is not None else None
+            if url is not None:  # it may hold the database password
+                _write_private(tmp / "airflow.cfg", self._airflow_cfg(home, url))
+            else:
+                (tmp / "airflow.cfg").write_text(self._airflow_cfg(home), encoding="utf-8")
             session = Session(
                 id=session_id,
                 home=tmp,
@@ -330,6 +379,8 @@ class SessionStore:
                 created=_now(),
                 airflow_version=airflow_version(),
             )
+            if url is not None:
+                session.extra["metastore_url"] = url
             if self.extra_env:
                 session.extra["env"] = dict(self.extra_env)
             preload = self._copy_preload(tmp)
@@ -339,6 +390,9 @@ class SessionStore:
             os.rename(tmp, home)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if pg is not None and db_url is not None:
+                with contextlib.suppress(Exception):
+                    pg.drop(db_url)
             raise
         session.home = home
         session.audit("session.create", notebook_path=key)
@@ -359,8 +413,14 @@ class SessionStore:
                 out.setdefault(kind, []).append(str(dest.relative_to(home)))
         return out
 
-    def _airflow_cfg(self, home: Path) -> str:
-        text = _AIRFLOW_CFG.format(home=home)
+    def _airflow_cfg(self, home: Path, metastore_url: str | None = None) -> str:
+        if metastore_url:
+            conn = metastore_url.replace("%", "%%")  # configparser interpolation
+            # Airflow would derive an asyncpg URL for its async engine; psycopg 3 does both.
+            database = f"sql_alchemy_conn = {conn}\nsql_alchemy_conn_async = {conn}\n"
+        else:
+            database = f"sql_alchemy_conn = sqlite:///{home}/airflow.db\n"
+        text = _AIRFLOW_CFG.format(home=home, database=database)
         for section, values in self.airflow_config.items():
             text += f"\n[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
         return text
@@ -389,9 +449,16 @@ class SessionStore:
         home = self._home(session_id)
         if not (home / SESSION_FILE).exists():
             raise KeyError(session_id)
+        url = self.load(home).metastore_url
         trash = self.root / f".deleted-{session_id}-{int(time.time() * 1000)}"
         os.rename(home, trash)
         shutil.rmtree(trash, ignore_errors=True)
+        if url:
+            self.drop_database(url)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a deleted session's PostgreSQL database (its connections are ended)."""
+        self._pg_call(lambda: _metastore.drop_database(_metastore.PgURL.parse(url)))
 
     def prune(self, max_age_days: float) -> builtins.list[str]:
         """Delete sessions not used for ``max_age_days``; return their ids."""
@@ -409,6 +476,58 @@ class SessionStore:
         return removed
 
     # ---- template metastore -------------------------------------------------------------
+    def prepare_template(self) -> None:
+        """Make the template metastore of this Airflow version if it is not there yet."""
+        if self.postgres is not None:
+            self.postgres_template()
+        else:
+            self.template_db()
+
+    def _pg_call(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except SessionError:
+            raise
+        except Exception as e:  # psycopg errors: the server is down, a bad password …
+            raise SessionError(
+                f"Could not use the PostgreSQL metastore server ({type(e).__name__}: {e}). "
+                "Check metastore_url / KYTE_METASTORE_URL and that the server is up."
+            ) from e
+
+    def postgres_template(self) -> _metastore.PgURL:
+        """The migrated template database of this Airflow version (PostgreSQL), made once."""
+        pg = self.postgres
+        assert pg is not None, "no PostgreSQL metastore_url"
+        version = airflow_version()
+        if self._pg_template is None or self._pg_template[0] != version:
+            url = self._pg_call(lambda: pg.ensure_template(version, self._migrate))
+            self._pg_template = (version, url)  # it exists from now on: not asked again
+        return self._pg_template[1]
+
+    def _migrate(self, url: _metastore.PgURL) -> None:
+        """``airflow db migrate`` into the empty database at ``url`` (in a subprocess)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        build = Path(tempfile.mkdtemp(dir=self.root, prefix=".build-"))
+        try:
+            _write_private(build / "airflow.cfg", self._airflow_cfg(build, url.sqlalchemy()))
+            self._run_template_build(build)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+
+    def _run_template_build(self, build: Path) -> None:
+        env = dict(os.environ)
+        env.update({"AIRFLOW_HOME": str(build), "AIRFLOW_CONFIG": str(build / "airflow.cfg")})
+        env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "kyte_jupyter.session.template"],
+            env=env, capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise SessionError(
+                "Could not prepare Airflow's metastore template "
+                f"(airflow db migrate failed):\n{proc.stderr[-3000:]}"
+            )
+
     def template_db(self) -> Path:
         """A migrated, empty metastore for this Airflow version, made once and then copied."""
         tdir = self.root / ".templates" / f"airflow-{airflow_version()}"
@@ -421,23 +540,22 @@ class SessionStore:
             build = Path(tempfile.mkdtemp(dir=tdir.parent, prefix=".build-"))
             try:
                 (build / "airflow.cfg").write_text(self._airflow_cfg(build), encoding="utf-8")
-                env = dict(os.environ)
-                env.update({"AIRFLOW_HOME": str(build),
-                            "AIRFLOW_CONFIG": str(build / "airflow.cfg")})
-                proc = subprocess.run(
-                    [sys.executable, "-m", "kyte_jupyter.session.template"],
-                    env=env, capture_output=True, text=True, check=False,
-                )
-                if proc.returncode != 0 or not (build / "airflow.db").is_file():
-                    raise SessionError(
-                        "Could not prepare Airflow's metastore template "
-                        f"(airflow db migrate failed):\n{proc.stderr[-3000:]}"
-                    )
+                self._run_template_build(build)
+                if not (build / "airflow.db").is_file():
+                    raise SessionError("Could not prepare Airflow's metastore template "
+                                       "(airflow db migrate wrote no airflow.db).")
                 tdir.mkdir(parents=True, exist_ok=True)
                 os.replace(build / "airflow.db", db)
             finally:
                 shutil.rmtree(build, ignore_errors=True)
         return db
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (``airflow.cfg`` may hold a database password)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _normalise(notebook_path: str) -> str:

@@ -11,11 +11,13 @@ import sqlite3
 
 
 def main() -> None:
-    """Migrate a fresh metastore in ``$AIRFLOW_HOME`` and switch it to WAL journaling."""
+    """Migrate the metastore ``$AIRFLOW_HOME/airflow.cfg`` names; a SQLite one goes to WAL."""
     from ..bridge.metastore import migrate_new_metastore
 
     migrate_new_metastore()
     path = os.path.join(os.environ["AIRFLOW_HOME"], "airflow.db")
+    if not os.path.isfile(path):
+        return  # a PostgreSQL template database: nothing more to do
     con = sqlite3.connect(path)
     try:
         # WAL lets the server read task states while a kernel writes them.

@@ -6,7 +6,9 @@ out:
 * graph snapshots ``kyte/graphs/<dag_id>.json`` written by the kernel (and, for DAG files
   dropped into the session's ``dags/`` folder, the serialized DAG Airflow stored for them);
 * runs and task-instance states in ``airflow.db``, opened read-only with :mod:`sqlite3` (the
-  metastore is in WAL mode, so a reader sees a task go ``running`` while a kernel writes);
+  metastore is in WAL mode, so a reader sees a task go ``running`` while a kernel writes),
+  or in the session's PostgreSQL database, read with :mod:`psycopg` through the same SQL
+  (:func:`kyte_jupyter.session.metastore.connect_readonly`);
 * task logs under ``logs/``, read by byte range so a client can follow a growing log.
 
 Replies are the models of :mod:`kyte_jupyter.contracts.rest` (built, so validated, here).
@@ -41,6 +43,7 @@ from ..contracts.rest import (
     TaskInstance,
 )
 from ..session import Session
+from ..session.metastore import PgConnection
 from .errors import (
     BadRequestError,
     ForbiddenError,
@@ -79,6 +82,9 @@ STATE_PRIORITY: tuple[str | None, ...] = (
     "skipped",
     "removed",
 )
+
+#: A read-only metastore connection: the SQLite file, or PostgreSQL read the same way.
+Connection = sqlite3.Connection | PgConnection
 
 DEFAULT_LOG_LIMIT = 1024 * 1024
 MAX_LOG_LIMIT = 8 * 1024 * 1024
@@ -141,17 +147,15 @@ class SessionState:
 
     # ---- metastore -------------------------------------------------------------------
     @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self) -> Iterator[Connection]:
         path = self.session.db_path
-        if not path.is_file():
+        if self.session.metastore_url is None and not path.is_file():
             raise MetastoreError(
                 f"Session {self.session.id} has no metastore ({path}). Delete the session "
                 "and restart the notebook's kernel to get a fresh one."
             )
         try:
-            con = sqlite3.connect(
-                path.absolute().as_uri() + "?mode=ro", uri=True, timeout=self.busy_timeout
-            )
+            con = self.session.connect_readonly(timeout=self.busy_timeout)
         except sqlite3.Error as e:
             raise self._translate(e) from e
         con.row_factory = sqlite3.Row
@@ -164,11 +168,18 @@ class SessionState:
 
     def _translate(self, e: sqlite3.Error) -> MetastoreError:
         text = str(e)
-        what = f"metastore of session {self.session.id} ({self.session.db_path})"
+        where = self.session.db_path if self.session.metastore_url is None else "PostgreSQL"
+        what = f"metastore of session {self.session.id} ({where})"
         if isinstance(e, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
             return MetastoreError(
                 f"The {what} is locked by another process ({text}). Try again in a moment; "
                 "if it stays locked, restart the notebook's kernel.",
+                status=503,
+            )
+        if isinstance(e, sqlite3.OperationalError) and text.startswith("unable to open"):
+            return MetastoreError(
+                f"Could not connect to the {what}: {text}. Check that the database server "
+                "is up; if the session's database was dropped, delete the session.",
                 status=503,
             )
         if isinstance(e, sqlite3.OperationalError) and text.startswith("no such"):
@@ -200,7 +211,7 @@ class SessionState:
             out[snapshot.dag_id] = snapshot
         return out
 
-    def _folder_dags(self, con: sqlite3.Connection, known: set[str]) -> dict[str, GraphSnapshot]:
+    def _folder_dags(self, con: Connection, known: set[str]) -> dict[str, GraphSnapshot]:
         """Graphs of DAG files in the session's ``dags/`` folder, from their serialized form.
 
         Cell-defined DAGs are serialized too, with the notebook as ``fileloc``; they are left
@@ -242,8 +253,8 @@ class SessionState:
                 continue
         return out
 
-    def _latest_run(self, con: sqlite3.Connection, dag_id: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = con.execute(
+    def _latest_run(self, con: Connection, dag_id: str) -> Any:
+        row: Any = con.execute(
             "SELECT run_id, state, run_type, logical_date, start_date, end_date FROM dag_run "
             "WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
             (dag_id,),
@@ -264,7 +275,7 @@ class SessionState:
         return out
 
     def _dag_view(
-        self, con: sqlite3.Connection, dag_id: str, graph: GraphSnapshot, source: str
+        self, con: Connection, dag_id: str, graph: GraphSnapshot, source: str
     ) -> DagView:
         run = self._latest_run(con, dag_id)
         states: dict[str, dict[int, tuple[str | None, int]]] = {}
@@ -316,7 +327,7 @@ class SessionState:
             findings=graph.findings,
         )
 
-    def _dag_known(self, con: sqlite3.Connection, dag_id: str) -> bool:
+    def _dag_known(self, con: Connection, dag_id: str) -> bool:
         if (self.session.graphs_dir / f"{dag_id}.json").is_file():
             return True
         for sql in ("SELECT 1 FROM dag WHERE dag_id = ?", "SELECT 1 FROM dag_run WHERE dag_id = ?"):
@@ -353,7 +364,7 @@ class SessionState:
             )
         return out
 
-    def _require_run(self, con: sqlite3.Connection, dag_id: str, run_id: str) -> None:
+    def _require_run(self, con: Connection, dag_id: str, run_id: str) -> None:
         row = con.execute(
             "SELECT 1 FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
         ).fetchone()
@@ -522,7 +533,7 @@ class SessionState:
         )
 
     def _no_task_message(
-        self, con: sqlite3.Connection, dag_id: str, run_id: str, task_id: str, map_index: int
+        self, con: Connection, dag_id: str, run_id: str, task_id: str, map_index: int
     ) -> str:
         indexes = [
             r[0]
@@ -538,7 +549,7 @@ class SessionState:
             return f"Task {task_id!r} is mapped: pass map_index ({indexes[0]}..{indexes[-1]})."
         return f"Task {task_id!r} has no map index {map_index} in run {run_id!r}."
 
-def _run_summary(row: sqlite3.Row) -> DagRunSummary:
+def _run_summary(row: Any) -> DagRunSummary:
     return DagRunSummary(
         run_id=row["run_id"],
         state=row["state"],

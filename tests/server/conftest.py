@@ -40,7 +40,7 @@ def kyte_template_root(
         return shared
     except pytest.FixtureLookupError:
         root = tmp_path_factory.mktemp("kyte-template")
-        SessionStore(root).template_db()
+        SessionStore(root).prepare_template()
         return root
 
 
@@ -49,7 +49,8 @@ def kyte_root(tmp_path: Path, kyte_template_root: Path, monkeypatch: pytest.Monk
     """This test's own sessions root (``KYTE_SESSIONS_ROOT``), with the template copied in."""
     root = tmp_path / "kyte-sessions"
     root.mkdir()
-    shutil.copytree(kyte_template_root / ".templates", root / ".templates")
+    if (kyte_template_root / ".templates").is_dir():  # none with a PostgreSQL metastore
+        shutil.copytree(kyte_template_root / ".templates", root / ".templates")
     monkeypatch.setenv("KYTE_SESSIONS_ROOT", str(root))
     return root
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kyte_jupyter.session import Session
+from kyte_jupyter.session.metastore import connect_postgres
 
 RUN_ID = "manual__2026-01-02T03:04:05.123456+00:00"
 
@@ -54,6 +55,14 @@ def etl_graph() -> dict[str, Any]:
     }
 
 
+def connect_rw(session: Session) -> Any:
+    """A writable connection to the session's metastore, SQLite or (with
+    ``KYTE_TEST_METASTORE=postgres``) PostgreSQL, with sqlite3's ``?`` parameters."""
+    if session.metastore_url:
+        return connect_postgres(session.metastore_url, readonly=False)
+    return sqlite3.connect(session.db_path)
+
+
 def add_run(
     session: Session,
     dag_id: str,
@@ -67,7 +76,7 @@ def add_run(
 ) -> None:
     """Insert a dag_run with task instances ``(task_id, map_index, state, try_number)`` and
     older tries ``(task_id, map_index, try_number, state)``, with the columns Airflow fills."""
-    con = sqlite3.connect(session.db_path)
+    con = connect_rw(session)
     try:
         con.execute(
             "INSERT INTO dag_run (dag_id, run_id, state, run_type, logical_date, start_date, "

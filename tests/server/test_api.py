@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from server_homes import RUN_ID, add_run, etl_graph, write_graph, write_log
+from server_homes import RUN_ID, add_run, connect_rw, etl_graph, write_graph, write_log
 from tornado.httpclient import HTTPClientError
 
 from kyte_jupyter.contracts.rest import DagRun
@@ -128,7 +128,7 @@ async def test_dag_states_follow_the_newest_run(fetch_json: Any, etl_session: Se
 
 
 async def test_state_changes_show_on_next_read(fetch_json: Any, etl_session: Session) -> None:
-    con = sqlite3.connect(etl_session.db_path)
+    con = connect_rw(etl_session)
     con.execute("UPDATE task_instance SET state='running' WHERE task_id='g.load'")
     con.commit()  # the kernel's write; the server keeps no cache
     con.close()
@@ -211,7 +211,7 @@ async def test_dag_files_in_the_dags_folder_are_read_from_the_serialized_dag(
             ],
         },
     }  # fmt: skip
-    con = sqlite3.connect(session.db_path)
+    con = sqlite3.connect(session.db_path)  # SQLite only (its INSERT OR IGNORE, 0/1 booleans)
     con.execute("INSERT OR IGNORE INTO dag_bundle (name, active) VALUES ('dags-folder', 1)")
     con.execute(
         "INSERT INTO dag (dag_id, is_paused, is_stale, fileloc, bundle_name, description, "
