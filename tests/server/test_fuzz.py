@@ -166,8 +166,8 @@ def test_schemathesis_finds_no_server_errors(
     print(summary)
     assert done.returncode == 0, summary + done.stderr[-2000:]
     cases = re.search(r"(\d+) generated", summary)
+    # Its time is bounded by --max-examples, not asserted (a loaded machine is no failure).
     print(f"schemathesis: {cases.group(1) if cases else '?'} cases in {elapsed:.0f}s")
-    assert elapsed < 120
 
     # Nothing outside the roots was written, and no answer carried what lies next to them.
     assert _listing(tmp_path, (root, sessions, work)) - outside_before <= {str(har)}
