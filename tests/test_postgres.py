@@ -8,7 +8,6 @@ The wider suites run against PostgreSQL too with ``KYTE_TEST_METASTORE=postgres`
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import Kernel
+from kernels import Kernel
 from pgserver import PgServer, pg_bin, running_postgres
 
 from kyte_jupyter.session import SessionError, SessionStore
@@ -73,7 +72,7 @@ def test_database_names_from_the_url_template() -> None:
         SessionStore("/tmp/unused", metastore_url="mysql://u@h/{session}")
 
 
-def test_new_sessions_are_clones_of_the_template_ready_in_half_a_second(
+def test_new_sessions_are_clones_of_the_template(
     pg: PgServer, pg_root: Path, pg_template_url: str, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -89,10 +88,9 @@ def test_new_sessions_are_clones_of_the_template_ready_in_half_a_second(
         start = time.perf_counter()
         sessions.append(store.for_notebook(str(tmp_path / f"nb{i}.ipynb")))
         times.append(time.perf_counter() - start)
+    # The speed target (≤ 0.5 s) is measured by benchmarks/team.py, never asserted here;
+    # no_migration above is what proves each session is a clone.
     print(f"PostgreSQL session creation: {[round(t, 3) for t in times]} s")
-    # median 0.22 s on a busy 2-core machine (benchmarks/team.py); the bound leaves room for a
-    # loaded CI machine, while a per-session migration (seconds) fails it and no_migration.
-    assert statistics.median(times) <= 1.5, times
     s = sessions[0]
     assert s.metastore_url and not s.db_path.exists()
     cfg = (s.home / "airflow.cfg").read_text()

@@ -462,9 +462,8 @@ async def test_locked_metastore_is_503_without_blocking_the_server(
     try:
         slow = asyncio.ensure_future(error_of(jp_fetch, "kyte", "sessions", etl_session.id, "dags"))
         await asyncio.sleep(0.1)
-        started = time.monotonic()
-        assert len(await fetch_json("kyte", "sessions")) == 1  # served while the read waits
-        assert time.monotonic() - started < 0.8
+        assert len(await fetch_json("kyte", "sessions")) == 1
+        assert not slow.done()  # the list was served while the locked read still waits
         code, body = await slow
         assert code == 503 and "locked" in body["message"]
     finally:
