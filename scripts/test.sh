@@ -56,8 +56,18 @@ if [[ -f labextension/package.json ]]; then
 fi
 
 # 4. Python tests: kernels, server, export (last, so its summary closes the output).
-step "Python tests"
 # One worker per core (pytest-xdist), each taking whole test files, so a file's module-scoped
 # kernels and servers are started once. Most tests wait on kernels and subprocesses.
+# The selection in tests/postgres_selection.txt runs a second time with every session's
+# metastore on PostgreSQL (a server the fixtures start); both runs always run.
+status=0
+if [[ $# -eq 0 ]]; then
+  step "Python tests again, metastore on PostgreSQL (tests/postgres_selection.txt)"
+  KYTE_TEST_METASTORE=postgres python -m pytest -p no:cacheprovider -q \
+    -n "${KYTE_TEST_WORKERS:-auto}" --dist loadfile \
+    $(grep -v '^#' tests/postgres_selection.txt) || status=$?
+fi
+step "Python tests"
 python -m pytest -p no:cacheprovider -n "${KYTE_TEST_WORKERS:-auto}" --dist loadfile \
-  --durations=25 "$@"
+  --durations=25 "$@" || status=$?
+exit "$status"
