@@ -18,6 +18,7 @@ export function mkNode(
     state: null,
     try_number: 0,
     map_states: {},
+    forced: null,
     ...n
   };
 }
@@ -94,7 +95,8 @@ export const etlDag: IDagInfo = mkDag({
     logical_date: '2026-01-01T00:00:00+00:00',
     start_date: '2026-01-01T00:00:01+00:00',
     end_date: '2026-01-01T00:00:09+00:00',
-    run_type: 'manual'
+    run_type: 'manual',
+    forced: {}
   }
 });
 

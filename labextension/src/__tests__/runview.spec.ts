@@ -14,7 +14,8 @@ const trans = nullTranslator.load('kyte_jupyter');
 function mkRun(
   run_id: string,
   dag_version: number | null,
-  state = 'success'
+  state = 'success',
+  forced: Record<string, string> = {}
 ): IDagRun {
   return {
     run_id,
@@ -24,7 +25,8 @@ function mkRun(
     start_date: '2026-11-29T20:00:00+00:00',
     end_date: null,
     conf: null,
-    dag_version
+    dag_version,
+    forced
   };
 }
 
@@ -32,7 +34,8 @@ function mkTi(
   task_id: string,
   state: string | null,
   map_index = -1,
-  try_number = 1
+  try_number = 1,
+  forced: string | null = null
 ): ITaskInstance {
   return {
     task_id,
@@ -43,7 +46,8 @@ function mkTi(
     end_date: null,
     duration: null,
     operator: null,
-    rendered_map_index: null
+    rendered_map_index: null,
+    forced
   };
 }
 
@@ -101,7 +105,8 @@ const now = mkDag({
     run_type: 'manual',
     logical_date: null,
     start_date: null,
-    end_date: null
+    end_date: null,
+    forced: {}
   },
   warnings: ['cell 4 was deleted']
 });
