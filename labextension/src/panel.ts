@@ -24,7 +24,7 @@ import { LayoutDirection } from './layout';
 import { RunSelector } from './runselector';
 import { VersionDiffBar } from './versiondiff';
 import { CHANGE_COLORS, CHANGE_ORDER, buildDiffGraphModel } from './diffmodel';
-import { FORCED_BADGE, forcedList } from './forced';
+import { forcedList } from './forced';
 import { WORKER_THRESHOLD, LayoutRunner } from './layoutrunner';
 import { dagFindings, findingText, findingsKey } from './findings';
 import {
@@ -623,16 +623,6 @@ export class KytePanel extends Widget {
         add(state, stateColor(state));
       }
       add('no status', NO_STATUS_COLOR);
-      const forced = document.createElement('span');
-      forced.className = 'jp-kyte-Panel-legendItem';
-      const badge = document.createElement('span');
-      badge.className = 'jp-kyte-forcedBadge';
-      badge.textContent = FORCED_BADGE;
-      forced.append(
-        badge,
-        document.createTextNode(' ' + this._trans.__('what-if outcome'))
-      );
-      items.push(forced);
     }
     this._legend.node.dataset.kind = diff ? 'diff' : 'states';
     this._legend.node.replaceChildren(...items);
