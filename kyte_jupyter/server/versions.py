@@ -10,6 +10,8 @@ its graph, turned into the graph snapshot's shape by
 
 from __future__ import annotations
 
+import sqlite3
+
 from jupyter_server.auth.decorator import authorized
 from pydantic import JsonValue, TypeAdapter, ValidationError
 from tornado import web
@@ -69,15 +71,7 @@ class VersionState(SessionState):
                 (dag_id, number),
             ).fetchone()
             if row is None:
-                known = [
-                    str(r[0])
-                    for r in con.execute(
-                        "SELECT version_number FROM dag_version WHERE dag_id = ? "
-                        "ORDER BY version_number",
-                        (dag_id,),
-                    )
-                ]
-                have = f"its versions are {', '.join(known)}" if known else "it has no version"
+                have = _have(_known_versions(con, dag_id), "it has no version")
                 raise NotFoundError(f"DAG {dag_id!r} has no version {number}; {have}.")
         graph = None
         if row["data"] is not None or row["data_compressed"] is not None:
@@ -99,14 +93,7 @@ class VersionState(SessionState):
         """
         check_ids(dag_id=dag_id)
         with self._db() as con:
-            known = [
-                int(r[0])
-                for r in con.execute(
-                    "SELECT version_number FROM dag_version WHERE dag_id = ? "
-                    "ORDER BY version_number",
-                    (dag_id,),
-                )
-            ]
+            known = _known_versions(con, dag_id)
             if not known and not self._dag_known(con, dag_id):
                 raise NotFoundError(f"Session {self.session.id} has no DAG {dag_id!r}.")
             if new is None:
@@ -114,11 +101,7 @@ class VersionState(SessionState):
             if old is None:
                 older = [n for n in known if n < new]
                 if not older:
-                    have = (
-                        f"its versions are {', '.join(map(str, known))}"
-                        if known
-                        else "it has no version yet"
-                    )
+                    have = _have(known, "it has no version yet")
                     raise NotFoundError(
                         f"DAG {dag_id!r} has no version before {new} to compare with; {have}."
                     )
@@ -131,6 +114,22 @@ class VersionState(SessionState):
         diff = _versions.diff_versions(before, after)
         graphs = [self.version_graph(dag_id, n) for n in (old, new)]
         return diff_reply(diff, *graphs)
+
+
+def _known_versions(con: sqlite3.Connection, dag_id: str) -> list[int]:
+    """The version numbers of ``dag_id``, oldest first."""
+    return [
+        int(r[0])
+        for r in con.execute(
+            "SELECT version_number FROM dag_version WHERE dag_id = ? ORDER BY version_number",
+            (dag_id,),
+        )
+    ]
+
+
+def _have(known: list[int], none: str) -> str:
+    """``its versions are 1, 2`` for a 404 message, or ``none``."""
+    return f"its versions are {', '.join(map(str, known))}" if known else none
 
 
 def diff_reply(

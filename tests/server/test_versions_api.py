@@ -167,10 +167,10 @@ async def test_versions_graphs_and_run_versions_of_a_dag_edited_in_a_kernel(
     # The front end's Jest fixtures are these replies (tests/server/test_frontend_fixtures.py).
     from test_frontend_fixtures import _check
 
-    home = SimpleNamespace(id=sid, home=session["home"])
-    _check("server_diff.json", diff, home)  # type: ignore[arg-type]
-    _check("server_dags_forced.json", _fixed_times(dag, runs[0]["run_id"]), home)  # type: ignore[arg-type]
-    _check("server_runs_forced.json", _fixed_times(runs, *[r["run_id"] for r in runs]), home)  # type: ignore[arg-type]
+    home: Any = SimpleNamespace(id=sid, home=session["home"])  # what _check reads of a Session
+    _check("server_diff.json", diff, home)
+    _check("server_dags_forced.json", _fixed_times(dag, runs[0]["run_id"]), home)
+    _check("server_runs_forced.json", _fixed_times(runs, *[r["run_id"] for r in runs]), home)
 
 
 def _fixed_times(reply: Any, *run_ids: str) -> Any:

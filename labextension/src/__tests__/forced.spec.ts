@@ -6,6 +6,7 @@ import { dagAtRun, runLabel } from '../runview';
 import type { IDagInfo, IDagRun, ITaskInstance } from '../tokens';
 // Replies of the real server after `%run_dag shop --fail load` (tests/server/
 // test_versions_api.py): the DAG with its latest run, and the DAG's runs, newest first.
+import { mkTi } from './fixtures';
 import serverDags from './fixtures/server_dags_forced.json';
 import serverRuns from './fixtures/server_runs_forced.json';
 
@@ -13,23 +14,13 @@ const trans = nullTranslator.load('kyte_jupyter');
 const dag = serverDags as unknown as IDagInfo;
 const runs = serverRuns as IDagRun[];
 
+/** A failed task instance of `task_id`, forced or not. */
 function ti(
   task_id: string,
   map_index: number,
   forced: string | null
 ): ITaskInstance {
-  return {
-    task_id,
-    map_index,
-    state: 'failed',
-    try_number: 1,
-    start_date: null,
-    end_date: null,
-    duration: null,
-    operator: null,
-    rendered_map_index: null,
-    forced
-  };
+  return mkTi(task_id, 'failed', map_index, 1, forced);
 }
 
 describe('the forced badge (the real server reply)', () => {

@@ -1,13 +1,8 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
 import { PinnedRuns, dagAtRun, runLabel } from '../runview';
-import {
-  IDagRun,
-  IDagVersionGraph,
-  IKyteService,
-  ITaskInstance
-} from '../tokens';
-import { mkDag, mkNode } from './fixtures';
+import { IDagRun, IDagVersionGraph, IKyteService } from '../tokens';
+import { mkDag, mkNode, mkTi } from './fixtures';
 
 const trans = nullTranslator.load('kyte_jupyter');
 
@@ -26,27 +21,6 @@ function mkRun(
     end_date: null,
     conf: null,
     dag_version,
-    forced
-  };
-}
-
-function mkTi(
-  task_id: string,
-  state: string | null,
-  map_index = -1,
-  try_number = 1,
-  forced: string | null = null
-): ITaskInstance {
-  return {
-    task_id,
-    map_index,
-    state,
-    try_number,
-    start_date: null,
-    end_date: null,
-    duration: null,
-    operator: null,
-    rendered_map_index: null,
     forced
   };
 }
