@@ -169,6 +169,7 @@ async def test_versions_graphs_and_run_versions_of_a_dag_edited_in_a_kernel(
 
     home: Any = SimpleNamespace(id=sid, home=session["home"])  # what _check reads of a Session
     _check("server_diff.json", diff, home)
+    dag["fileloc"] = (dag["fileloc"] or "").replace(session["home"], "/SESSION_HOME")
     _check("server_dags_forced.json", _fixed_times(dag, runs[0]["run_id"]), home)
     _check("server_runs_forced.json", _fixed_times(runs, *[r["run_id"] for r in runs]), home)
 
