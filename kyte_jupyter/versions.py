@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .session.metastore import Connection
+
 __all__ = [
     "DagDiff",
     "DagVersion",
@@ -203,18 +205,18 @@ _VERSION_SQL = (
 )
 
 
-def _rows(con: sqlite3.Connection, sql: str, params: Iterable[Any]) -> list[Any]:
+def _rows(con: Connection, sql: str, params: Iterable[Any]) -> list[Any]:
     con.row_factory = sqlite3.Row
     return con.execute(sql, tuple(params)).fetchall()
 
 
-def list_versions(con: sqlite3.Connection, dag_id: str) -> list[DagVersion]:
+def list_versions(con: Connection, dag_id: str) -> list[DagVersion]:
     """Every recorded version of ``dag_id``, oldest first (empty if it has none)."""
     rows = _rows(con, _VERSION_SQL + " ORDER BY v.version_number", (dag_id,))
     return [_version_from_row(dag_id, r) for r in rows]
 
 
-def get_version(con: sqlite3.Connection, dag_id: str, number: int) -> DagVersion:
+def get_version(con: Connection, dag_id: str, number: int) -> DagVersion:
     """Version ``number`` of ``dag_id``; raises :class:`VersionError` naming the known ones."""
     rows = _rows(con, _VERSION_SQL + " AND v.version_number = ?", (dag_id, number))
     if rows:
@@ -255,7 +257,7 @@ def diff_versions(old: DagVersion, new: DagVersion) -> DagDiff:
     )
 
 
-def run_history(con: sqlite3.Connection, dag_id: str, limit: int = 50) -> list[RunRecord]:
+def run_history(con: Connection, dag_id: str, limit: int = 50) -> list[RunRecord]:
     """The DAG's runs, newest first, each with the number of the version it ran."""
     rows = _rows(
         con,
@@ -306,7 +308,7 @@ def _value_diff(a: Any, b: Any) -> str:
 
 
 def compare_runs(
-    con: sqlite3.Connection,
+    con: Connection,
     dag_id: str,
     run_a: str,
     run_b: str,

@@ -52,6 +52,10 @@ MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (run.RunSummary, "serialization"),
     (versions.DagVersion, "serialization"),
     (versions.DagVersionGraph, "serialization"),
+    (versions.ArgumentChange, "serialization"),
+    (versions.DiffNode, "serialization"),
+    (versions.DiffEdge, "serialization"),
+    (versions.DagVersionDiff, "serialization"),
     (publish.PublishTarget, "serialization"),
     (publish.PublishRequest, "validation"),
     (publish.PublishChange, "serialization"),
@@ -70,6 +74,7 @@ RESPONSES: dict[str, type[BaseModel] | tuple[Literal["array"], type[BaseModel]]]
     "exportNotebook": rest.ExportReply,
     "listDagVersions": ("array", versions.DagVersion),
     "getDagVersion": versions.DagVersionGraph,
+    "getDagVersionDiff": versions.DagVersionDiff,
     "listPublishTargets": ("array", publish.PublishTarget),
     "publishNotebook": publish.PublishReply,
 }

@@ -58,6 +58,13 @@ class DagRunSummary(Contract):
     logical_date: str | None = Field(json_schema_extra=_DATE_TIME)
     start_date: str | None = Field(json_schema_extra=_DATE_TIME)
     end_date: str | None = Field(json_schema_extra=_DATE_TIME)
+    forced: dict[str, str] = Field(
+        default_factory=dict,
+        description="Task instances whose outcome a what-if option forced in this run: key "
+        '(task_id, or task_id[i] for a mapped instance) -> the forced outcome ("fail", '
+        '"branch -> a" …), from the audit trail. {} for an ordinary run.',
+        examples=[{"load": "fail"}],
+    )
 
 
 class DagRun(DagRunSummary):
@@ -82,6 +89,12 @@ class Node(GraphNode):
         default=None,
         exclude_if=_is_none,
         description='Mapped tasks only: map index (a string, "0") -> state of that instance.',
+    )
+    forced: str | None = Field(
+        default=None,
+        description="The outcome a what-if option forced on the task in the latest run "
+        '("fail", "branch -> a" …; for a mapped task its forced instances, "[0] fail"), '
+        "or null when it ran for real.",
     )
 
 
@@ -125,6 +138,11 @@ class TaskInstance(Contract):
     duration: float | None = Field(description="Seconds.")
     operator: str | None
     rendered_map_index: str | None
+    forced: str | None = Field(
+        default=None,
+        description="The outcome a what-if option forced on this task instance's latest try "
+        '("fail", "skip", "branch -> a" …), or null when it ran for real.',
+    )
 
 
 class LogRange(Contract):
@@ -183,9 +201,18 @@ class ExportRequest(Contract):
         description="Output directory (API path); defaults to dags/ next to the notebook.",
     )
     force: bool = Field(default=False, description="Overwrite existing files.")
+    tests: bool = Field(
+        default=False,
+        description="Also write test_<dag_id>.py next to each DAG file: the notebook's "
+        "%%scenario cells as plain pytest + Airflow tests (jupyter kyte export --tests).",
+    )
 
 
 class ExportReply(Contract):
     """Files an export wrote."""
 
     files: list[str] = Field(description="API paths of the files written.")
+    tests: list[str] = Field(
+        default_factory=list,
+        description="API paths of the scenario test files written (with tests: true).",
+    )

@@ -277,7 +277,7 @@ class ExportHandler(KyteHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        """Export: ``{path, dag_id?, output?, force?}`` -> ``{files: [...]}``."""
+        """Export: ``{path, dag_id?, output?, force?, tests?}`` -> ``{files, tests}``."""
         if self._refusal is not None:
             raise self._refusal
         if len(self._body) > MAX_BODY_SIZE:
@@ -289,14 +289,15 @@ class ExportHandler(KyteHandler):
         if not isinstance(body, dict):
             raise web.HTTPError(400, 'The request body must be a JSON object: {"path": ...}.')
         path, dag_id, output = body.get("path"), body.get("dag_id"), body.get("output")
-        force = body.get("force", False)
+        force, tests = body.get("force", False), body.get("tests", False)
         if not isinstance(path, str) or not path:
             raise web.HTTPError(400, "'path' (the notebook, relative to the root) is required.")
         for name, value in (("dag_id", dag_id), ("output", output)):
             if value is not None and not isinstance(value, str):
                 raise web.HTTPError(400, f"'{name}' must be a string.")
-        if not isinstance(force, bool):
-            raise web.HTTPError(400, "'force' must be true or false.")
+        for name, flag in (("force", force), ("tests", tests)):
+            if not isinstance(flag, bool):
+                raise web.HTTPError(400, f"'{name}' must be true or false.")
         try:
             request = rest.ExportRequest.model_validate(body, strict=True)
         except ValidationError as e:
@@ -304,13 +305,14 @@ class ExportHandler(KyteHandler):
                 f"{'.'.join(map(str, err['loc'])) or 'body'}: {err['msg']}" for err in e.errors()
             )
             raise web.HTTPError(400, f"The export request is malformed: {problems}.") from None
-        files = await self.kyte.export(
+        reply = await self.kyte.export(
             request.path,
             dag_id=request.dag_id or None,
             output=request.output or None,
             force=request.force,
+            tests=request.tests,
         )
-        self.reply(rest.ExportReply(files=files))
+        self.reply(reply)
 
 
 #: Routes relative to ``base_url``, as OpenAPI path templates (docs/openapi.yaml).

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import posixpath
+import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -266,9 +267,19 @@ class KyteService:
 
     # ---- export --------------------------------------------------------------------------
     async def export(
-        self, api_path: str, *, dag_id: str | None, output: str | None, force: bool
-    ) -> list[str]:
-        """Export a notebook to DAG files; returns their API paths.
+        self,
+        api_path: str,
+        *,
+        dag_id: str | None,
+        output: str | None,
+        force: bool,
+        tests: bool = False,
+    ) -> rest.ExportReply:
+        """Export a notebook to DAG files; the reply lists their API paths.
+
+        With ``tests``, the notebook's ``%%scenario`` cells are also written as
+        ``test_<dag_id>.py`` next to the DAG files (``jupyter kyte export --tests``), in a
+        subprocess: that imports the exported files, so Airflow, which the server never does.
 
         The output folder, given or the default ``dags/`` next to the notebook, passes the
         same check as the notebook (:meth:`os_path` with ``follow_links``): a folder that
@@ -296,9 +307,15 @@ class KyteService:
         outside = [p for p in paths if p.startswith("/")]
         if outside:  # cannot happen after the checks above; never report it as success
             raise ForbiddenError(f"Export wrote outside the Jupyter root directory: {outside}.")
+        test_paths: list[str] = []
+        if tests:
+            test_paths = [self.api_path(f) or f for f in await _write_tests(notebook, files)]
         if session is not None:
-            await self.run(session.audit, "export", dag_id=dag_id, files=paths, via="server")
-        return paths
+            await self.run(
+                session.audit, "export", dag_id=dag_id, files=paths, via="server",
+                tests=test_paths or None,
+            )  # fmt: skip
+        return rest.ExportReply(files=paths, tests=test_paths)
 
     # ---- kernels -------------------------------------------------------------------------
     def kernel_notebook(self, session_name: str | None) -> str | None:
@@ -408,6 +425,52 @@ def _export(notebook: str, dag_id: str | None, output: str, force: bool, root: s
         raise ExportProblems(str(e), list(e.problems)) from e
     except OSError as e:  # the output folder cannot be made or written
         raise _os_error(e, output) from e
+
+
+#: Writes the scenario tests of exported DAG files (``kyte_jupyter.whatif.export``) in a
+#: subprocess: ``argv`` is the notebook then the DAG files; prints one written path a line.
+_WRITE_TESTS = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from kyte_jupyter.whatif import WhatIfError\n"
+    "from kyte_jupyter.whatif.export import write_tests\n"
+    "try:\n"
+    "    written = write_tests(sys.argv[1], [Path(p) for p in sys.argv[2:]])\n"
+    "except WhatIfError as e:\n"
+    "    sys.exit(str(e))\n"
+    "print('\\n'.join(map(str, written)))\n"
+)
+
+#: Longest a scenario-test export may take (it imports Airflow and the DAG files).
+WRITE_TESTS_TIMEOUT = 300.0
+
+
+async def _write_tests(notebook: str, dag_files: list[Path]) -> list[str]:
+    """Write ``test_<dag_id>.py`` next to each DAG file with scenarios; their OS paths."""
+    if not dag_files:
+        return []
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _WRITE_TESTS, notebook, *map(str, dag_files),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), WRITE_TESTS_TIMEOUT)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise StateError(
+            f"Writing the scenario tests took more than {WRITE_TESTS_TIMEOUT:.0f} s; "
+            "the DAG files were written. Try `jupyter kyte export --tests` in a terminal."
+        ) from None
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        problem = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise ExportProblems(
+            "The DAG files were written, but their scenario tests could not be.", [problem]
+        )
+    return [line for line in out.decode(errors="replace").splitlines() if line.strip()]
 
 
 def _os_error(e: OSError, path: str) -> StateError:

@@ -439,3 +439,8 @@ __all__ = [
     "PgCursor", "PgURL", "PostgresMetastores", "Row", "configured_template", "connect_postgres",
     "connect_readonly", "drop_database", "is_postgres", "name_part", "render", "template_name",
 ]
+
+
+#: A metastore connection as Kyte's readers use it: the SQLite file, or PostgreSQL read the
+#: same way (``?`` placeholders, rows by index or name).
+Connection = sqlite3.Connection | PgConnection

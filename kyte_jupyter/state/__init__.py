@@ -43,7 +43,7 @@ from ..contracts.rest import (
     TaskInstance,
 )
 from ..session import Session
-from ..session.metastore import PgConnection
+from ..session.metastore import Connection
 from .errors import (
     BadRequestError,
     ForbiddenError,
@@ -51,6 +51,7 @@ from .errors import (
     NotFoundError,
     StateError,
 )
+from .forced import forced_outcomes, instance_key, task_forced
 from .graphs import graph_from_serialized
 from .logs import (
     MAX_SEARCH_MATCHES,
@@ -83,8 +84,6 @@ STATE_PRIORITY: tuple[str | None, ...] = (
     "removed",
 )
 
-#: A read-only metastore connection: the SQLite file, or PostgreSQL read the same way.
-Connection = sqlite3.Connection | PgConnection
 
 DEFAULT_LOG_LIMIT = 1024 * 1024
 MAX_LOG_LIMIT = 8 * 1024 * 1024
@@ -279,6 +278,9 @@ class SessionState:
     ) -> DagView:
         run = self._latest_run(con, dag_id)
         states: dict[str, dict[int, tuple[str | None, int]]] = {}
+        forced = self._forced(dag_id, [run["run_id"]] if run is not None else []).get(
+            run["run_id"] if run is not None else "", {}
+        )
         if run is not None:
             for ti in con.execute(
                 "SELECT task_id, map_index, state, try_number FROM task_instance "
@@ -310,6 +312,7 @@ class SessionState:
                     state=state,
                     try_number=try_number,
                     map_states=map_states,
+                    forced=task_forced(forced, raw.task_id),
                 )
             )
         return DagView(
@@ -322,10 +325,14 @@ class SessionState:
             nodes=nodes,
             edges=graph.edges,
             task_groups=graph.task_groups,
-            latest_run=None if run is None else _run_summary(run),
+            latest_run=None if run is None else _run_summary(run, forced),
             warnings=graph.warnings,
             findings=graph.findings,
         )
+
+    def _forced(self, dag_id: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        """The what-if outcomes forced in these runs, from the audit trail (``state.forced``)."""
+        return forced_outcomes(self.session.audit_path, dag_id, run_ids)
 
     def _dag_known(self, con: Connection, dag_id: str) -> bool:
         if (self.session.graphs_dir / f"{dag_id}.json").is_file():
@@ -353,11 +360,12 @@ class SessionState:
             if not rows and not self._dag_known(con, dag_id):
                 raise NotFoundError(f"Session {self.session.id} has no DAG {dag_id!r}.")
         out = []
+        forced = self._forced(dag_id, [r["run_id"] for r in rows])
         for r in rows:
             conf = _json_value(r["conf"])
             out.append(
                 DagRun(
-                    **_run_summary(r).model_dump(),
+                    **_run_summary(r, forced[r["run_id"]]).model_dump(),
                     conf=conf if isinstance(conf, dict) else None,
                     dag_version=r["version_number"],
                 )
@@ -383,6 +391,7 @@ class SessionState:
                 "task_id, map_index",
                 (dag_id, run_id),
             ).fetchall()
+        forced = self._forced(dag_id, [run_id])[run_id]
         return [
             TaskInstance(
                 task_id=r["task_id"],
@@ -394,6 +403,7 @@ class SessionState:
                 duration=r["duration"],
                 operator=r["custom_operator_name"] or r["operator"],
                 rendered_map_index=r["rendered_map_index"],
+                forced=forced.get(instance_key(r["task_id"], r["map_index"])),
             )
             for r in rows
         ]
@@ -549,8 +559,9 @@ class SessionState:
             return f"Task {task_id!r} is mapped: pass map_index ({indexes[0]}..{indexes[-1]})."
         return f"Task {task_id!r} has no map index {map_index} in run {run_id!r}."
 
-def _run_summary(row: Any) -> DagRunSummary:
+def _run_summary(row: Any, forced: dict[str, str] | None = None) -> DagRunSummary:
     return DagRunSummary(
+        forced=forced or {},
         run_id=row["run_id"],
         state=row["state"],
         run_type=row["run_type"],

@@ -3,7 +3,7 @@
  * collapsed, and the colours of task states. Pure functions, no DOM: unit-tested in Node.
  */
 import { findingsByTask } from './findings';
-import { IDagInfo, IDagNode, IFinding, TaskState } from './tokens';
+import { DiffChange, IDagInfo, IDagNode, IFinding, TaskState } from './tokens';
 
 /**
  * Airflow's task-state colours (`airflow.settings.STATE_COLORS`), so the graph reads like
@@ -146,6 +146,15 @@ export interface IGraphNode {
   mapCount: number;
   /** Static-check findings of the task (of all its tasks, for a collapsed group). */
   findings: IFinding[];
+  /**
+   * The outcome a what-if run forced on the task (for a collapsed group, its forced tasks as
+   * `task: outcome` lines), or null: drawn as a badge, not as a state colour.
+   */
+  forced: string | null;
+  /** In a version diff: how the task (or a collapsed group's tasks) changed. */
+  change?: DiffChange;
+  /** In a version diff: the tooltip's lines about the change (changed arguments …). */
+  changeNote?: string;
 }
 
 /**
@@ -177,6 +186,11 @@ export interface IGraphModel {
    * state changes alone keep it, so a poll only recolours.
    */
   structureKey: string;
+  /**
+   * In a version diff: how each drawn edge changed, by `from + '\u0000' + to` (edges absent
+   * from the map are unchanged).
+   */
+  edgeChanges?: ReadonlyMap<string, DiffChange>;
 }
 
 interface IGroupInfo {
@@ -272,6 +286,7 @@ export function buildGraphModel(
   const nodes: IGraphNode[] = [];
   const groupMembers = new Map<string, TaskState[]>();
   const groupFindings = new Map<string, IFinding[]>();
+  const groupForced = new Map<string, string[]>();
   const byTask = findingsByTask(dag);
   const usedGroups = new Set<string>();
 
@@ -288,6 +303,12 @@ export function buildGraphModel(
       }
       const ms = task.is_mapped ? mappedStates(task) : [];
       members.push(ms.length ? summarizeStates(ms) : task.state);
+      if (task.forced) {
+        groupForced.set(hiddenBy, [
+          ...(groupForced.get(hiddenBy) ?? []),
+          `${task.task_id}: ${task.forced}`
+        ]);
+      }
       const found = byTask.get(task.task_id);
       if (found) {
         groupFindings.set(hiddenBy, [
@@ -319,7 +340,8 @@ export function buildGraphModel(
       parent: chain.length ? chain[chain.length - 1] : null,
       isMapped: !!task.is_mapped,
       mapCount: ms.length,
-      findings: byTask.get(task.task_id) ?? []
+      findings: byTask.get(task.task_id) ?? [],
+      forced: task.forced ?? null
     });
   }
 
@@ -338,7 +360,8 @@ export function buildGraphModel(
       parent,
       isMapped: false,
       mapCount: 0,
-      findings: groupFindings.get(groupId) ?? []
+      findings: groupFindings.get(groupId) ?? [],
+      forced: groupForced.get(groupId)?.join('\n') ?? null
     });
   }
 

@@ -18,6 +18,7 @@ import {
   edgePath
 } from './layout';
 import { findingBadge, findingsKey } from './findings';
+import { FORCED_BADGE } from './forced';
 import { IGraphModel, IGraphNode } from './graphmodel';
 import {
   IViewTransform,
@@ -175,15 +176,18 @@ export class GraphView extends Widget {
     const edgeLayer = svg('g', { class: 'jp-kyte-GraphView-edges' });
     const markerRef = `url(#${this._markerId})`;
     for (const edge of layout.edges) {
-      edgeLayer.appendChild(
-        svg('path', {
-          class: 'jp-kyte-edge',
-          d: edgePath(edge.points),
-          'marker-end': markerRef,
-          'data-from': edge.from,
-          'data-to': edge.to
-        })
-      );
+      const path = svg('path', {
+        class: 'jp-kyte-edge',
+        d: edgePath(edge.points),
+        'marker-end': markerRef,
+        'data-from': edge.from,
+        'data-to': edge.to
+      });
+      const change = model.edgeChanges?.get(edge.from + '\u0000' + edge.to);
+      if (model.edgeChanges) {
+        path.setAttribute('data-change', change ?? 'unchanged');
+      }
+      edgeLayer.appendChild(path);
     }
 
     const nodeLayer = svg('g', { class: 'jp-kyte-GraphView-nodes' });
@@ -406,6 +410,9 @@ export class GraphView extends Widget {
     } else {
       g.setAttribute('data-task-id', node.refId);
     }
+    if (node.change) {
+      g.setAttribute('data-change', node.change);
+    }
     if (node.isMapped) {
       g.appendChild(
         svg('rect', {
@@ -474,6 +481,17 @@ export class GraphView extends Widget {
       svg('title')
     );
     g.appendChild(finding);
+    // The what-if badge: a labelled tag on the box's top edge, never a state colour.
+    const forced = svg('g', {
+      class: 'jp-kyte-node-forced',
+      transform: 'translate(10,-7)'
+    });
+    forced.append(
+      svg('rect', { width: '42', height: '13', rx: '6.5' }),
+      svg('text', { x: '21', y: '9.5', 'text-anchor': 'middle' })
+    );
+    forced.lastChild!.textContent = FORCED_BADGE;
+    g.appendChild(forced);
     g.appendChild(svg('title'));
     this._applyState(g, node);
     return g;
@@ -510,14 +528,28 @@ export class GraphView extends Widget {
     this._applyFindings(g, node);
     g.style.setProperty('--jp-kyte-state-color', node.color);
     g.setAttribute('data-state', node.state ?? 'none');
+    const forced = g.querySelector('.jp-kyte-node-forced');
+    forced?.setAttribute('visibility', node.forced ? 'visible' : 'hidden');
+    if (node.forced) {
+      g.setAttribute('data-forced', node.forced);
+    } else {
+      g.removeAttribute('data-forced');
+    }
     const title = g.lastChild as SVGTitleElement;
     const what =
       node.kind === 'group'
         ? `Task group ${node.refId} (${node.detail})`
         : node.refId;
+    if (node.change) {
+      title.textContent =
+        `${what}: ${node.change}` +
+        (node.changeNote ? `\n${node.changeNote}` : '');
+      return;
+    }
     title.textContent =
       `${what}\n${node.kind === 'group' ? 'summary state' : node.detail}: ` +
       `${node.state ?? 'no status'}` +
+      (node.forced ? `\nOutcome forced by a what-if run: ${node.forced}` : '') +
       (node.kind === 'group'
         ? '\nClick to expand.'
         : '\nClick for the log, right-click to run.');
@@ -731,7 +763,16 @@ function truncate(text: string, max: number): string {
     : text;
 }
 
-/** What the drawing of a box depends on besides the layout: its state and its findings. */
+/**
+ * What the drawing of a box depends on besides the layout: its state, its findings and how a
+ * what-if run forced it.
+ */
 function drawnKey(node: IGraphNode): string {
-  return (node.state ?? '') + '\u0001' + findingsKey(node.findings);
+  return (
+    (node.state ?? '') +
+    '\u0001' +
+    findingsKey(node.findings) +
+    '\u0001' +
+    (node.forced ?? '')
+  );
 }

@@ -6,7 +6,15 @@ import {
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
-import { CommandToolbarButton, launchIcon } from '@jupyterlab/ui-components';
+import {
+  CommandToolbarButton,
+  LabIcon,
+  launchIcon
+} from '@jupyterlab/ui-components';
+import type {
+  ReadonlyJSONObject,
+  ReadonlyPartialJSONObject
+} from '@lumino/coreutils';
 
 // The panel, the model and the commands make the sidebar at activation: imported eagerly.
 // eslint-disable-next-line jupyter/prefer-lazy-imports
@@ -104,6 +112,99 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
 };
 
 /**
+ * What a notebook command of the palette and the notebook toolbar does.
+ */
+interface INotebookCommand {
+  /** The command id. */
+  id: string;
+  /** The label (palette, menus). */
+  label: string;
+  /** The caption (tooltip). */
+  caption: string;
+  /** The icon (toolbar). */
+  icon: LabIcon;
+  /** The description of the `dagId` argument. */
+  dagIdHelp: string;
+  /** Extra arguments of the command, as JSON Schema properties. */
+  extraArgs?: Record<string, ReadonlyJSONObject>;
+  /** Where the toolbar button goes (its rank), its name and CSS class. */
+  toolbar: { rank: number; name: string; className: string };
+  /** Run the command on a notebook (the `path` argument's, else the active one). */
+  run: (
+    notebook: NotebookPanel,
+    dagId: string | undefined,
+    args: ReadonlyPartialJSONObject
+  ) => Promise<void>;
+}
+
+/**
+ * Add a command acting on a notebook (`path` argument, else the active notebook) to the
+ * palette and to every notebook's toolbar; its enabled state follows the active notebook.
+ */
+function addNotebookCommand(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker,
+  palette: ICommandPalette | null,
+  category: string,
+  command: INotebookCommand
+): void {
+  const { commands } = app;
+  commands.addCommand(command.id, {
+    label: command.label,
+    caption: command.caption,
+    icon: command.icon,
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          path: {
+            type: 'string',
+            description:
+              'Notebook path relative to the server root (the active notebook)'
+          },
+          dagId: { type: 'string', description: command.dagIdHelp },
+          ...command.extraArgs
+        }
+      }
+    },
+    isEnabled: () => !!tracker.currentWidget,
+    execute: async args => {
+      const notebook =
+        (typeof args.path === 'string'
+          ? tracker.find(nb => nb.context.localPath === args.path)
+          : null) ?? tracker.currentWidget;
+      if (!notebook) {
+        return;
+      }
+      await command.run(notebook, args.dagId as string | undefined, args);
+    }
+  });
+  palette?.addItem({ command: command.id, category });
+  // Its enabled state follows the active notebook (the Kyte sidebar's button too, which may
+  // have been made before the command existed).
+  tracker.currentChanged.connect(() =>
+    commands.notifyCommandChanged(command.id)
+  );
+  commands.notifyCommandChanged(command.id);
+  app.docRegistry.addWidgetExtension('Notebook', {
+    createNew: (panel: NotebookPanel) => {
+      const button = new CommandToolbarButton({
+        commands,
+        id: command.id,
+        label: ''
+      });
+      button.addClass(command.toolbar.className);
+      panel.toolbar.insertItem(
+        command.toolbar.rank,
+        command.toolbar.name,
+        button
+      );
+      return button;
+    }
+  });
+}
+
+/**
  * "Export to Airflow DAG": command palette and notebook toolbar.
  */
 const exportPlugin: JupyterFrontEndPlugin<void> = {
@@ -120,9 +221,9 @@ const exportPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     translator: ITranslator | null
   ): void => {
-    const { commands } = app;
     const trans = (translator ?? nullTranslator).load('kyte_jupyter');
-    commands.addCommand(CommandIDs.exportDag, {
+    addNotebookCommand(app, tracker, palette, trans.__('Kyte'), {
+      id: CommandIDs.exportDag,
       label: trans.__('Export to Airflow DAG'),
       // Magics are arguments: the translator reads '%%' in a message as an escaped '%'.
       caption: trans.__(
@@ -130,58 +231,28 @@ const exportPlugin: JupyterFrontEndPlugin<void> = {
         '%%dag'
       ),
       icon: exportIcon,
-      describedBy: {
-        args: {
-          type: 'object',
-          properties: {
-            path: {
-              type: 'string',
-              description:
-                'Notebook path relative to the server root (the active notebook)'
-            },
-            dagId: { type: 'string', description: 'Export only this DAG' }
-          }
+      dagIdHelp: 'Export only this DAG',
+      extraArgs: {
+        tests: {
+          type: 'boolean',
+          description:
+            "Also write the %%scenario cells' tests (test_<dag_id>.py); asked when omitted"
         }
       },
-      isEnabled: () => !!tracker.currentWidget,
-      execute: async args => {
-        const notebook =
-          (typeof args.path === 'string'
-            ? tracker.find(nb => nb.context.localPath === args.path)
-            : null) ?? tracker.currentWidget;
-        if (!notebook) {
-          return;
-        }
+      toolbar: {
+        rank: 10,
+        name: 'kyteExport',
+        className: 'jp-kyte-exportButton'
+      },
+      run: async (notebook, dagId, args) => {
         const { exportNotebook } = await import('./exportdialog');
         await exportNotebook(
           trans,
           service,
           notebook,
-          args.dagId as string | undefined
+          dagId,
+          typeof args.tests === 'boolean' ? { tests: args.tests } : undefined
         );
-      }
-    });
-    palette?.addItem({
-      command: CommandIDs.exportDag,
-      category: trans.__('Kyte')
-    });
-    // Its enabled state follows the active notebook (the Kyte sidebar's button too, which may
-    // have been made before the command existed).
-    tracker.currentChanged.connect(() =>
-      commands.notifyCommandChanged(CommandIDs.exportDag)
-    );
-    commands.notifyCommandChanged(CommandIDs.exportDag);
-
-    app.docRegistry.addWidgetExtension('Notebook', {
-      createNew: (panel: NotebookPanel) => {
-        const button = new CommandToolbarButton({
-          commands,
-          id: CommandIDs.exportDag,
-          label: ''
-        });
-        button.addClass('jp-kyte-exportButton');
-        panel.toolbar.insertItem(10, 'kyteExport', button);
-        return button;
       }
     });
   }
@@ -204,62 +275,23 @@ const publishPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     translator: ITranslator | null
   ): void => {
-    const { commands } = app;
     const trans = (translator ?? nullTranslator).load('kyte_jupyter');
-    commands.addCommand(CommandIDs.publish, {
+    addNotebookCommand(app, tracker, palette, trans.__('Kyte'), {
+      id: CommandIDs.publish,
       label: trans.__('Publish\u2026'),
       caption: trans.__(
         'Review, then publish the DAG files of this notebook to a folder or git branch'
       ),
       icon: launchIcon,
-      describedBy: {
-        args: {
-          type: 'object',
-          properties: {
-            path: {
-              type: 'string',
-              description:
-                'Notebook path relative to the server root (the active notebook)'
-            },
-            dagId: { type: 'string', description: 'Publish only this DAG' }
-          }
-        }
+      dagIdHelp: 'Publish only this DAG',
+      toolbar: {
+        rank: 11,
+        name: 'kytePublish',
+        className: 'jp-kyte-publishButton'
       },
-      isEnabled: () => !!tracker.currentWidget,
-      execute: async args => {
-        const notebook =
-          (typeof args.path === 'string'
-            ? tracker.find(nb => nb.context.localPath === args.path)
-            : null) ?? tracker.currentWidget;
-        if (!notebook) {
-          return;
-        }
+      run: async (notebook, dagId) => {
         const { publishNotebook } = await import('./publish');
-        await publishNotebook(
-          trans,
-          service,
-          notebook,
-          args.dagId as string | undefined
-        );
-      }
-    });
-    palette?.addItem({
-      command: CommandIDs.publish,
-      category: trans.__('Kyte')
-    });
-    tracker.currentChanged.connect(() =>
-      commands.notifyCommandChanged(CommandIDs.publish)
-    );
-    app.docRegistry.addWidgetExtension('Notebook', {
-      createNew: (panel: NotebookPanel) => {
-        const button = new CommandToolbarButton({
-          commands,
-          id: CommandIDs.publish,
-          label: ''
-        });
-        button.addClass('jp-kyte-publishButton');
-        panel.toolbar.insertItem(11, 'kytePublish', button);
-        return button;
+        await publishNotebook(trans, service, notebook, dagId);
       }
     });
   }

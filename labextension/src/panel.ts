@@ -22,6 +22,9 @@ import { GraphView, IGraphActivation } from './graphview';
 import { fitIcon, kyteIcon, zoomInIcon, zoomOutIcon } from './icons';
 import { LayoutDirection } from './layout';
 import { RunSelector } from './runselector';
+import { VersionDiffBar } from './versiondiff';
+import { CHANGE_COLORS, CHANGE_ORDER, buildDiffGraphModel } from './diffmodel';
+import { forcedList } from './forced';
 import { WORKER_THRESHOLD, LayoutRunner } from './layoutrunner';
 import { dagFindings, findingText, findingsKey } from './findings';
 import {
@@ -34,6 +37,7 @@ import {
 import {
   CommandIDs,
   IDagInfo,
+  IDagVersionDiff,
   IKyteModel,
   IKyteService,
   ITaskRef,
@@ -182,6 +186,13 @@ export class KytePanel extends Widget {
         trans
       });
       layout.addWidget(this._runSelector);
+      this._diffBar = new VersionDiffBar({
+        model: this._model,
+        service: options.service,
+        trans
+      });
+      this._diffBar.diffChanged.connect(this._onDiffChanged, this);
+      layout.addWidget(this._diffBar);
     }
 
     this._empty = new Widget();
@@ -360,7 +371,11 @@ export class KytePanel extends Widget {
     const generation = this._generation;
     const t0 = performance.now();
     this._requestedDagId = dag.dag_id;
-    const model = buildGraphModel(dag, this._collapsedFor(dag));
+    const diff = this._shownDiff(dag);
+    const model = diff
+      ? buildDiffGraphModel(diff)
+      : buildGraphModel(dag, this._collapsedFor(dag));
+    this._setLegend(diff);
     this._hideEmpty();
     this._updateInfo(dag);
     this._updateWarnings(dag);
@@ -389,7 +404,7 @@ export class KytePanel extends Widget {
     // The freshest states may have arrived while laying out.
     const fresh = this._model.dags.find(d => d.dag_id === dag.dag_id);
     const latest: IGraphModel =
-      fresh && fresh !== dag
+      fresh && fresh !== dag && !diff
         ? buildGraphModel(fresh, this._collapsedFor(fresh))
         : model;
     const renderMs = this._graph.render(
@@ -411,6 +426,19 @@ export class KytePanel extends Widget {
       this.node.dataset.renderMs = renderMs.toFixed(1);
       this.node.dataset.tasks = String(dag.nodes.length);
     });
+  }
+
+  /** The version diff to draw instead of the DAG, if the comparison is on for it. */
+  private _shownDiff(dag: IDagInfo): IDagVersionDiff | null {
+    const diff = this._diffBar?.diff ?? null;
+    return diff && diff.dag_id === dag.dag_id ? diff : null;
+  }
+
+  private _onDiffChanged(): void {
+    const dag = this._model.currentDag;
+    if (dag && this._model.status === 'ready') {
+      void this._showDag(dag, false);
+    }
   }
 
   private _collapsedFor(dag: IDagInfo): Set<string> {
@@ -460,7 +488,7 @@ export class KytePanel extends Widget {
   private _updateInfo(dag: IDagInfo): void {
     const run = dag.latest_run;
     const pinned = !!this._model.pinnedRun(dag.dag_id);
-    const key = `${dag.dag_id}|${run?.run_id ?? ''}|${run?.state ?? ''}|${dag.nodes.length}|${pinned}`;
+    const key = `${dag.dag_id}|${run?.run_id ?? ''}|${run?.state ?? ''}|${dag.nodes.length}|${pinned}|${forcedList(run ?? null).join(',')}`;
     if (key === this._infoKey) {
       return;
     }
@@ -488,6 +516,17 @@ export class KytePanel extends Widget {
         document.createTextNode(' '),
         id
       );
+      const forced = forcedList(run);
+      if (forced.length) {
+        const badge = document.createElement('span');
+        badge.className = 'jp-kyte-forcedBadge';
+        badge.textContent = this._trans.__('what-if');
+        badge.title = this._trans.__(
+          'Outcomes forced in this run:\n%1',
+          forced.join('\n')
+        );
+        line.append(document.createTextNode(' '), badge);
+      }
     } else {
       line.textContent = this._trans.__(
         'Not run yet. Run it: %run_dag %1',
@@ -555,26 +594,43 @@ export class KytePanel extends Widget {
     this._warnings.setHidden(!items.length);
   }
 
-  private _buildLegend(): void {
+  /** The legend of state colours, or of change colours while a version diff is drawn. */
+  private _setLegend(diff: IDagVersionDiff | null): void {
+    const kind = diff ? 'diff' : 'states';
+    if (this._legend.node.dataset.kind !== kind) {
+      this._buildLegend(!!diff);
+    }
+  }
+
+  private _buildLegend(diff = false): void {
     const items: Node[] = [];
-    const add = (state: string, color: string): void => {
+    const add = (state: string, color: string, attr = 'state'): void => {
       const item = document.createElement('span');
       item.className = 'jp-kyte-Panel-legendItem';
-      item.dataset.state = state;
+      item.dataset[attr] = state;
       const swatch = document.createElement('span');
       swatch.className = 'jp-kyte-Panel-swatch';
       swatch.style.setProperty('--jp-kyte-state-color', color);
       item.append(swatch, document.createTextNode(state.replace(/_/g, ' ')));
       items.push(item);
     };
-    for (const state of LEGEND_STATES) {
-      add(state, stateColor(state));
+    if (diff) {
+      for (const change of CHANGE_ORDER) {
+        add(change, CHANGE_COLORS[change], 'change');
+      }
+    } else {
+      for (const state of LEGEND_STATES) {
+        add(state, stateColor(state));
+      }
+      add('no status', NO_STATUS_COLOR);
     }
-    add('no status', NO_STATUS_COLOR);
+    this._legend.node.dataset.kind = diff ? 'diff' : 'states';
     this._legend.node.replaceChildren(...items);
     this._legend.node.setAttribute(
       'aria-label',
-      this._trans.__('Task state colours')
+      diff
+        ? this._trans.__('Version change colours')
+        : this._trans.__('Task state colours')
     );
   }
 
@@ -638,6 +694,7 @@ export class KytePanel extends Widget {
     this._header.hide();
     this._warnings.hide();
     this._runSelector?.hide();
+    this._diffBar?.hide();
   }
 
   private _hideEmpty(): void {
@@ -707,6 +764,7 @@ export class KytePanel extends Widget {
   private readonly _warnings: Widget;
   private readonly _info: Widget;
   private readonly _runSelector: RunSelector | null = null;
+  private readonly _diffBar: VersionDiffBar | null = null;
   private readonly _empty: Widget;
   private readonly _graph: GraphView;
   private readonly _legend: Widget;

@@ -8,6 +8,7 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
+import { forcedList } from './forced';
 import { runLabel } from './runview';
 import type { IDagRun, IKyteModel, IKyteService } from './tokens';
 
@@ -127,6 +128,14 @@ export class RunSelector extends Widget {
       const o = this._option(run.run_id, runLabel(this._trans, run));
       o.dataset.state = run.state ?? 'none';
       o.dataset.version = String(run.dag_version ?? '');
+      const forced = forcedList(run);
+      if (forced.length) {
+        o.dataset.forced = String(forced.length);
+        o.title = this._trans.__(
+          'What-if run; outcomes forced:\n%1',
+          forced.join('\n')
+        );
+      }
       options.push(o);
     }
     this._select.replaceChildren(...options);

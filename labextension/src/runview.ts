@@ -4,6 +4,7 @@
  */
 import type { TranslationBundle } from '@jupyterlab/translation';
 
+import { taskForced } from './forced';
 import { summarizeStates } from './graphmodel';
 import type {
   IDagInfo,
@@ -63,7 +64,8 @@ export function dagAtRun(
       trigger_rule: n.trigger_rule ?? 'all_success',
       state: null,
       try_number: tryNumber,
-      map_states: {}
+      map_states: {},
+      forced: taskForced(tis)
     };
     if (mapped.length || n.is_mapped) {
       const states: Record<string, TaskState> = {};
@@ -90,20 +92,26 @@ export function dagAtRun(
       run_type: run.run_type,
       logical_date: run.logical_date,
       start_date: run.start_date,
-      end_date: run.end_date
+      end_date: run.end_date,
+      forced: run.forced ?? {}
     }
   };
 }
 
 /**
- * The label of a run in the dropdown: `v3 · success · manual__2026-…`.
+ * The label of a run in the dropdown: `v3 · success · manual__2026-…`, and for a what-if run
+ * `v3 · failed · what-if (1 forced) · manual__2026-…`.
  */
 export function runLabel(trans: TranslationBundle, run: IDagRun): string {
   const version =
     run.dag_version === null || run.dag_version === undefined
       ? trans.__('v?')
       : `v${run.dag_version}`;
-  return `${version} \u00B7 ${run.state ?? trans.__('no status')} \u00B7 ${run.run_id}`;
+  const forced = Object.keys(run.forced ?? {}).length;
+  const whatIf = forced
+    ? ` \u00B7 ${trans._n('what-if (%1 forced)', 'what-if (%1 forced)', forced)}`
+    : '';
+  return `${version} \u00B7 ${run.state ?? trans.__('no status')}${whatIf} \u00B7 ${run.run_id}`;
 }
 
 /**

@@ -231,6 +231,37 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/kyte/sessions/{session_id}/dags/{dag_id}/diff': {
+    parameters: {
+      query?: {
+        /** @description The older version (default: the version before `new`). */
+        old?: number;
+        /** @description The newer version (default: the latest). */
+        new?: number;
+      };
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
+        dag_id: components['parameters']['DagId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * What changed between two versions of a DAG, as `%dag_diff` shows it (default: the last two).
+     * @description Both versions' graphs in one: every task and edge marked added, removed, changed or
+     *     unchanged, the changed operator arguments of each task, and the unified diff of the
+     *     stored source. The sidebar draws it as a coloured graph.
+     */
+    get: operations['getDagVersionDiff'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/kyte/publish/targets': {
     parameters: {
       query?: never;
@@ -276,6 +307,18 @@ export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
     /**
+     * ArgumentChange
+     * @description One operator argument of a task that differs between two versions.
+     */
+    ArgumentChange: {
+      /** @description The argument, as Airflow serializes it (e.g. retries). */
+      name: string;
+      /** @description Its value (JSON) in the older version; null = the default. */
+      old: unknown;
+      /** @description Its value (JSON) in the newer version; null = the default. */
+      new: unknown;
+    };
+    /**
      * AuditEntry
      * @description One audit log entry; entries carry more fields depending on the action.
      */
@@ -306,6 +349,15 @@ export interface components {
       start_date: string | null;
       /** Format: date-time */
       end_date: string | null;
+      /**
+       * @description Task instances whose outcome a what-if option forced in this run: key (task_id, or task_id[i] for a mapped instance) -> the forced outcome ("fail", "branch -> a" …), from the audit trail. {} for an ordinary run.
+       * @example {
+       *       "load": "fail"
+       *     }
+       */
+      forced: {
+        [key: string]: string;
+      };
       /** @description The run's conf (null if none). */
       conf: {
         [key: string]: unknown;
@@ -332,6 +384,15 @@ export interface components {
       start_date: string | null;
       /** Format: date-time */
       end_date: string | null;
+      /**
+       * @description Task instances whose outcome a what-if option forced in this run: key (task_id, or task_id[i] for a mapped instance) -> the forced outcome ("fail", "branch -> a" …), from the audit trail. {} for an ordinary run.
+       * @example {
+       *       "load": "fail"
+       *     }
+       */
+      forced: {
+        [key: string]: string;
+      };
     };
     /**
      * DagVersion
@@ -342,6 +403,24 @@ export interface components {
       number: number;
       /** Format: date-time */
       created_at: string | null;
+    };
+    /**
+     * DagVersionDiff
+     * @description What changed from one version of a DAG to another, as ``%dag_diff`` shows it: the
+     *     union of both versions' graphs, each task and edge marked, and the code diff.
+     */
+    DagVersionDiff: {
+      dag_id: string;
+      /** @description The older version's number. */
+      old: number;
+      /** @description The newer version's number. */
+      new: number;
+      nodes: components['schemas']['DiffNode'][];
+      edges: components['schemas']['DiffEdge'][];
+      /** @description The task groups of either version. */
+      task_groups: components['schemas']['TaskGroup'][];
+      /** @description Unified diff of the stored source; '' when the same. */
+      code_diff: string;
     };
     /**
      * DagVersionGraph
@@ -405,6 +484,51 @@ export interface components {
       findings: components['schemas']['Finding'][];
     };
     /**
+     * DiffEdge
+     * @description An edge of either version, with how it changed.
+     */
+    DiffEdge: {
+      /** @description Upstream task id. */
+      source: string;
+      /** @description Downstream task id. */
+      target: string;
+      /** @enum {string} */
+      change: 'added' | 'removed' | 'unchanged';
+    };
+    /**
+     * DiffNode
+     * @description A task of either version, with how it changed (its fields from the newer version,
+     *     or from the older one for a removed task).
+     */
+    DiffNode: {
+      /** @description Full task id (with its task group prefix). */
+      task_id: string;
+      /** @description What to show: the task id without its group prefix. */
+      label: string;
+      /**
+       * @description Operator class name.
+       * @default null
+       */
+      operator: string | null;
+      /**
+       * @description Innermost task group id.
+       * @default null
+       */
+      task_group: string | null;
+      /** @default false */
+      is_mapped: boolean;
+      /** @default false */
+      is_setup: boolean;
+      /** @default false */
+      is_teardown: boolean;
+      /** @default all_success */
+      trigger_rule: string;
+      /** @enum {string} */
+      change: 'added' | 'removed' | 'changed' | 'unchanged';
+      /** @description The arguments that differ (only when changed). */
+      arguments: components['schemas']['ArgumentChange'][];
+    };
+    /**
      * Error
      * @description Every error reply: what went wrong and what to do.
      */
@@ -432,6 +556,8 @@ export interface components {
     ExportReply: {
       /** @description API paths of the files written. */
       files: string[];
+      /** @description API paths of the scenario test files written (with tests: true). */
+      tests: string[];
     };
     /**
      * ExportRequest
@@ -458,6 +584,11 @@ export interface components {
        * @default false
        */
       force: boolean;
+      /**
+       * @description Also write test_<dag_id>.py next to each DAG file: the notebook's %%scenario cells as plain pytest + Airflow tests (jupyter kyte export --tests).
+       * @default false
+       */
+      tests: boolean;
     };
     /**
      * Finding
@@ -648,6 +779,11 @@ export interface components {
       map_states: {
         [key: string]: string | null;
       };
+      /**
+       * @description The outcome a what-if option forced on the task in the latest run ("fail", "branch -> a" …; for a mapped task its forced instances, "[0] fail"), or null when it ran for real.
+       * @default null
+       */
+      forced: string | null;
     };
     /**
      * PublishChange
@@ -824,6 +960,11 @@ export interface components {
       duration: number | null;
       operator: string | null;
       rendered_map_index: string | null;
+      /**
+       * @description The outcome a what-if option forced on this task instance's latest try ("fail", "skip", "branch -> a" …), or null when it ran for real.
+       * @default null
+       */
+      forced: string | null;
     };
   };
   responses: {
@@ -1245,6 +1386,40 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['DagVersionGraph'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      500: components['responses']['MetastoreError'];
+      503: components['responses']['MetastoreLocked'];
+    };
+  };
+  getDagVersionDiff: {
+    parameters: {
+      query?: {
+        /** @description The older version (default: the version before `new`). */
+        old?: number;
+        /** @description The newer version (default: the latest). */
+        new?: number;
+      };
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+        /** @description An Airflow DAG id (Airflow's KEY_REGEX, at most 250 characters, no `..`). */
+        dag_id: components['parameters']['DagId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The difference. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DagVersionDiff'];
         };
       };
       400: components['responses']['BadRequest'];

@@ -5,7 +5,10 @@ import {
   IDagInfo,
   IDagRun,
   IDagVersion,
+  IDagVersionDiff,
   IDagVersionGraph,
+  IExportOptions,
+  IExportRequest,
   IExportResult,
   IKyteService,
   ILogChunk,
@@ -121,10 +124,17 @@ export class KyteService implements IKyteService {
     );
   }
 
-  exportNotebook(notebookPath: string, dagId?: string): Promise<IExportResult> {
-    const body: Record<string, string> = { path: notebookPath };
+  exportNotebook(
+    notebookPath: string,
+    dagId?: string,
+    options: IExportOptions = {}
+  ): Promise<IExportResult> {
+    const body: IExportRequest = { path: notebookPath };
     if (dagId) {
       body.dag_id = dagId;
+    }
+    if (options.tests) {
+      body.tests = true;
     }
     return requestAPI<IExportResult>(
       'export',
@@ -146,6 +156,24 @@ export class KyteService implements IKyteService {
   ): Promise<IDagVersionGraph> {
     return this._get<IDagVersionGraph>(
       `sessions/${enc(sessionId)}/dags/${enc(dagId)}/versions/${version}`
+    );
+  }
+
+  getVersionDiff(
+    sessionId: string,
+    dagId: string,
+    versions: { old?: number; new?: number } = {}
+  ): Promise<IDagVersionDiff> {
+    const query = new URLSearchParams();
+    if (versions.old !== undefined) {
+      query.set('old', String(versions.old));
+    }
+    if (versions.new !== undefined) {
+      query.set('new', String(versions.new));
+    }
+    const q = query.toString();
+    return this._get<IDagVersionDiff>(
+      `sessions/${enc(sessionId)}/dags/${enc(dagId)}/diff${q ? '?' + q : ''}`
     );
   }
 

@@ -103,6 +103,10 @@ export interface IExportProblem {
   line?: number;
 }
 
+/** The body of POST kyte/export (the fields with a default may be left out). */
+export type IExportRequest = Pick<Schemas['ExportRequest'], 'path'> &
+  Partial<Schemas['ExportRequest']>;
+
 /** Result of a successful export (POST kyte/export). */
 export type IExportResult = Schemas['ExportReply'];
 
@@ -129,6 +133,27 @@ export type IDagVersion = Schemas['DagVersion'];
 
 /** The graph of one version of a DAG (GET …/dags/{dag_id}/versions/{number}). */
 export type IDagVersionGraph = Schemas['DagVersionGraph'];
+
+/**
+ * What changed between two versions of a DAG (GET …/dags/{dag_id}/diff?old=&new=): both
+ * versions' graphs in one, each task and edge marked, as `%dag_diff` shows it.
+ */
+export type IDagVersionDiff = Schemas['DagVersionDiff'];
+
+/** A task of a version diff, with how it changed (`added`, `removed`, `changed`, `unchanged`). */
+export type IDiffNode = Schemas['DiffNode'];
+
+/** An edge of a version diff, with how it changed. */
+export type IDiffEdge = Schemas['DiffEdge'];
+
+/** How a task differs between two versions. */
+export type DiffChange = IDiffNode['change'];
+
+/** Options of an export from the UI. */
+export interface IExportOptions {
+  /** Also write `test_<dag_id>.py` per DAG from the notebook's `%%scenario` cells. */
+  tests?: boolean;
+}
 
 /** A publish target the operator configured (GET kyte/publish/targets). */
 export type IPublishTarget = Schemas['PublishTarget'];
@@ -180,7 +205,11 @@ export interface IKyteService {
   /** The session's audit log entries. */
   getAudit(sessionId: string): Promise<Record<string, unknown>[]>;
   /** Export a notebook's DAGs to DAG files; rejects with a `KyteRequestError` on problems. */
-  exportNotebook(notebookPath: string, dagId?: string): Promise<IExportResult>;
+  exportNotebook(
+    notebookPath: string,
+    dagId?: string,
+    options?: IExportOptions
+  ): Promise<IExportResult>;
   /** The recorded versions of a DAG, oldest first. */
   getVersions(sessionId: string, dagId: string): Promise<IDagVersion[]>;
   /** The graph of one version of a DAG. */
@@ -189,6 +218,15 @@ export interface IKyteService {
     dagId: string,
     version: number
   ): Promise<IDagVersionGraph>;
+  /**
+   * What changed between two versions of a DAG (default: its last two); rejects with a 404
+   * `KyteRequestError` when the DAG has fewer than two versions.
+   */
+  getVersionDiff(
+    sessionId: string,
+    dagId: string,
+    versions?: { old?: number; new?: number }
+  ): Promise<IDagVersionDiff>;
   /** The publish targets the operator configured. */
   getPublishTargets(): Promise<IPublishTarget[]>;
   /** Review (dry run) or publish; rejects with a `KyteRequestError` saying why not. */

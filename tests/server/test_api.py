@@ -114,6 +114,7 @@ async def test_dags_graph_with_latest_run_states(fetch_json: Any, etl_session: S
         "logical_date": "2026-01-02T03:04:05.123456+00:00",
         "start_date": "2026-01-02T03:04:05.123456+00:00",
         "end_date": None,
+        "forced": {},
     }
 
 

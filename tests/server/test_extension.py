@@ -123,6 +123,23 @@ with DAG("hello", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UT
     EmptyOperator(task_id="a") >> EmptyOperator(task_id="b")
 """
 
+SCENARIO_DAG_CELL = """%%dag
+import pendulum
+from airflow.sdk import DAG, task
+
+with DAG("hello", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
+
+    @task
+    def a():
+        return 1
+
+    @task
+    def b(x):
+        return x
+
+    b(a())
+"""
+
 
 def write_notebook(path: Path, *cells: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +189,33 @@ async def test_export_problems_are_400_with_the_list(
     assert json.loads(forced.body)["files"] == ["dags/hello.py"]
 
 
+async def test_export_with_tests_writes_the_scenarios_as_pytest_files(
+    jp_fetch: Any, jp_root_dir: Path, make_session: Any
+) -> None:
+    """``"tests": true`` (the UI export dialog's option) is ``jupyter kyte export --tests``."""
+    scenario = '%%scenario "b fails" hello\nfail: [b]\nexpect:\n  a: success\n  b: failed\n'
+    # (`with DAG(...) as dag`: the test writer finds DAGs by the exported file's names.)
+    write_notebook(jp_root_dir / "nb.ipynb", SCENARIO_DAG_CELL, scenario)
+    session = make_session("nb.ipynb")
+    # The tests are written in a subprocess that imports Airflow and the DAG file: not quick.
+    response = await jp_fetch(
+        "kyte", "export", method="POST", request_timeout=300,
+        body=json.dumps({"path": "nb.ipynb", "tests": True}),
+    )  # fmt: skip
+    reply = json.loads(response.body)
+    assert reply == {"files": ["dags/hello.py"], "tests": ["dags/test_hello.py"]}
+    assert "def test_" in (jp_root_dir / "dags" / "test_hello.py").read_text()
+    assert session.read_audit()[-1]["tests"] == ["dags/test_hello.py"]
+    # Without the option, no test file is (re)written. (A bad scenario's 400 is left untested:
+    # one more Airflow import in a subprocess, for CI's time budget.)
+    (jp_root_dir / "dags" / "test_hello.py").unlink()
+    response = await jp_fetch(
+        "kyte", "export", method="POST", body=json.dumps({"path": "nb.ipynb"})
+    )
+    assert json.loads(response.body)["tests"] == []
+    assert not (jp_root_dir / "dags" / "test_hello.py").exists()
+
+
 async def test_export_refuses_bad_requests(
     jp_fetch: Any, jp_root_dir: Path, tmp_path: Path
 ) -> None:
@@ -189,6 +233,7 @@ async def test_export_refuses_bad_requests(
         ({"path": "nb.ipynb", "output": "link-out"}, 403),
         ({"path": "missing.ipynb"}, 404),
         ({"path": "nb.ipynb", "force": "yes"}, 400),
+        ({"path": "nb.ipynb", "tests": 1}, 400),
         ({"path": 3}, 400),
         ({}, 400),
         (["nb.ipynb"], 400),

@@ -1,7 +1,7 @@
 /**
  * DAG fixtures in the shape of GET kyte/sessions/{id}/dags.
  */
-import { IDagInfo, IDagNode, ITaskGroup } from '../tokens';
+import { IDagInfo, IDagNode, ITaskGroup, ITaskInstance } from '../tokens';
 
 /** A node of a DagView reply, the fields not given filled as the server fills them. */
 export function mkNode(
@@ -18,6 +18,7 @@ export function mkNode(
     state: null,
     try_number: 0,
     map_states: {},
+    forced: null,
     ...n
   };
 }
@@ -94,7 +95,8 @@ export const etlDag: IDagInfo = mkDag({
     logical_date: '2026-01-01T00:00:00+00:00',
     start_date: '2026-01-01T00:00:01+00:00',
     end_date: '2026-01-01T00:00:09+00:00',
-    run_type: 'manual'
+    run_type: 'manual',
+    forced: {}
   }
 });
 
@@ -184,4 +186,26 @@ function node(
     is_mapped: false,
     state
   });
+}
+
+/** A task instance of a run (GET …/runs/{run_id}/tasks), as the server fills it. */
+export function mkTi(
+  task_id: string,
+  state: string | null,
+  map_index = -1,
+  try_number = 1,
+  forced: string | null = null
+): ITaskInstance {
+  return {
+    task_id,
+    map_index,
+    state,
+    try_number,
+    start_date: null,
+    end_date: null,
+    duration: null,
+    operator: null,
+    rendered_map_index: null,
+    forced
+  };
 }

@@ -1,20 +1,16 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
 import { PinnedRuns, dagAtRun, runLabel } from '../runview';
-import {
-  IDagRun,
-  IDagVersionGraph,
-  IKyteService,
-  ITaskInstance
-} from '../tokens';
-import { mkDag, mkNode } from './fixtures';
+import { IDagRun, IDagVersionGraph, IKyteService } from '../tokens';
+import { mkDag, mkNode, mkTi } from './fixtures';
 
 const trans = nullTranslator.load('kyte_jupyter');
 
 function mkRun(
   run_id: string,
   dag_version: number | null,
-  state = 'success'
+  state = 'success',
+  forced: Record<string, string> = {}
 ): IDagRun {
   return {
     run_id,
@@ -24,26 +20,8 @@ function mkRun(
     start_date: '2026-11-29T20:00:00+00:00',
     end_date: null,
     conf: null,
-    dag_version
-  };
-}
-
-function mkTi(
-  task_id: string,
-  state: string | null,
-  map_index = -1,
-  try_number = 1
-): ITaskInstance {
-  return {
-    task_id,
-    map_index,
-    state,
-    try_number,
-    start_date: null,
-    end_date: null,
-    duration: null,
-    operator: null,
-    rendered_map_index: null
+    dag_version,
+    forced
   };
 }
 
@@ -101,7 +79,8 @@ const now = mkDag({
     run_type: 'manual',
     logical_date: null,
     start_date: null,
-    end_date: null
+    end_date: null,
+    forced: {}
   },
   warnings: ['cell 4 was deleted']
 });

@@ -9,6 +9,8 @@ import {
   KyteHelper,
   STATE_RGB,
   gotoLab,
+  openNotebook as openNotebookAt,
+  runCell as runCellOf,
   slowStart
 } from './helpers/KyteHelper';
 
@@ -62,56 +64,20 @@ let NOTEBOOK = 'kyte_ui.ipynb';
 
 const TASKS = ['extract', 'transform.double', 'transform.check', 'load'];
 
-/**
- * Write a notebook of code cells into the test folder and open it. (Typing cells in the editor
- * would auto-indent the Python.)
- */
+/** Write the test notebook `name` into the test folder and open it. */
 async function openNotebook(
   page: IJupyterLabPageFixture,
   tmpPath: string,
   name: string,
   cells: string[]
 ): Promise<void> {
-  const notebook = {
-    cells: cells.map(source => ({
-      cell_type: 'code',
-      execution_count: null,
-      metadata: {},
-      outputs: [],
-      source
-    })),
-    metadata: {
-      kernelspec: {
-        display_name: 'Python 3 (ipykernel)',
-        language: 'python',
-        name: 'python3'
-      }
-    },
-    nbformat: 4,
-    nbformat_minor: 5
-  };
   NOTEBOOK = name;
-  await page.contents.uploadContent(
-    JSON.stringify(notebook),
-    'text',
-    `${tmpPath}/${name}`
-  );
-  await page.notebook.openByPath(`${tmpPath}/${name}`);
-  await page.notebook.activate(name);
+  await openNotebookAt(page, `${tmpPath}/${name}`, cells);
 }
 
 /** Run a cell of the test notebook to completion and return its output area. */
-async function runCell(page: IJupyterLabPageFixture, index: number) {
-  // The log viewer may be the active tab: cells run in the active notebook.
-  await page.notebook.activate(NOTEBOOK);
-  await page.notebook.runCell(index);
-  await expect(
-    page.locator('.jp-Notebook .jp-Cell').nth(index).locator('.jp-InputPrompt')
-  ).toHaveText(/\[\d+\]/);
-  return page
-    .locator('.jp-Notebook .jp-Cell')
-    .nth(index)
-    .locator('.jp-OutputArea');
+function runCell(page: IJupyterLabPageFixture, index: number) {
+  return runCellOf(page, NOTEBOOK, index, 30000);
 }
 
 test.describe.configure({ mode: 'serial' });

@@ -5,9 +5,16 @@
  * to the folder `published-dags` of its root (KYTE_PUBLISH_TARGETS in
  * jupyter_server_test_config.py), so what was published is read back through the contents API.
  */
-import { IJupyterLabPageFixture, expect, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 
-import { KyteHelper, gotoLab, slowStart } from './helpers/KyteHelper';
+import {
+  KyteHelper,
+  STATE_RGB,
+  gotoLab,
+  openNotebook,
+  runCell,
+  slowStart
+} from './helpers/KyteHelper';
 
 test.use({ autoGoto: false, ...(slowStart as any) });
 test.beforeEach(async ({ page }) => {
@@ -50,50 +57,6 @@ from airflow.providers.standard.operators.bash import BashOperator
 
 extract = BashOperator(task_id="extract", bash_command="echo extract")`;
 
-/** Write a notebook of code cells into the test folder and open it. */
-async function openNotebook(
-  page: IJupyterLabPageFixture,
-  path: string,
-  cells: string[]
-): Promise<void> {
-  const notebook = {
-    cells: cells.map(source => ({
-      cell_type: 'code',
-      execution_count: null,
-      metadata: {},
-      outputs: [],
-      source
-    })),
-    metadata: {
-      kernelspec: {
-        display_name: 'Python 3 (ipykernel)',
-        language: 'python',
-        name: 'python3'
-      }
-    },
-    nbformat: 4,
-    nbformat_minor: 5
-  };
-  await page.contents.uploadContent(JSON.stringify(notebook), 'text', path);
-  await page.notebook.openByPath(path);
-  await page.notebook.activate(path.split('/').pop()!);
-}
-
-/** Run a cell to completion; its output area. */
-async function runCell(
-  page: IJupyterLabPageFixture,
-  name: string,
-  index: number
-) {
-  await page.notebook.activate(name);
-  await page.notebook.runCell(index);
-  const cell = page.locator('.jp-Notebook .jp-Cell').nth(index);
-  await expect(cell.locator('.jp-InputPrompt')).toHaveText(/\[\d+\]/, {
-    timeout: 120000
-  });
-  return cell.locator('.jp-OutputArea');
-}
-
 test('a past run is shown as of its DAG version, with its states and its log', async ({
   page,
   tmpPath
@@ -105,7 +68,8 @@ test('a past run is shown as of its DAG version, with its states and its log', a
     'WITH_REPORT = False',
     SHOP,
     'r = %run_dag shop\nr.state',
-    'WITH_REPORT = True'
+    'WITH_REPORT = True',
+    '%run_dag shop --fail load'
   ]);
   await kyte.openPanel();
   // Version 1, run; version 2 (report added), run.
@@ -151,6 +115,82 @@ test('a past run is shown as of its DAG version, with its states and its log', a
   await kyte.clickNode('extract');
   await expect(kyte.logText).toContainText('extract sees WITH_REPORT = True', {
     timeout: 30000
+  });
+
+  // Compare versions (issue 19): v1 -> v2 drawn as a coloured graph, as %dag_diff says.
+  const compare = kyte.versionDiff.locator('.jp-kyte-VersionDiff-toggle');
+  await expect(compare).toBeVisible({ timeout: 30000 });
+  await compare.click();
+  await expect(kyte.node('report')).toHaveAttribute('data-change', 'added', {
+    timeout: 30000
+  });
+  for (const t of ['extract', 'load']) {
+    await expect(kyte.node(t)).toHaveAttribute('data-change', 'unchanged');
+  }
+  await expect(kyte.edge('load', 'report')).toHaveAttribute(
+    'data-change',
+    'added'
+  );
+  await expect(kyte.edge('extract', 'load')).toHaveAttribute(
+    'data-change',
+    'unchanged'
+  );
+  await expect(
+    kyte.versionDiff.locator('.jp-kyte-VersionDiff-headline')
+  ).toContainText('v1 \u2192 v2: 1 task added');
+  await expect(
+    kyte.versionDiff.locator('.jp-kyte-VersionDiff-changes li')
+  ).toContainText(['+ task report', '+ edge load >> report']);
+  // Added is the theme's success colour, not a task-state colour; the legend says so.
+  const added = await kyte
+    .node('report')
+    .locator('.jp-kyte-node-box')
+    .evaluate(el => getComputedStyle(el).stroke);
+  const success = await page.evaluate(() =>
+    getComputedStyle(document.body)
+      .getPropertyValue('--jp-success-color1')
+      .trim()
+  );
+  expect(added).not.toBe(STATE_RGB.success);
+  expect(success).not.toBe('');
+  await expect(
+    kyte.panel.locator('.jp-kyte-Panel-legend [data-change="added"]')
+  ).toBeVisible();
+  await kyte.panel.screenshot({
+    path: test.info().outputPath('version-diff.png')
+  });
+  // Off again: the DAG with its states.
+  await compare.click();
+  await expect(kyte.node('report')).not.toHaveAttribute('data-change', /./);
+  await expect(kyte.node('report')).toHaveAttribute('data-state', 'success');
+
+  // A what-if run (issue 15): load forced to fail has a "forced" badge, the run is marked.
+  await runCell(page, name, 4);
+  await expect(kyte.node('load')).toHaveAttribute('data-forced', 'fail', {
+    timeout: 30000
+  });
+  await expect(kyte.node('load')).toHaveAttribute('data-state', 'failed');
+  await expect(
+    kyte.node('load').locator('.jp-kyte-node-forced')
+  ).toHaveAttribute('visibility', 'visible');
+  await expect(kyte.node('report')).toHaveAttribute(
+    'data-state',
+    'upstream_failed'
+  );
+  for (const t of ['extract', 'report']) {
+    await expect(kyte.node(t)).not.toHaveAttribute('data-forced', /./);
+    await expect(kyte.node(t).locator('.jp-kyte-node-forced')).toHaveAttribute(
+      'visibility',
+      'hidden'
+    );
+  }
+  await expect(kyte.info.locator('.jp-kyte-forcedBadge')).toHaveText('what-if');
+  await expect(select.locator('option').nth(1)).toContainText(
+    'what-if (1 forced)',
+    { timeout: 30000 }
+  );
+  await kyte.panel.screenshot({
+    path: test.info().outputPath('forced-badge.png')
   });
 });
 

@@ -2,7 +2,7 @@
  * Selectors and actions of the Kyte sidebar, its log viewer and its REST API mocks, so the
  * specs read as user steps.
  */
-import { IJupyterLabPageFixture } from '@jupyterlab/galata';
+import { IJupyterLabPageFixture, expect } from '@jupyterlab/galata';
 import { Locator, Page, Route } from '@playwright/test';
 
 /** Airflow's state colours as the browser computes them. */
@@ -95,6 +95,11 @@ export class KyteHelper {
     return this.panel.locator(
       `.jp-kyte-edge[data-from="${from}"][data-to="${to}"]`
     );
+  }
+
+  /** The "Compare versions" bar (issue 19: the version diff drawn in the graph). */
+  get versionDiff(): Locator {
+    return this.panel.locator('.jp-kyte-VersionDiff');
   }
 
   /** The log viewer. */
@@ -545,4 +550,55 @@ export async function gotoLab(page: IJupyterLabPageFixture): Promise<void> {
     await page.evaluate(() => (window as any).jupyterapp.started);
   };
   await page.goto();
+}
+
+/**
+ * Write a notebook of code cells to `path` (relative to the server root) and open it.
+ * (Typing cells in the editor would auto-indent the Python.)
+ */
+export async function openNotebook(
+  page: IJupyterLabPageFixture,
+  path: string,
+  cells: string[]
+): Promise<void> {
+  const notebook = {
+    cells: cells.map(source => ({
+      cell_type: 'code',
+      execution_count: null,
+      metadata: {},
+      outputs: [],
+      source
+    })),
+    metadata: {
+      kernelspec: {
+        display_name: 'Python 3 (ipykernel)',
+        language: 'python',
+        name: 'python3'
+      }
+    },
+    nbformat: 4,
+    nbformat_minor: 5
+  };
+  await page.contents.uploadContent(JSON.stringify(notebook), 'text', path);
+  await page.notebook.openByPath(path);
+  await page.notebook.activate(path.split('/').pop()!);
+}
+
+/**
+ * Run a cell of notebook `name` to completion (it is activated first: the log viewer may be
+ * the active tab) and return its output area.
+ */
+export async function runCell(
+  page: IJupyterLabPageFixture,
+  name: string,
+  index: number,
+  timeout = 120000
+): Promise<Locator> {
+  await page.notebook.activate(name);
+  await page.notebook.runCell(index);
+  const cell = page.locator('.jp-Notebook .jp-Cell').nth(index);
+  await expect(cell.locator('.jp-InputPrompt')).toHaveText(/\[\d+\]/, {
+    timeout
+  });
+  return cell.locator('.jp-OutputArea');
 }
