@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..bridge import runs
+from ..bridge import redact, runs
 from ..session import Session
+from .logs import error_line, is_json_log, log_path, render_json_log
 from .plan import RunError, RunPlan
 from .summary import RunSummary, ti_key
 
@@ -147,7 +148,7 @@ def run_parallel(
     plan.frontier.settled = False
     summary.task_states = plan.settle()
     summary.run_state = runs.run_state(dr)
-    _fill_tries(plan, summary)
+    _fill_tries(session, plan, summary)
     if progress:
         progress(dict(summary.task_states))
     for key, state in summary.task_states.items():
@@ -160,6 +161,7 @@ def run_parallel(
 def _loop(plan: RunPlan, ex: Any, states: dict[str, str], progress: Progress | None) -> None:
     dr, db = plan.dr, plan.session
     idle = 0.0
+    quiet = False  # the last round found nothing ready, queued or active
     while True:
         ready: list[Any] = list(plan.forced_ready())
         if runs.run_state(dr) == "running":
@@ -181,10 +183,13 @@ def _loop(plan: RunPlan, ex: Any, states: dict[str, str], progress: Progress | N
                 progress(dict(states))
         active = any(s in ACTIVE for s in current.values()) or ex.busy()
         if ready or queued or events:
-            idle = 0.0
+            idle, quiet = 0.0, False
             continue
         if not active:
-            if plan.frontier.changed:
+            if plan.frontier.changed or not quiet:
+                # The dependency checks of this round may have read states from before the
+                # last try finished: look once more before deciding the run is over.
+                quiet = True
                 continue
             waiting = [s for s in current.values() if s in WAITING]
             deferred = [k for k, s in current.items() if s == "deferred"]
@@ -196,6 +201,8 @@ def _loop(plan: RunPlan, ex: Any, states: dict[str, str], progress: Progress | N
                 )
             if not waiting and not plan.pending_force():
                 return
+        else:
+            quiet = False
         # Nothing changed: wait a little (workers are running, or a retry delay).
         idle = min(0.2, idle + 0.02)
         time.sleep(idle)
@@ -208,12 +215,21 @@ def _states(plan: RunPlan) -> dict[str, str]:
             and (sel.task_ids is None or ti.task_id in sel.task_ids)}
 
 
-def _fill_tries(plan: RunPlan, summary: RunSummary) -> None:
-    """Tries and durations of the summary, from the task instances (the workers ran them)."""
+def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary) -> None:
+    """Tries, durations and errors of the summary, from the task instances and their logs
+    (the workers ran them); each try's log becomes text as an in-kernel try's is."""
     for ti in plan.frontier.task_instances():
         key = ti_key(ti.task_id, ti.map_index)
-        if key in summary.task_states:
-            summary.tries[key] = int(ti.try_number or 0)
-            summary.durations[key] = float(ti.duration or 0.0)
-            if summary.task_states[key] in ("failed",):
-                summary.error_lines.setdefault(key, "the try failed: see its log")
+        if key not in summary.task_states:
+            continue
+        summary.tries[key] = int(ti.try_number or 0)
+        summary.durations[key] = float(ti.duration or 0.0)
+        for number in range(1, int(ti.try_number or 0) + 1):
+            path = log_path(session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, number)
+            if is_json_log(path):
+                render_json_log(path)
+        if summary.task_states[key] == "failed":
+            path = log_path(session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
+                            int(ti.try_number or 1))
+            line = error_line(path)
+            summary.error_lines[key] = redact(line) if line else "the try failed: see its log"
