@@ -18,10 +18,9 @@ from typing import Any
 import nbformat
 import psutil
 import pytest
+from conftest import Kernel
 
 from kyte_jupyter.session import SessionStore
-
-from conftest import Kernel
 
 ROOT = Path(__file__).parent
 TRIGGER_RULES = (ROOT / "dags" / "kyte_trigger_rules.py").read_text()

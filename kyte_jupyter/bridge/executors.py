@@ -118,7 +118,7 @@ class ExecutionApiServer:
         # Cadwyn builds its versioned routers on the first request, which takes seconds: a
         # worker's first call would time out. Build them now.
         if not getattr(app, "_cadwyn_initialized", True):
-            app._cadwyn_initialize()
+            app._cadwyn_initialize()  # type: ignore[attr-defined]
 
         @contextlib.asynccontextmanager
         async def lifespan(_root: Any) -> AsyncIterator[None]:
@@ -188,7 +188,7 @@ def _after_fork_in_child() -> None:
     # The kernel's sys.stdout sends to the notebook over ZMQ: not from a worker.
     out = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (lives with the process)
     sys.stdout = sys.stderr = out
-    sys.__stdout__ = sys.__stderr__ = out
+    sys.__stdout__ = sys.__stderr__ = out  # type: ignore[misc]
 
 
 _hook_installed: list[bool] = []
