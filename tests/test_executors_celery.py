@@ -133,6 +133,11 @@ def celery(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
             start_new_session=True,
         )
         procs.append(worker)
+        deadline = time.monotonic() + 240
+        while " ready." not in (logs / "worker.log").read_text(errors="replace"):
+            assert worker.poll() is None, (logs / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the Celery worker did not get ready"
+            time.sleep(0.2)
         k = Kernel(nb, root, tmp, settings)
         k.ok("%load_ext kyte_jupyter")
         k.ok(DAG)

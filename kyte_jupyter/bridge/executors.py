@@ -56,10 +56,17 @@ def ensure_jwt_secret() -> None:
     Workers never need it: the session signs each workload's token, and its execution API
     checks them.
     """
-    from airflow.configuration import conf
+    import configparser
 
-    if not conf.get("api_auth", "jwt_secret", fallback=None):
-        os.environ[SECRET_ENV] = secrets.token_urlsafe(32)
+    if SECRET_ENV in os.environ:
+        return
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
+    if cfg.get("api_auth", "jwt_secret", fallback=""):
+        return  # the operator configured one for this home
+    # Airflow's default is a random key per process; a key of the session's own, long
+    # enough for HS512, set before any executor or API reads it.
+    os.environ[SECRET_ENV] = secrets.token_urlsafe(64)
 
 
 TIMEOUT_ENV = "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"
