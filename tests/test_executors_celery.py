@@ -162,7 +162,8 @@ def test_celery_run_ends_as_serial_run(celery):
     distributed = _summary(celery, "%run_dag kx_celery --executor CeleryExecutor --parallelism 4")
     worker_log = (celery.logs / "worker.log").read_text(errors="replace")
     assert distributed["states"] == serial["states"], worker_log[-4000:]
-    assert distributed["state"] == serial["state"] == "failed"
+    # report (all_done) is the only leaf and succeeds: the run succeeds, in both.
+    assert distributed["state"] == serial["state"] == "success"
     assert serial["states"]["total"] == "success" and serial["states"]["broken"] == "failed"
     assert celery.value("%xcom kx_celery total") == 12
     # The tasks ran in the Celery worker's processes, not in the kernel's.
