@@ -297,22 +297,30 @@ class ExecutorRun:
                 self.executor.queue_workload(workload, session=session)
         return list(tis)
 
-    def heartbeat(self) -> int:
+    def heartbeat(self) -> list[tuple[str, str, str, int, int]]:
         """The executor's heartbeat, then the scheduler's handling of its events (in a session
-        of its own, so that it reads the states the workers wrote)."""
+        of its own, so that it reads the states the workers wrote).
+
+        Returns the tries the events reported on, as ``(dag_id, task_id, run_id, map_index,
+        try_number)``: their workers are done with them (their logs are complete).
+        """
         from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
         from airflow.utils.session import create_session
 
         with worker_output(self.worker_log):
             self.executor.heartbeat()
         if not self.executor.event_buffer:
-            return 0
+            return []
+        from airflow.models.taskinstancekey import TaskInstanceKey
+
+        done = [(k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number)
+                for k in self.executor.event_buffer if isinstance(k, TaskInstanceKey)]
         with create_session(scoped=False) as session:
-            n = SchedulerJobRunner.process_executor_events(
+            SchedulerJobRunner.process_executor_events(
                 executor=self.executor, job_id=None, scheduler_dag_bag=self.dag_bag,
                 session=session,
             )
-        return int(n)
+        return done
 
     def busy(self) -> bool:
         """Workloads are queued in, or running on, the executor."""

@@ -127,7 +127,7 @@ def run_parallel(
     bx.set_paused(dag.dag_id, False, db)
     ex.start()
     try:
-        _loop(plan, ex, states, progress)
+        _loop(session, plan, ex, states, progress)
     except BaseException:
         # Interrupted (or failed): stop the workers, their tries end failed.
         ex.stop(kill=True)
@@ -158,7 +158,8 @@ def run_parallel(
     return summary
 
 
-def _loop(plan: RunPlan, ex: Any, states: dict[str, str], progress: Progress | None) -> None:
+def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
+          progress: Progress | None) -> None:
     dr, db = plan.dr, plan.session
     idle = 0.0
     quiet = False  # the last round found nothing ready, queued or active
@@ -175,6 +176,11 @@ def _loop(plan: RunPlan, ex: Any, states: dict[str, str], progress: Progress | N
         db.commit()
         queued = ex.queue()
         events = ex.heartbeat()
+        for dag_id, task_id, run_id, map_index, try_number in events:
+            # The worker is done with this try: its log becomes text now, for the sidebar.
+            path = log_path(session, dag_id, run_id, task_id, map_index, try_number)
+            if is_json_log(path):
+                render_json_log(path)
         current = _states(plan)
         if current != states:
             states.clear()
