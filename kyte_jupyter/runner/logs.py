@@ -253,11 +253,20 @@ _IDENTITY = frozenset({"timestamp", "level", "event", "logger", "filename", "lin
 
 def is_json_log(path: Path) -> bool:
     """Whether a try's log is Airflow's JSON lines (as ``supervise()`` writes it)."""
+    import json
+
     try:
         with path.open("rb") as f:
-            return f.read(14) == b'{"timestamp":'
+            first = f.readline(65536)
     except OSError:
         return False
+    if not first.lstrip().startswith(b"{"):
+        return False
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "timestamp" in record and "event" in record
 
 
 def render_json_log(path: Path) -> None:
