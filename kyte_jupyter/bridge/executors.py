@@ -398,9 +398,3 @@ def fail_unfinished(dr: Any, session: Any, states: tuple[str, ...]) -> list[str]
     session.commit()
     return [ti.task_id for ti in tis]
 
-
-def is_sqlite() -> bool:
-    """Whether the session's metastore is SQLite."""
-    from airflow import settings
-
-    return settings.engine is not None and settings.engine.dialect.name == "sqlite"
