@@ -141,6 +141,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         for src in cells.values():
             k.ok(src)
         k.home = SessionStore(root).find(str(nb)).home  # type: ignore[union-attr]
+        k.marks = marks
         yield k
     finally:
         k.shutdown()
@@ -210,6 +211,15 @@ def test_example_dag_parallel_ends_as_serial(kernel, dag_id):
 
 def test_independent_tasks_run_at_the_same_time(kernel):
     out = _run(kernel, "%run_dag kx_together --parallelism 2")
+    assert out["states"] == {"a": "success", "b": "success"}, out
+    # The default_parallelism trait makes a run without --parallelism parallel too.
+    for mark in kernel.marks.iterdir():
+        mark.unlink()
+    kernel.ok("%config KyteMagics.default_parallelism = 2")
+    try:
+        out = _run(kernel, "%run_dag kx_together")
+    finally:
+        kernel.ok("%config KyteMagics.default_parallelism = 1")
     assert out["states"] == {"a": "success", "b": "success"}, out
 
 

@@ -160,13 +160,32 @@ def run_parallel(
 
 def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
           progress: Progress | None) -> None:
+    """Rounds until nothing is ready, queued or running.
+
+    Airflow's dependency rules are asked again only when a task instance changed (or, while a
+    retry or reschedule waits, once a second): the kernel's CPU also serves the workers'
+    execution API, so a round that changes nothing costs two cheap queries.
+    """
     dr, db = plan.dr, plan.session
     idle = 0.0
-    quiet = False  # the last round found nothing ready, queued or active
+    seen: dict[Any, Any] | None = None
+    check = True  # ask the dependency rules this round
+    last_check = 0.0
+    quiet = False  # the last real check found nothing ready, queued or active
+    events: list[Any] = []
     while True:
+        versions = runs.ti_versions(dr, db)
+        waiting = any(v[0] in WAITING for v in versions.values())
+        check = check or versions != seen or (waiting and time.monotonic() - last_check > 1)
+        seen = versions
         ready: list[Any] = list(plan.forced_ready())
-        if runs.run_state(dr) == "running":
-            ready += [ti for ti in plan.frontier.ready() if plan.in_selection(ti)]
+        changed = False
+        if check:
+            last_check = time.monotonic()
+            if runs.run_state(dr) == "running":
+                ready += [ti for ti in plan.frontier.ready() if plan.in_selection(ti)]
+                changed = plan.frontier.changed
+        checked, check = check, False
         if ready:
             for ti in ready:
                 runs.bind_task(dr, ti)
@@ -174,39 +193,41 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
         # Dependency checks may have written (upstream_failed, skipped): never sit on SQLite's
         # write lock while the workers' execution API needs it.
         db.commit()
-        queued = ex.queue()
+        scheduled = any(v[0] == "scheduled" for v in versions.values())
+        queued = ex.queue() if (ready or events or scheduled) else []
         events = ex.heartbeat()
         for dag_id, task_id, run_id, map_index, try_number in events:
             # The worker is done with this try: its log becomes text now, for the sidebar.
             path = log_path(session, dag_id, run_id, task_id, map_index, try_number)
             if is_json_log(path):
                 render_json_log(path)
-        current = _states(plan)
+        current = _states(plan) if (checked or ready or queued or events) else dict(states)
         if current != states:
             states.clear()
             states.update(current)
             if progress:
                 progress(dict(states))
-        active = any(s in ACTIVE for s in current.values()) or ex.busy()
+        active = any(v[0] in ACTIVE for v in versions.values()) or ex.busy() or bool(ready)
         if ready or queued or events:
-            idle, quiet = 0.0, False
+            idle, quiet, check = 0.0, False, True
             continue
         if not active:
-            if plan.frontier.changed or not quiet:
-                # The dependency checks of this round may have read states from before the
-                # last try finished: look once more before deciding the run is over.
-                quiet = True
+            if changed or not (quiet and checked):
+                # This round's dependency checks may have read states from before the last
+                # try finished: check once more before deciding the run is over.
+                quiet, check = True, True
                 continue
-            waiting = [s for s in current.values() if s in WAITING]
+            still_waiting = [k for k, s in current.items() if s in WAITING]
             deferred = [k for k, s in current.items() if s == "deferred"]
-            if deferred and not waiting:
+            if deferred and not still_waiting:
                 raise RunError(
                     f"{', '.join(deferred)} deferred to a trigger; parallel runs start no "
                     "triggerer. Run this DAG serially (without --parallelism), which runs "
                     "triggers in the kernel."
                 )
-            if not waiting and not plan.pending_force():
+            if not still_waiting and not plan.pending_force():
                 return
+            check = True
         else:
             quiet = False
         # Nothing changed: wait a little (workers are running, or a retry delay).
