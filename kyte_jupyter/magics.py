@@ -21,6 +21,7 @@ from . import notebook as _notebook
 from .cellspec import DagCellOptions
 from .checks import CheckMagics, show_findings
 from .history import HistoryMagics
+from .magicargs import parallel_args as _parallel_args
 from .magicargs import parse as _parse
 from .magicargs import parse_conf as _parse_conf
 from .magicargs import parse_when as _parse_when
@@ -71,19 +72,6 @@ def unload(ipython: Any) -> None:
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics._pre_run_cell)
         magics.guard.close()
-
-
-def _parallel_args(func: Any) -> Any:
-    """``--parallelism`` and ``--executor``, shared by ``%run_task`` and ``%run_dag``."""
-    func = magic_arguments.argument(
-        "--executor", default=None, metavar="NAME",
-        help="Hand task instances to this Airflow executor (configured in the session's "
-             "[core] executor, e.g. CeleryExecutor); implies a parallel run.")(func)
-    return magic_arguments.argument(
-        "--parallelism", "-p", type=int, default=None, metavar="N",
-        help="Run up to N independent task instances at once through Airflow's "
-             "LocalExecutor (default: the default_parallelism setting, 1 = one at a time "
-             "in the kernel). The DAG must export cleanly: workers import its DAG file.")(func)
 
 
 @magics_class
