@@ -70,6 +70,8 @@ def ensure_jwt_secret() -> None:
 
 
 TIMEOUT_ENV = "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"
+THREADS_ENV = "KYTE_EXECUTION_API_THREADS"
+"""Worker threads of the session's execution API (default 4: SQLite has one write lock)."""
 
 
 def worker_api_timeout(seconds: float = 60.0) -> None:
@@ -127,8 +129,16 @@ class ExecutionApiServer:
         if not getattr(app, "_cadwyn_initialized", True):
             app._cadwyn_initialize()  # type: ignore[attr-defined]
 
+        threads = int(os.environ.get(THREADS_ENV, "4"))
+
         @contextlib.asynccontextmanager
         async def lifespan(_root: Any) -> AsyncIterator[None]:
+            import anyio.to_thread
+
+            # Routes run in AnyIO's worker threads (40 by default). With SQLite every write
+            # takes the one database lock: many threads only wait on it (and time out on a
+            # busy machine); a few keep it moving while other requests wait in the loop.
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
             # A mounted app's lifespan does not run by itself; the execution API registers
             # its JWT services in it.
             async with app.router.lifespan_context(app):
