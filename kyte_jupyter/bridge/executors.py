@@ -323,8 +323,11 @@ class ExecutorRun:
             return []
         from airflow.models.taskinstancekey import TaskInstanceKey
 
+        # LocalExecutor also reports a try starting ("running"): only the end of one counts.
         done = [(k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number)
-                for k in self.executor.event_buffer if isinstance(k, TaskInstanceKey)]
+                for k, (state, _info) in self.executor.event_buffer.items()
+                if isinstance(k, TaskInstanceKey)
+                and str(getattr(state, "value", state)) not in ("running", "queued")]
         with create_session(scoped=False) as session:
             SchedulerJobRunner.process_executor_events(
                 executor=self.executor, job_id=None, scheduler_dag_bag=self.dag_bag,

@@ -170,14 +170,20 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
     idle = 0.0
     seen: dict[Any, Any] | None = None
     check = True  # ask the dependency rules this round
-    last_check = 0.0
+    last_check, gap = 0.0, 0.0
     quiet = False  # the last real check found nothing ready, queued or active
     events: list[Any] = []
     while True:
         versions = runs.ti_versions(dr, db)
         waiting = any(v[0] in WAITING for v in versions.values())
-        check = check or versions != seen or (waiting and time.monotonic() - last_check > 1)
-        seen = versions
+        now = time.monotonic()
+        check = check or versions != seen or (waiting and now - last_check > 1)
+        if check and now - last_check < gap:
+            # Evaluating a big run holds the GIL the execution API's threads need: leave
+            # them at least twice the time the last evaluation took.
+            check = False
+        else:
+            seen = versions
         ready: list[Any] = list(plan.forced_ready())
         changed = False
         if check:
@@ -185,6 +191,7 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
             if runs.run_state(dr) == "running":
                 ready += [ti for ti in plan.frontier.ready() if plan.in_selection(ti)]
                 changed = plan.frontier.changed
+            gap = 2 * (time.monotonic() - last_check)
         checked, check = check, False
         if ready:
             for ti in ready:
@@ -216,6 +223,7 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
                 # This round's dependency checks may have read states from before the last
                 # try finished: check once more before deciding the run is over.
                 quiet, check = True, True
+                time.sleep(min(gap, 0.2))
                 continue
             still_waiting = [k for k, s in current.items() if s in WAITING]
             deferred = [k for k, s in current.items() if s == "deferred"]
