@@ -34,7 +34,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import dags  # noqa: E402
+from benchmarks import dags, parallel  # noqa: E402
 from benchmarks.airflow_side import RESULT_PREFIX  # noqa: E402
 from benchmarks.kernel import BenchKernel, CellError  # noqa: E402
 from benchmarks.report import (  # noqa: E402
@@ -208,6 +208,8 @@ class Bench:
         self.m: dict[str, Stat] = {}
         self.info: dict[str, Any] = {}
         self.kernels: list[BenchKernel] = []
+        self.extra_rows: list[Row] = []  # rows of the sections in their own modules
+        self.only: str | None = None  # run one section only (``--only``)
         from kyte_jupyter.session import SessionStore
 
         self.store = SessionStore(self.root)
@@ -606,7 +608,7 @@ class Bench:
             rows.append(Row("Sidebar layout + render, 1,000 tasks (Chromium)", None,
                             target="≤ 1 s",
                             note=f"see labextension ({self.info.get('ui', 'not run')})"))
-        return rows
+        return (rows if self.only is None else []) + self.extra_rows
 
     def _first_note(self) -> str:
         m = self.m.get
@@ -643,6 +645,10 @@ class Bench:
             "load_before": os.getloadavg(),
         }
         try:
+            if self.only == "parallel":
+                self.store.template_db()
+                parallel.measure(self)
+                return self._results(meta, started)
             # Each Kyte measurement sits next to its Airflow baseline in time, so a change
             # of load on a shared machine hits both sides alike.
             self.sessions()
@@ -656,11 +662,16 @@ class Bench:
             self.kernel_memory(k)
             self.stop_kernel(k)
             self.export()
+            if self.plan.mode != "smoke":
+                parallel.measure(self)  # issue 17: %run_dag --parallelism vs dag.test()
             self.ui_render()
         finally:
             for k in list(self.kernels):
                 with contextlib.suppress(Exception):
                     self.stop_kernel(k)
+        return self._results(meta, started)
+
+    def _results(self, meta: dict[str, Any], started: float) -> dict[str, Any]:
         meta["load_after"] = os.getloadavg()
         meta["duration_s"] = time.perf_counter() - started
         rows = self.rows()
@@ -798,9 +809,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-plot", action="store_true", help="do not draw the PNG plot")
     p.add_argument("--keep", action="store_true",
                    help="keep the scratch folder (homes, notebooks)")
+    p.add_argument("--only", choices=["parallel"], default=None,
+                   help="run one section only: parallel = %%run_dag --parallelism 16 against "
+                        "dag.test() (64 × 1 s, 200 × 1 s in 10 chains, 1,000 × 50 ms)")
     args = p.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     bench = Bench(Plan.for_mode(mode), args.out, args.sessions_root, not args.no_ui, args.keep)
+    bench.only = args.only
     log(f"Kyte benchmarks ({mode}); scratch in {bench.work}; load {load_text()}")
     if os.getloadavg()[0] > (os.cpu_count() or 1) * 0.5:
         log("  the machine is busy: timings will be noisy (compare medians, re-run later)")

@@ -45,3 +45,16 @@ def parse_when(text: str | None) -> _dt.datetime | None:
 def parse_conf(text: str | None) -> dict[str, Any] | None:
     """``--conf`` as a JSON object, or None."""
     return cellspec.parse_json_object(text, "--conf") if text else None
+
+
+def parallel_args(func: Any) -> Any:
+    """``--parallelism`` and ``--executor``, shared by ``%run_task`` and ``%run_dag``."""
+    func = magic_arguments.argument(
+        "--executor", default=None, metavar="NAME",
+        help="Hand task instances to this Airflow executor (configured in the session's "
+             "[core] executor, e.g. CeleryExecutor); implies a parallel run.")(func)
+    return magic_arguments.argument(
+        "--parallelism", "-p", type=int, default=None, metavar="N",
+        help="Run up to N independent task instances at once through Airflow's "
+             "LocalExecutor (default: the default_parallelism setting, 1 = one at a time "
+             "in the kernel). The DAG must export cleanly: workers import its DAG file.")(func)

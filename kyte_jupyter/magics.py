@@ -14,12 +14,14 @@ from IPython.core import magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
+from traitlets import Integer, Unicode
 
 from . import cellspec, cellsync, completion
 from . import notebook as _notebook
 from .cellspec import DagCellOptions
 from .checks import CheckMagics, show_findings
 from .history import HistoryMagics
+from .magicargs import parallel_args as _parallel_args
 from .magicargs import parse as _parse
 from .magicargs import parse_conf as _parse_conf
 from .magicargs import parse_when as _parse_when
@@ -77,6 +79,16 @@ def unload(ipython: Any) -> None:
 @magics_class
 class KyteMagics(Magics):
     """Define, run and inspect Airflow DAGs in this notebook's private Airflow."""
+
+    default_parallelism = Integer(
+        1, config=True,
+        help="Task instances %run_dag/%run_task run at once when --parallelism is not given. "
+             "1 runs them one at a time in the kernel (debuggable); more hands them to "
+             "Airflow's LocalExecutor (or default_executor).")
+    default_executor = Unicode(
+        "", config=True,
+        help="Executor of parallel runs when --executor is not given (empty: LocalExecutor). "
+             "It must be configured in the session's Airflow ([core] executor).")
 
     def __init__(self, shell: Any, notebook: Notebook, guard: Guard) -> None:
         super().__init__(shell)
@@ -218,6 +230,7 @@ class KyteMagics(Magics):
                               help="Run in a separate (forked) process: a task that crashes "
                                    "its process fails instead of killing the kernel; "
                                    "%%debug is not available then.")
+    @_parallel_args
     @whatif_args
     @line_magic
     def run_task(self, line: str) -> Any:
@@ -260,7 +273,7 @@ class KyteMagics(Magics):
                     dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
                     map_index=args.map_index, logical_date=_parse_when(args.logical_date),
                     conf=_parse_conf(args.conf), echo_logs=not args.quiet,
-                    isolated=args.isolated, whatif=whatif,
+                    isolated=args.isolated, whatif=whatif, parallel=self._parallel(args),
                 )
         except RunError as e:
             raise UsageError(str(e)) from None
@@ -279,6 +292,7 @@ class KyteMagics(Magics):
     @magic_arguments.argument("--isolated", action="store_true",
                               help="Run each task in a separate (forked) process, so a task "
                                    "that crashes its process cannot kill the kernel.")
+    @_parallel_args
     @whatif_args
     @line_magic
     def run_dag(self, line: str) -> Any:
@@ -296,6 +310,13 @@ class KyteMagics(Magics):
             %run_dag etl
             r = %run_dag etl --conf '{"day": "2026-01-01"}'
             r.task_states
+
+        Parallel runs hand task instances to Airflow's own executor (pools,
+        ``max_active_tasks`` and priority weights apply; the DAG must export cleanly)::
+
+            %run_dag etl --parallelism 8               # LocalExecutor, 8 at once
+            %run_dag etl --executor CeleryExecutor     # a configured executor
+            %config KyteMagics.default_parallelism = 4
 
         What-if runs force task outcomes; everything else runs for real, and Airflow's
         trigger rules, retries, callbacks and setup/teardown decide the rest, exactly as
@@ -322,11 +343,17 @@ class KyteMagics(Magics):
         from .display import Progress
 
         progress = Progress(dag.dag_id)
-        with self.guard.run(dag.dag_id, "run_dag"):
-            summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
-                                                   echo_logs=args.logs,
-                                                   progress=progress.update,
-                                                   isolated=args.isolated, whatif=whatif)
+        parallel = self._parallel(args)
+        from .runner import RunError
+
+        try:
+            with self.guard.run(dag.dag_id, "run_dag"):
+                summary = self.notebook.runner.run_dag(
+                    dag, logical_date=logical, conf=conf, echo_logs=args.logs,
+                    progress=progress.update, isolated=args.isolated, whatif=whatif,
+                    parallel=parallel)
+        except RunError as e:
+            raise UsageError(str(e)) from None
         progress.finish(summary.task_states)
         summary.publish()  # the JSON the front end reads, once per run
         self._report_errors(dag.dag_id, summary)
@@ -399,6 +426,19 @@ class KyteMagics(Magics):
             display(result)
             raise UsageError(f"Scenario {scenario.name!r} failed: {result.message()}")
         return result
+
+    def _parallel(self, args: Any) -> Any:
+        """The parallel-run options of a run magic (``None``: the serial in-kernel run)."""
+        parallelism = args.parallelism if args.parallelism is not None else \
+            self.default_parallelism
+        executor = args.executor or self.default_executor or None
+        if parallelism < 1:
+            raise UsageError("--parallelism must be 1 or more (1 runs tasks in the kernel).")
+        if parallelism == 1 and executor is None:
+            return None
+        from .runner.parallel import ParallelOptions
+
+        return ParallelOptions(parallelism=max(parallelism, 1), executor=executor)
 
     def _raise_failure(self, summary: Any) -> None:
         """Publish the summary JSON; fail the cell of a ``%run_task`` whose tasks did not all

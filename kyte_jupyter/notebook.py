@@ -151,7 +151,17 @@ class Notebook:
             from .runner import Runner
 
             self._runner = Runner(self.session)
+            self._runner.dag_source = self.dag_file
         return self._runner
+
+    def dag_file(self, dag: DAG) -> str:
+        """The DAG file export writes for ``dag`` (what a parallel run's workers import)."""
+        from .runner.parallel import dag_file_source
+
+        reg = self.registry
+        bodies = [reg.file_bodies[key][0] for key, ids in reg.file_cells.items()
+                  if dag.dag_id in ids and key in reg.file_bodies]
+        return dag_file_source(self.session, dag, reg.notebook_cells, bodies)
 
     def defined_dags(self) -> list[str]:
         """Ids of the DAGs defined in this kernel so far (without importing Airflow)."""

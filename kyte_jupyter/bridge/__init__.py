@@ -8,6 +8,8 @@ built from, translated here, each with the reason:
 * :mod:`.runs` — runs, task instances, dependency evaluation, mapped-task expansion, XComs;
 * :mod:`.tries` — one try through the Task SDK's task runner, deferral to triggers;
 * :mod:`.execution` — the execution API served to the task runner without HTTP;
+* :mod:`.executors` — parallel runs: Airflow's execution API over HTTP for executor workers,
+  an executor fed by the scheduler's own queueing decision (pools, ``max_active_tasks``);
 * :mod:`.masking` — Airflow's secrets masker, for everything bound for a cell;
 * :mod:`.startup` — setting up this process's Airflow (logs, SQLite, caches, preload files);
 * :mod:`.metastore` — the SQL Kyte runs on Airflow's tables itself (crash recovery, plain

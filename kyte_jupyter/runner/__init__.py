@@ -4,6 +4,7 @@
   prepare, settle);
 * :mod:`.tries` — try executors: in-process and forked, behind one interface;
 * :mod:`.run` — :class:`Runner`, which drives a plan with an executor;
+* :mod:`.parallel` — the same plan handed to one of Airflow's executors (``--parallelism``);
 * :mod:`.summary` — :class:`RunSummary` and its JSON (``application/vnd.kyte.run-summary+json``);
 * :mod:`.logs` — a try's log file and the clean lines the cell shows;
 * :mod:`.failure` — a failed task as the cell shows it (own frames, masked);

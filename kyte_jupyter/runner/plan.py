@@ -248,6 +248,22 @@ class RunPlan:
                 continue
             return []
 
+    def in_selection(self, ti: Any) -> bool:
+        """Whether the frontier may start ``ti`` (it is selected, and not a forced task)."""
+        return self._in_selection(ti)
+
+    def forced_ready(self) -> list[Any]:
+        """Forced task instances that may start now (see :meth:`next_batch`)."""
+        return self._forced_ready()
+
+    def pending_force(self) -> bool:
+        """Forced tasks wait for their selected upstream; once nothing else can start, they
+        start anyway (as in :meth:`next_batch`). True while some remain."""
+        if self._pending_force and not self._force_now:
+            self._force_now = True
+            return True
+        return bool(self._pending_force)
+
     def _in_selection(self, ti: Any) -> bool:
         sel = self.selection
         return sel.task_ids is None or (

@@ -20,7 +20,8 @@ from ..bridge import runs
 from ..session import Session
 from .failure import one_line
 from .logs import log_path
-from .plan import RunPlan, Selection, select
+from .parallel import ParallelOptions, run_parallel, write_bundle_file
+from .plan import RunError, RunPlan, Selection, select
 from .summary import RunSummary, outcome, ti_key
 from .tries import ForkedTries, InProcessTries, TryExecutor, mark_success
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 #: Called with ``{task instance key: state}`` whenever a state changes.
 Progress = Callable[[dict[str, str]], None]
+#: The exported DAG file of a DAG (for parallel runs, whose workers import it).
+DagSource = Callable[["DAG"], str]
 
 
 class Runner:
@@ -40,6 +43,7 @@ class Runner:
     def __init__(self, session: Session, airflow: bridge.Bridge | None = None) -> None:
         self.session = session
         self.airflow = airflow or bridge.current()
+        self.dag_source: DagSource | None = None
 
     def executor(self, isolated: bool) -> TryExecutor:
         """The try executor for a run: in-process, or forked (``isolated``)."""
@@ -56,19 +60,26 @@ class Runner:
         progress: Progress | None = None,
         isolated: bool = False,
         whatif: WhatIf | None = None,
+        parallel: ParallelOptions | None = None,
     ) -> RunSummary:
         """Run every task of a new run of ``dag`` in dependency order, as ``DAG.test()``.
 
         ``isolated`` runs each try in a forked copy of the kernel, so a task that crashes its
         process (a segfault, ``SIGKILL``) fails instead of taking the kernel down.
+        ``parallel`` hands the task instances to an Airflow executor instead (see
+        :mod:`.parallel`).
         """
         start = time.perf_counter()
+        bundle = self._bundle_file(dag, parallel, whatif)
         sdag = self.airflow.scheduler_dag(dag)
         with runs.db_session() as db:
             dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
             db.commit()
             plan = RunPlan(dag, dr, db, Selection(None, set()))
-            summary = self._execute(plan, "run_dag", echo_logs, progress, isolated, whatif)
+            if parallel is not None and bundle is not None:
+                summary = run_parallel(self.session, plan, "run_dag", progress, parallel, bundle)
+            else:
+                summary = self._execute(plan, "run_dag", echo_logs, progress, isolated, whatif)
             summary.state = summary.run_state or "none"
         summary.duration = time.perf_counter() - start
         return summary
@@ -87,6 +98,7 @@ class Runner:
         progress: Progress | None = None,
         isolated: bool = False,
         whatif: WhatIf | None = None,
+        parallel: ParallelOptions | None = None,
     ) -> RunSummary:
         """Run one task (and optionally its upstream or downstream) in the current run.
 
@@ -96,6 +108,7 @@ class Runner:
         start = time.perf_counter()
         selection = select(dag, task_id, upstream=upstream, downstream=downstream,
                            map_index=map_index)
+        bundle = self._bundle_file(dag, parallel, whatif)
         sdag = self.airflow.scheduler_dag(dag)
         with runs.db_session() as db:
             if logical_date is not None:
@@ -109,10 +122,31 @@ class Runner:
             self.airflow.attach(dr, sdag, db)
             plan = RunPlan(dag, dr, db, selection)
             plan.prepare_rerun()
-            summary = self._execute(plan, "run_task", echo_logs, progress, isolated, whatif)
+            if parallel is not None and bundle is not None:
+                summary = run_parallel(self.session, plan, "run_task", progress, parallel,
+                                       bundle)
+            else:
+                summary = self._execute(plan, "run_task", echo_logs, progress, isolated, whatif)
             summary.state = outcome(list(summary.task_states.values()))
         summary.duration = time.perf_counter() - start
         return summary
+
+    def _bundle_file(self, dag: DAG, parallel: ParallelOptions | None,
+                     whatif: WhatIf | None) -> str | None:
+        """For a parallel run: write the DAG's exported file into the session's bundle and
+        return its path there (``None`` for a serial run)."""
+        if parallel is None:
+            return None
+        if whatif:
+            raise RunError(
+                "What-if options force outcomes inside the kernel's own task runner; they do "
+                "not combine with --parallelism/--executor. Run the what-if serially."
+            )
+        if parallel.parallelism < 1:
+            raise RunError("--parallelism must be 1 or more.")
+        if self.dag_source is None:
+            raise RunError("This runner cannot export DAGs; run serially.")
+        return write_bundle_file(self.session, dag.dag_id, self.dag_source(dag))
 
     # ---- the loop -------------------------------------------------------------------------
     def _execute(

@@ -1,0 +1,413 @@
+"""Airflow's executors for parallel runs: the execution API served over HTTP, the executor,
+and the scheduler's own queueing decision.
+
+Why internal: running task instances concurrently without a scheduler process has no public
+API. ``DAG.test(use_executor=True)`` shows the pieces (``ExecutorLoader``, ``ExecuteTask``
+workloads, ``SchedulerJobRunner.process_executor_events``); it queues every scheduled task
+instance at once, so pools and ``max_active_tasks`` would be ignored. Kyte therefore asks the
+scheduler's critical section (``SchedulerJobRunner._executable_task_instances_to_queued``)
+which scheduled task instances may be queued now: pools, ``max_active_tasks``,
+``max_active_tis_per_dag(run)``, priority weights and executor slots are Airflow's decision.
+
+* :class:`ExecutionApiServer` — Airflow's execution-API app under uvicorn in a thread of the
+  kernel, bound to 127.0.0.1 (workers reach the session's metastore only through it; tokens
+  are JWTs signed with a per-session secret);
+* :class:`ExecutorRun` — one run's executor: schedule, queue, heartbeat, events, stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+URL_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+SECRET_ENV = "AIRFLOW__API_AUTH__JWT_SECRET"
+BIND_ENV = "KYTE_EXECUTION_API_BIND"
+"""Address the session's execution API binds to (default 127.0.0.1; a remote worker needs
+another, e.g. 0.0.0.0, together with ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL``)."""
+
+
+class ExecutorError(Exception):
+    """An executor could not be used; the message says what to do."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_jwt_secret() -> None:
+    """Give this session a JWT signing secret of its own, unless one is configured.
+
+    Workers never need it: the session signs each workload's token, and its execution API
+    checks them.
+    """
+    import configparser
+
+    if SECRET_ENV in os.environ:
+        return
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
+    if cfg.get("api_auth", "jwt_secret", fallback=""):
+        return  # the operator configured one for this home
+    # Airflow's default is a random key per process; a key of the session's own, long
+    # enough for HS512, set before any executor or API reads it.
+    os.environ[SECRET_ENV] = secrets.token_urlsafe(64)
+
+
+TIMEOUT_ENV = "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"
+THREADS_ENV = "KYTE_EXECUTION_API_THREADS"
+"""Worker threads of the session's execution API (default 4: SQLite has one write lock)."""
+
+
+def worker_api_timeout(seconds: float = 60.0) -> None:
+    """Give workers' execution-API calls ``seconds`` (unless configured): the session's API
+    shares the kernel's CPU and a SQLite metastore, so a call may wait longer than Airflow's
+    default 5 s allows on a busy machine."""
+    if TIMEOUT_ENV in os.environ:
+        return
+    os.environ[TIMEOUT_ENV] = str(seconds)
+    import sys
+
+    client = sys.modules.get("airflow.sdk.api.client")
+    if client is not None:  # read once, at import: forked workers inherit the module
+        client.API_TIMEOUT = seconds  # type: ignore[attr-defined]
+
+
+class ExecutionApiServer:
+    """Airflow's execution API app (the one ``airflow api-server`` mounts at ``/execution``),
+    served by uvicorn in a daemon thread of this process."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread is serving."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start serving (once); returns the URL workers use (``…/execution/``)."""
+        if self.running:
+            return self.url
+        import uvicorn
+        from airflow.api_fastapi.common.dagbag import create_dag_bag
+        from airflow.api_fastapi.execution_api.app import create_task_execution_api_app
+        from fastapi import FastAPI
+
+        ensure_jwt_secret()
+        worker_api_timeout()
+        configured = os.environ.get(URL_ENV)
+        if configured:
+            parts = urlsplit(configured)
+            port = parts.port or 80
+            url = configured
+        else:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/execution/"
+        host = os.environ.get(BIND_ENV, "127.0.0.1")
+        app = create_task_execution_api_app()
+        app.state.dag_bag = create_dag_bag()
+        # Cadwyn builds its versioned routers on the first request, which takes seconds: a
+        # worker's first call would time out. Build them now.
+        if not getattr(app, "_cadwyn_initialized", True):
+            app._cadwyn_initialize()  # type: ignore[attr-defined]
+
+        threads = int(os.environ.get(THREADS_ENV, "4"))
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_root: Any) -> AsyncIterator[None]:
+            import anyio.to_thread
+
+            # Routes run in AnyIO's worker threads (40 by default). With SQLite every write
+            # takes the one database lock: many threads only wait on it (and time out on a
+            # busy machine); a few keep it moving while other requests wait in the loop.
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+            # A mounted app's lifespan does not run by itself; the execution API registers
+            # its JWT services in it.
+            async with app.router.lifespan_context(app):
+                yield
+
+        root = FastAPI(title="Kyte session execution API", lifespan=lifespan)
+        root.mount("/execution", app)
+        config = uvicorn.Config(root, host=host, port=port, log_level="warning",
+                                access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="kyte-execution-api", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive():
+                raise ExecutorError(
+                    f"The session's execution API could not listen on {host}:{port}. Free the "
+                    f"port, or set {URL_ENV} to another address."
+                )
+            if time.monotonic() > deadline:
+                raise ExecutorError("The session's execution API did not start in time.")
+            time.sleep(0.02)
+        self._server, self._thread, self.url = server, thread, url
+        os.environ[URL_ENV] = url  # what LocalExecutor workers (children) read
+        return url
+
+    def stop(self) -> None:
+        """Stop serving (waits for the thread)."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+
+_server = ExecutionApiServer()
+
+
+def execution_api() -> ExecutionApiServer:
+    """This process's execution-API server (started on first parallel run)."""
+    return _server
+
+
+# ---- worker output -------------------------------------------------------------------------
+_worker_log: list[str] = []  # set while this process forks executor workers
+
+
+def _after_fork_in_child() -> None:
+    if not _worker_log:
+        return
+    path = _worker_log[0]
+    _worker_log.clear()  # the worker's own forks (task processes) are left alone
+    import sys
+
+    from airflow import settings
+
+    # The kernel's pooled metastore connections are the kernel's: never use them here.
+    if settings.engine is not None:
+        settings.engine.dispose(close=False)
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # The kernel's sys.stdout sends to the notebook over ZMQ: not from a worker.
+    out = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (lives with the process)
+    sys.stdout = sys.stderr = out
+    sys.__stdout__ = sys.__stderr__ = out  # type: ignore[misc]
+
+
+_hook_installed: list[bool] = []
+
+
+@contextlib.contextmanager
+def worker_output(path: Path) -> Iterator[None]:
+    """Processes forked inside the block write stdout/stderr to ``path``, not the cell."""
+    if not _hook_installed:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _hook_installed.append(True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _worker_log[:] = [str(path)]
+    try:
+        yield
+    finally:
+        _worker_log.clear()
+
+
+# ---- one run's executor --------------------------------------------------------------------
+class ExecutorRun:
+    """One run's executor, fed the way Airflow's scheduler feeds it.
+
+    * :meth:`schedule` — ready task instances become ``scheduled`` with a new try
+      (``DagRun.schedule_tis``, as the scheduler does);
+    * :meth:`queue` — the scheduler's critical section picks which scheduled task instances
+      may be queued now (pools, ``max_active_tasks``, priority, executor slots), and each
+      becomes an ``ExecuteTask`` workload naming the DAG file in its bundle;
+    * :meth:`heartbeat` — the executor's heartbeat, then the scheduler's handling of executor
+      events (a worker that died leaves its try to Airflow's failure handling);
+    * :meth:`stop` — end the executor, or terminate its workers (interrupt).
+    """
+
+    def __init__(self, name: str | None, parallelism: int, *, dag_rel_path: str,
+                 bundle_name: str, worker_log: Path) -> None:
+        from airflow.executors.executor_loader import ExecutorLoader
+        from airflow.jobs.job import Job
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+        from airflow.models.dagbag import DBDagBag
+
+        try:
+            executor = ExecutorLoader.load_executor(name or "LocalExecutor")
+        except Exception as e:
+            raise ExecutorError(
+                f"Executor {name!r} is not configured for this session ({e}). Add it to the "
+                "session's [core] executor setting (e.g. AIRFLOW__CORE__EXECUTOR="
+                "LocalExecutor,CeleryExecutor)."
+            ) from None
+        executor.parallelism = parallelism
+        quiet_scheduler_logs()
+        self.executor = executor
+        self.parallelism = parallelism
+        self.dag_rel_path = dag_rel_path
+        self.bundle_name = bundle_name
+        self.worker_log = worker_log
+        self.runner = SchedulerJobRunner(job=Job(), executors=[executor])
+        self.dag_bag = DBDagBag()
+        self.started = False
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the executor's workers are this process's children (LocalExecutor)."""
+        return bool(getattr(self.executor, "is_local", False))
+
+    def start(self) -> None:
+        """Start the executor (LocalExecutor forks its workers now)."""
+        with worker_output(self.worker_log):
+            self.executor.start()
+        self.started = True
+
+    def schedule(self, dr: Any, tis: list[Any], session: Any) -> None:
+        """Ready task instances become ``scheduled`` with a new try, as the scheduler does."""
+        dr.schedule_tis(tis, session=session)
+        session.commit()
+
+    def queue(self) -> list[Any]:
+        """Queue what the scheduler's critical section allows now; the queued task instances.
+
+        In a session of its own: the critical section detaches the task instances it returns.
+        """
+        from airflow.executors import workloads
+        from airflow.executors.workloads import BundleInfo
+        from airflow.utils.session import create_session
+
+        free = self.parallelism - self.executor.slots_occupied
+        if free <= 0:
+            return []
+        with create_session(scoped=False) as session:
+            tis = self.runner._executable_task_instances_to_queued(free, session=session)
+            session.commit()
+            generator = self.executor.jwt_generator
+            for ti in tis:
+                workload = workloads.ExecuteTask.make(
+                    ti,
+                    dag_rel_path=Path(self.dag_rel_path),
+                    generator=generator,
+                    bundle_info=BundleInfo(name=self.bundle_name),
+                )
+                self.executor.queue_workload(workload, session=session)
+        return list(tis)
+
+    def heartbeat(self) -> list[tuple[str, str, str, int, int]]:
+        """The executor's heartbeat, then the scheduler's handling of its events (in a session
+        of its own, so that it reads the states the workers wrote).
+
+        Returns the tries the events reported on, as ``(dag_id, task_id, run_id, map_index,
+        try_number)``: their workers are done with them (their logs are complete).
+        """
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+        from airflow.utils.session import create_session
+
+        with worker_output(self.worker_log):
+            self.executor.heartbeat()
+        if not self.executor.event_buffer:
+            return []
+        from airflow.models.taskinstancekey import TaskInstanceKey
+
+        # LocalExecutor also reports a try starting ("running"): only the end of one counts.
+        done = [(k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number)
+                for k, (state, _info) in self.executor.event_buffer.items()
+                if isinstance(k, TaskInstanceKey)
+                and str(getattr(state, "value", state)) not in ("running", "queued")]
+        with create_session(scoped=False) as session:
+            SchedulerJobRunner.process_executor_events(
+                executor=self.executor, job_id=None, scheduler_dag_bag=self.dag_bag,
+                session=session,
+            )
+        return done
+
+    def busy(self) -> bool:
+        """Workloads are queued in, or running on, the executor."""
+        return bool(self.executor.queued_tasks) or bool(self.executor.running)
+
+    def stop(self, *, kill: bool = False) -> None:
+        """End the executor: wait for its workers, or (``kill``) terminate them first."""
+        if not self.started:
+            return
+        if kill:
+            self.kill_workers()
+        try:
+            self.executor.end()
+        except Exception:  # the queues of killed workers may be broken
+            log.debug("executor.end() after kill", exc_info=True)
+        self.started = False
+
+    def kill_workers(self) -> None:
+        """Terminate the executor's worker processes and everything they started."""
+        import psutil
+
+        workers = getattr(self.executor, "workers", None) or {}
+        procs: list[Any] = []
+        for pid in list(workers):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                parent = psutil.Process(pid)
+                procs.extend(parent.children(recursive=True))
+                procs.append(parent)
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGKILL)
+        psutil.wait_procs(procs, timeout=10)
+        if hasattr(self.executor, "workers"):
+            for proc in list(workers.values()):
+                with contextlib.suppress(Exception):
+                    proc.join(timeout=1)
+            self.executor.workers = {}
+        if not self.is_local:
+            with contextlib.suppress(Exception):
+                self.executor.terminate()
+
+
+def quiet_scheduler_logs() -> None:
+    """The scheduler's and executor's bookkeeping (queued, shutting down) stays out of cells."""
+    for name in ("airflow.executors", "airflow.jobs", "airflow.models.taskinstance",
+                 "airflow.task", "py.warnings", "celery", "kombu"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("airflow.jobs.scheduler_job_runner").setLevel(logging.ERROR)
+
+
+def set_paused(dag_id: str, paused: bool, session: Any) -> None:
+    """Pause or unpause a DAG (the scheduler's critical section only queues unpaused DAGs)."""
+    from airflow.models.dag import DagModel
+    from sqlalchemy import update
+
+    session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=paused))
+    session.commit()
+
+
+def fail_unfinished(dr: Any, session: Any, states: tuple[str, ...]) -> list[str]:
+    """Mark the run's task instances in ``states`` failed (their tries were stopped)."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.sdk import timezone
+    from sqlalchemy import select
+
+    tis = session.scalars(
+        select(TI).where(TI.dag_id == dr.dag_id, TI.run_id == dr.run_id, TI.state.in_(states))
+    ).all()
+    now = timezone.utcnow()
+    for ti in tis:
+        ti.state = "failed"
+        ti.end_date = now
+        if ti.start_date is not None:
+            ti.duration = (now - ti.start_date).total_seconds()
+    session.commit()
+    return [ti.task_id for ti in tis]
+

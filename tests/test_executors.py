@@ -1,0 +1,305 @@
+"""Parallel runs through Airflow's LocalExecutor end as serial in-kernel runs end.
+
+One real kernel for the module (a parallel run starts the session's execution API and the
+executor's workers once; later runs reuse the API). The notebook file holds every cell, so
+the workers import the DAG file export writes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import psutil
+import pytest
+from conftest import Kernel
+
+from kyte_jupyter.session import SessionStore
+
+ROOT = Path(__file__).parent
+TRIGGER_RULES = (ROOT / "dags" / "kyte_trigger_rules.py").read_text()
+
+# Two tasks that can only both succeed if they run at the same time (each waits for the
+# other's marker): proof of concurrency without a timed assertion.
+TOGETHER = '''%%dag
+import pathlib
+import time
+
+from airflow.sdk import DAG, task
+
+MARKS = pathlib.Path({marks!r})
+
+with DAG("kx_together", schedule=None):
+    @task
+    def meet(me: str, other: str) -> str:
+        (MARKS / me).touch()
+        deadline = time.monotonic() + 120
+        while not (MARKS / other).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{{other}} never ran while {{me}} ran")
+            time.sleep(0.05)
+        return me
+
+    meet.override(task_id="a")("a", "b")
+    meet.override(task_id="b")("b", "a")
+'''
+
+# Four independent tasks in a pool of one slot, and five under max_active_tasks=2.
+LIMITS = '''%%dag
+import time
+
+from airflow.sdk import DAG, task
+
+with DAG("kx_pool", schedule=None):
+    @task(pool="kx_one_slot")
+    def slot(i: int) -> int:
+        time.sleep(0.2)
+        return i
+
+    for i in range(4):
+        slot.override(task_id=f"p{i}")(i)
+
+with DAG("kx_mat", schedule=None, max_active_tasks=2):
+    @task
+    def busy(i: int) -> int:
+        time.sleep(0.2)
+        return i
+
+    for i in range(5):
+        busy.override(task_id=f"m{i}")(i)
+'''
+
+SLOW = '''%%dag
+import time
+
+from airflow.sdk import DAG, task
+
+with DAG("kx_slow", schedule=None):
+    @task
+    def forever() -> None:
+        time.sleep(600)
+
+    @task
+    def quick() -> int:
+        return 1
+
+    forever() >> quick()
+'''
+
+SCRATCH = "THRESHOLD = 3"
+NOTEBOOK_ONLY = '''%%dag
+from airflow.sdk import DAG, task
+
+with DAG("kx_scratch", schedule=None):
+    @task
+    def check() -> int:
+        return THRESHOLD
+    check()
+'''
+
+EXAMPLES = ["example_dynamic_task_mapping", "example_setup_teardown"]
+
+
+def _example(name: str) -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("airflow")
+    assert spec is not None and spec.submodule_search_locations
+    return (Path(spec.submodule_search_locations[0]) / "example_dags" / f"{name}.py").read_text()
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Iterator[Any]:
+    """One kernel for the module, with a notebook file holding every cell used here."""
+    tmp = tmp_path_factory.mktemp("executors")
+    root = tmp / "sessions"
+    root.mkdir()
+    shutil.copytree(template_root / ".templates", root / ".templates")
+    marks = tmp / "marks"
+    marks.mkdir()
+    cells = {
+        "rules": "%%dag\n" + TRIGGER_RULES,
+        "together": TOGETHER.format(marks=str(marks)),
+        "limits": LIMITS,
+        "slow": SLOW,
+        "scratch": SCRATCH,
+        "notebook_only": NOTEBOOK_ONLY,
+        **{name: "%%dag\n" + _example(name) for name in EXAMPLES},
+    }
+    nb = tmp / "parallel.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(src) for src in cells.values()]), nb)
+    k = Kernel(nb, root, tmp, {})
+    try:
+        k.ok("%load_ext kyte_jupyter")
+        for src in cells.values():
+            k.ok(src)
+        k.home = SessionStore(root).find(str(nb)).home  # type: ignore[union-attr]
+        k.marks = marks
+        yield k
+    finally:
+        k.shutdown()
+
+
+def _run(k: Any, line: str) -> dict[str, Any]:
+    """Run a magic line; the summary's run id, state and task states."""
+    k.run(f"_r = {line}")
+    r = k.ok("import json\nprint('SUMMARY' + json.dumps({'run_id': _r.run_id, "
+             "'state': _r.state, 'states': _r.task_states}))")
+    return dict(json.loads(r.stdout.split("SUMMARY", 1)[1].strip().splitlines()[0]))
+
+
+def _xcoms(k: Any, dag_id: str, run_id: str) -> dict[str, Any]:
+    r = k.ok(
+        "from kyte_jupyter import bridge\nimport json\n"
+        "with bridge.db_session() as _s:\n"
+        "    from airflow.models.xcom import XComModel as _X\n"
+        f"    _rows = _s.query(_X).filter_by(dag_id={dag_id!r}, run_id={run_id!r}).all()\n"
+        "    print('XCOMS' + json.dumps(sorted([(x.task_id, x.map_index, x.key, x.value) "
+        "for x in _rows], key=str), default=str))"
+    )
+    rows = json.loads(r.stdout.split("XCOMS", 1)[1].strip().splitlines()[0])
+    return {f"{t}[{m}].{key}": value for t, m, key, value in rows}
+
+
+def _tis(k: Any, dag_id: str, run_id: str) -> list[tuple[str, str, str, str]]:
+    with sqlite3.connect(k.home / "airflow.db", timeout=30) as con:
+        return list(con.execute(
+            "SELECT task_id, state, start_date, end_date FROM task_instance "
+            "WHERE dag_id=? AND run_id=?", (dag_id, run_id)))
+
+
+def _max_overlap(rows: list[tuple[str, str, str, str]]) -> int:
+    """Most task instances that were running at the same moment (start/end dates)."""
+    events = sorted([(s, 1) for _, _, s, _ in rows] + [(e, -1) for _, _, _, e in rows],
+                    key=lambda x: (x[0], x[1]))
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_trigger_rules_parallel_ends_as_serial(kernel):
+    """Failures, trigger rules, branching, short-circuits: same states and XComs."""
+    serial = _run(kernel, "%run_dag kyte_trigger_rules")
+    parallel = _run(kernel, "%run_dag kyte_trigger_rules --parallelism 4")
+    assert parallel["states"] == serial["states"]
+    assert parallel["state"] == serial["state"] == "failed"
+    assert _xcoms(kernel, "kyte_trigger_rules", parallel["run_id"]) == _xcoms(
+        kernel, "kyte_trigger_rules", serial["run_id"])
+    # Each try has its log in the session's log folder, where %task_log and the sidebar read.
+    log = kernel.ok("%task_log kyte_trigger_rules validate").text
+    assert "3 rows failed validation" in log
+
+
+@pytest.mark.parametrize("dag_id", EXAMPLES)
+def test_example_dag_parallel_ends_as_serial(kernel, dag_id):
+    """Mapping and setup/teardown, decided by Airflow's rules in both paths."""
+    serial = _run(kernel, f"%run_dag {dag_id}")
+    parallel = _run(kernel, f"%run_dag {dag_id} --parallelism 3")
+    assert parallel["states"] == serial["states"]
+    assert parallel["state"] == serial["state"]
+    assert _xcoms(kernel, dag_id, parallel["run_id"]) == _xcoms(kernel, dag_id, serial["run_id"])
+
+
+def test_independent_tasks_run_at_the_same_time(kernel):
+    out = _run(kernel, "%run_dag kx_together --parallelism 2")
+    assert out["states"] == {"a": "success", "b": "success"}, out
+    # The default_parallelism trait makes a run without --parallelism parallel too.
+    for mark in kernel.marks.iterdir():
+        mark.unlink()
+    kernel.ok("%config KyteMagics.default_parallelism = 2")
+    try:
+        out = _run(kernel, "%run_dag kx_together")
+    finally:
+        kernel.ok("%config KyteMagics.default_parallelism = 1")
+    assert out["states"] == {"a": "success", "b": "success"}, out
+
+
+def test_pool_and_max_active_tasks_are_honoured(kernel):
+    kernel.ok("from airflow.models.pool import Pool\n"
+              "Pool.create_or_update_pool('kx_one_slot', 1, 'one at a time', False)")
+    pool = _run(kernel, "%run_dag kx_pool --parallelism 4")
+    assert set(pool["states"].values()) == {"success"}
+    assert _max_overlap(_tis(kernel, "kx_pool", pool["run_id"])) == 1
+    mat = _run(kernel, "%run_dag kx_mat --parallelism 4")
+    assert set(mat["states"].values()) == {"success"}
+    assert _max_overlap(_tis(kernel, "kx_mat", mat["run_id"])) <= 2
+
+
+def test_run_task_downstream_in_parallel(kernel):
+    """%run_task … --downstream --parallelism reruns part of the current run."""
+    _run(kernel, "%run_dag kx_mat")
+    out = _run(kernel, "%run_task kx_mat m0 --downstream --parallelism 2")
+    assert out["states"] == {"m0": "success"} and out["state"] == "success"
+
+
+def test_notebook_only_names_get_the_export_refusal(kernel):
+    r = kernel.fails("%run_dag kx_scratch --parallelism 2")
+    assert "THRESHOLD" in r.text and "serial" in r.text, r.text
+    assert _run(kernel, "%run_dag kx_scratch")["states"] == {"check": "success"}
+
+
+def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
+    k = kernel
+    kernel_proc = psutil.Process(k.km.provisioner.process.pid)
+    msg = k.kc.session.msg("execute_request", {
+        "code": "%run_dag kx_slow --parallelism 2", "silent": False, "store_history": True,
+        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    k.kc.shell_channel.send(msg)
+    state = None
+    deadline = time.monotonic() + 180
+    while state != "running":
+        assert time.monotonic() < deadline, f"forever never ran (state {state})"
+        time.sleep(0.2)
+        with sqlite3.connect(k.home / "airflow.db", timeout=30) as con:
+            row = con.execute("SELECT state FROM task_instance WHERE dag_id='kx_slow' AND "
+                              "task_id='forever' ORDER BY id DESC").fetchone()
+        state = row[0] if row else None
+    workers = kernel_proc.children(recursive=True)
+    assert workers
+    k.km.interrupt_kernel()
+    reply = k.kc.get_shell_msg(timeout=120)
+    while reply["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+        reply = k.kc.get_shell_msg(timeout=120)
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, alive
+    with sqlite3.connect(k.home / "airflow.db", timeout=30) as con:
+        rows = dict(con.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id='kx_slow' AND run_id="
+            "(SELECT run_id FROM dag_run WHERE dag_id='kx_slow' ORDER BY id DESC LIMIT 1)"))
+    assert rows == {"forever": "failed", "quick": "upstream_failed"}
+    assert k.value("1 + 1") == 2
+
+
+def test_worker_json_log_becomes_text(tmp_path):
+    """A worker's JSON-lines log (as supervise() writes it) becomes the text serial runs keep."""
+    from kyte_jupyter.runner.logs import error_line, is_json_log, render_json_log
+
+    path = tmp_path / "attempt=1.log"
+    records = [
+        {"timestamp": "2026-11-29T23:35:47.68Z", "level": "info", "event": "rows: 3",
+         "logger": "task.stdout", "dag_id": "d", "task_id": "t"},
+        {"timestamp": "2026-11-29T23:35:47.72Z", "level": "error",
+         "event": "Task failed with exception", "logger": "task", "filename": "task_runner.py",
+         "lineno": 1676, "error_detail": [{
+             "exc_type": "ValueError", "exc_value": "3 rows failed validation",
+             "frames": [{"filename": "/dags/x.py", "lineno": 20, "name": "validate"}]}]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert is_json_log(path)
+    render_json_log(path)
+    text = path.read_text()
+    assert not is_json_log(path)
+    assert "[info     ] rows: 3" in text
+    assert 'File "/dags/x.py", line 20, in validate' in text
+    assert error_line(path) == "ValueError: 3 rows failed validation"
