@@ -318,13 +318,17 @@ class KyteMagics(Magics):
         logical, conf = _parse_when(args.logical_date), _parse_conf(args.conf)
         whatif = _whatif(dag, args)
         from .display import Progress
+        from .runner import RunError
 
         progress = Progress(dag.dag_id)
-        with self.guard.run(dag.dag_id, "run_dag"):
-            summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
-                                                   echo_logs=args.logs,
-                                                   progress=progress.update,
-                                                   isolated=args.isolated, whatif=whatif)
+        try:
+            with self.guard.run(dag.dag_id, "run_dag"):
+                summary = self.notebook.runner.run_dag(dag, logical_date=logical, conf=conf,
+                                                       echo_logs=args.logs,
+                                                       progress=progress.update,
+                                                       isolated=args.isolated, whatif=whatif)
+        except RunError as e:
+            raise UsageError(str(e)) from None
         progress.finish(summary.task_states)
         summary.publish()  # the JSON the front end reads, once per run
         self._report_errors(dag.dag_id, summary)

@@ -20,7 +20,7 @@ from ..bridge import runs
 from ..session import Session
 from .failure import one_line
 from .logs import log_path
-from .plan import RunPlan, Selection, select
+from .plan import RunPlan, Selection, check_forced, select
 from .summary import RunSummary, outcome, ti_key
 from .tries import ForkedTries, InProcessTries, TryExecutor, mark_success
 
@@ -63,6 +63,7 @@ class Runner:
         process (a segfault, ``SIGKILL``) fails instead of taking the kernel down.
         """
         start = time.perf_counter()
+        check_forced(dag, Selection(None, set()), whatif, f"%run_dag {dag.dag_id}")
         sdag = self.airflow.scheduler_dag(dag)
         with runs.db_session() as db:
             dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
@@ -96,6 +97,8 @@ class Runner:
         start = time.perf_counter()
         selection = select(dag, task_id, upstream=upstream, downstream=downstream,
                            map_index=map_index)
+        check_forced(dag, selection, whatif, f"%run_task {dag.dag_id} {task_id}"
+                     + " --upstream" * upstream + " --downstream" * downstream)
         sdag = self.airflow.scheduler_dag(dag)
         with runs.db_session() as db:
             if logical_date is not None:
@@ -129,11 +132,20 @@ class Runner:
         ``whatif`` forces task outcomes for this run (``kyte_jupyter.whatif``).
         """
         if not whatif:
-            return self._loop(plan, magic, echo, progress, isolated, None)
+            try:
+                return self._loop(plan, magic, echo, progress, isolated, None)
+            except BaseException:
+                plan.abort()  # never leave the run `running`
+                raise
         from ..whatif.force import Forcing
 
+        plan.watch_forced(whatif)
         with Forcing(plan.dag, whatif) as forcing:
-            summary = self._loop(plan, magic, echo, progress, isolated, forcing)
+            try:
+                summary = self._loop(plan, magic, echo, progress, isolated, forcing)
+            except BaseException:
+                plan.abort()
+                raise
         summary.forced = {k: v for k, v in forcing.forced.items() if k in summary.task_states}
         return summary
 
