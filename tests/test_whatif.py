@@ -242,3 +242,86 @@ def test_scenario_cell(make_kernel: Any) -> None:
     r = k.fails("%%scenario s shop\nfail: [load\n")
     assert "malformed YAML" in r.text
     assert "Examples" in k.ok("print(get_ipython().find_cell_magic('scenario').__doc__)").stdout
+
+
+MAPPED_CELL = '''%%dag
+from airflow.sdk import DAG, task
+
+with DAG("mapped", schedule=None) as dag:
+    @task
+    def extract():
+        return [1, 2, 3]
+
+    @task
+    def square(x):
+        return x * x
+
+    @task
+    def total(xs):
+        return sum(xs)
+
+    @task
+    def leak():
+        return 1
+
+    @task
+    def lit(x):
+        return x
+
+    total(square.expand(x=extract()))
+    leak()
+    lit.expand(x=[1, 2])
+'''
+
+RUN_STATES = ("from kyte_jupyter import bridge\nfrom airflow.models.dagrun import DagRun\n"
+              "with bridge.db_session() as _db:\n"
+              "    _runs = sorted((d.id, str(d.state)) for d in _db.query(DagRun).all())")
+
+
+def test_forcing_on_a_dag_with_mapped_tasks(make_kernel: Any) -> None:
+    """--succeed/--fail/--skip next to a mapped task settle (``dag.test()`` agrees: the
+    oracle's kyte_mapped_forcing DAG); bad forcing is refused and no run stays running."""
+    k = make_kernel("mapped.ipynb")
+    k.ok(MAPPED_CELL)
+    # Once crashed in Airflow's _get_ready_tis ("'NoneType' object has no attribute 'deps'").
+    k.ok("%run_dag mapped --succeed leak")
+    s = _states(k.ok(SHOW))
+    assert s["run"] == "success" and s["forced"] == {"leak": "succeed"}
+    assert s["states"]["square[2]"] == "success" and s["states"]["total"] == "success"
+    k.run("%run_dag mapped --fail 'square[1]' --skip leak --succeed 'lit[0]'")
+    s = _states(k.ok(SHOW))
+    assert s["run"] == "failed" and s["states"]["total"] == "upstream_failed"
+    assert s["forced"] == {"square[1]": "fail", "leak": "skip", "lit[0]": "succeed"}
+    assert s["states"]["lit[0]"] == "success" and s["states"]["leak"] == "skipped"
+
+    k.ok(RUN_STATES)
+    before = k.value("_runs")
+    bad = {  # refused before anything runs: no new run
+        "%run_dag mapped --fail 'lit[2]'":
+            "--fail lit[2]: 'lit' has 2 mapped instances (lit[0]..lit[1]), so there is no "
+            "lit[2]; nothing was run.",
+        "%run_task mapped extract --downstream --skip leak":
+            "--skip leak: 'leak' is not part of what `%run_task mapped extract --downstream` "
+            "runs (extract, square, total)",
+        "%run_task mapped square --map-index 1 --fail 'square[0]'":
+            "runs only square[1] (--map-index)",
+    }
+    for line, message in bad.items():
+        r = k.fails(line)
+        assert message in r.text, r.text
+    k.ok(RUN_STATES)
+    assert k.value("_runs") == before
+    # Known only once extract ran: the run stops before square's instances start.
+    r = k.fails("%run_task mapped extract --downstream --fail 'square[99]'")
+    assert ("--fail square[99]: 'square' has 3 mapped instances (square[0]..square[2]), so "
+            "there is no square[99]") in r.text
+    k.ok(RUN_STATES)
+    runs = k.value("_runs")
+    assert all(state != "running" for _, state in runs), runs
+    # A good forcing with --downstream still works after the refusals.
+    k.run("%run_task mapped extract --downstream --fail 'square[1]' -q")
+    s = _states(k.ok(SHOW))
+    assert s["states"] == {"extract": "success", "square[0]": "success",
+                           "square[1]": "failed", "square[2]": "success",
+                           "total": "upstream_failed"}
+    assert s["forced"] == {"square[1]": "fail"}
