@@ -382,12 +382,16 @@ class KyteMagics(Magics):
             scenario = parse_scenario(args.name, dag, cell)
         except WhatIfError as e:
             raise UsageError(str(e)) from None
-        _no_deadline_yet(scenario.whatif)
         if scenario.whatif:
             print(f"Scenario {scenario.name!r}: {scenario.whatif.describe()}")
-        with self.guard.run(dag.dag_id, "scenario"):
-            summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs,
-                                                   whatif=scenario.whatif)
+        from .runner import RunError
+
+        try:
+            with self.guard.run(dag.dag_id, "scenario"):
+                summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs,
+                                                       whatif=scenario.whatif)
+        except RunError as e:
+            raise UsageError(str(e)) from None
         summary.magic = "scenario"
         result = ScenarioResult.of(scenario, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
@@ -548,17 +552,9 @@ def _whatif(dag: Any, args: Any) -> Any:
         whatif = from_args(dag, args)
     except WhatIfError as e:
         raise UsageError(str(e)) from None
-    _no_deadline_yet(whatif)
     if whatif:
         print(f"What-if run of {dag.dag_id}: {whatif.describe()}")
     return whatif
-
-
-def _no_deadline_yet(whatif: Any) -> None:
-    # TODO(issue 15): run the DAG's DeadlineAlert callback as the scheduler/triggerer would.
-    if whatif.miss_deadline:
-        raise UsageError("--miss-deadline is not available in this version of Kyte yet; "
-                         "run the DAG without it.")
 
 
 __all__ = [

@@ -116,6 +116,28 @@ def create_run(
     )
 
 
+def bind_deadline_ids(dr: DagRun, session: Any) -> None:
+    """Give the run's scheduler DAG its deadline alerts as the metastore's row ids.
+
+    Why: a scheduler DAG read from the metastore lists its ``deadline`` alerts as the ids of
+    their ``deadline_alert`` rows (``DagRun.update_state`` looks them up when the run
+    succeeds); one deserialized from the notebook's DAG, as Kyte builds it, holds the
+    encoded alerts instead, which that lookup cannot use.
+    """
+    from airflow.models.deadline_alert import DeadlineAlert as DeadlineAlertModel
+    from airflow.models.serialized_dag import SerializedDagModel
+    from sqlalchemy import select
+
+    sdag = dr.dag
+    if sdag is None or not sdag.deadline or all(isinstance(d, str) for d in sdag.deadline):
+        return
+    serialized = select(SerializedDagModel.id).where(
+        SerializedDagModel.dag_version_id == dr.created_dag_version_id).scalar_subquery()
+    ids = session.scalars(select(DeadlineAlertModel.id).where(
+        DeadlineAlertModel.serialized_dag_id == serialized)).all()
+    sdag.deadline = [str(i) for i in ids]
+
+
 def latest_version_id(dag_id: str, session: Any) -> Any:
     """The id of a DAG's newest version (None before it is written)."""
     from airflow.models.dag_version import DagVersion

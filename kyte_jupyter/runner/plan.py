@@ -89,6 +89,11 @@ def check_forced(dag: DAG, selection: Selection, whatif: Any, command: str) -> N
     from ..whatif.spec import OPTION
 
     sel = selection
+    if whatif and whatif.miss_deadline and sel.task_ids is not None:
+        raise RunError(
+            f"--miss-deadline: a deadline alert belongs to a whole run, which `{command}` does "
+            "not start; nothing was run. Use it with `%run_dag`."
+        )
     for f in whatif.outcomes if whatif else []:
         opt = f"{OPTION[f.kind]} {f.key}"
         if sel.task_ids is not None and f.task_id not in sel.task_ids:
@@ -209,6 +214,7 @@ class RunPlan:
 
     def __init__(self, dag: DAG, dr: Any, session: Any, selection: Selection) -> None:
         self.dag, self.dr, self.session, self.selection = dag, dr, session, selection
+        runs.bind_deadline_ids(dr, session)
         self.frontier = Frontier(dr, session)
         self._pending_force = set(selection.force)
         self._force_now = False  # start forced tasks even though selected upstream waits

@@ -140,6 +140,8 @@ class Runner:
         from ..whatif.force import Forcing
 
         plan.watch_forced(whatif)
+        if whatif.miss_deadline:
+            self._miss_deadlines(plan)
         with Forcing(plan.dag, whatif) as forcing:
             try:
                 summary = self._loop(plan, magic, echo, progress, isolated, forcing)
@@ -148,6 +150,18 @@ class Runner:
                 raise
         summary.forced = {k: v for k, v in forcing.forced.items() if k in summary.task_states}
         return summary
+
+    def _miss_deadlines(self, plan: RunPlan) -> None:
+        """``--miss-deadline``: the run's deadlines pass now; their callbacks run (logged)."""
+        from ..bridge.deadlines import miss_deadlines
+        from ..whatif.force import FORCED_LOG_PREFIX
+
+        for missed in miss_deadlines(plan.dr, plan.session):
+            why = f": {missed.output}" if missed.output else ""
+            print(f"{FORCED_LOG_PREFIX}deadline missed (forced); callback {missed.callback} "
+                  f"ran: {missed.state}{why}", flush=True)
+            self.session.audit("deadline.missed", dag_id=plan.dag.dag_id, run_id=plan.dr.run_id,
+                               callback=missed.callback, outcome=missed.state, forced="miss")
 
     def _loop(
         self,
