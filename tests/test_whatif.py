@@ -325,3 +325,48 @@ def test_forcing_on_a_dag_with_mapped_tasks(make_kernel: Any) -> None:
                            "square[1]": "failed", "square[2]": "success",
                            "total": "upstream_failed"}
     assert s["forced"] == {"square[1]": "fail"}
+
+
+DEADLINE_CELL = '''%%dag
+from datetime import timedelta
+from airflow.sdk import DAG, AsyncCallback, SyncCallback, task
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+def notify(msg, context=None):
+    print("SYNC CALLBACK", msg, context["dag_run"]["dag_id"])
+
+async def page(msg, context=None):
+    print("ASYNC CALLBACK", msg)
+    return "paged"
+
+with DAG("late", schedule=None, deadline=[
+    DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=timedelta(hours=1),
+                  callback=SyncCallback(notify, kwargs={"msg": "too slow"})),
+    DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=2),
+                  callback=AsyncCallback(page, kwargs={"msg": "much too slow"})),
+]) as dag:
+    @task
+    def work():
+        return 1
+
+    work()
+'''
+
+
+def test_miss_deadline_runs_the_callbacks(make_kernel: Any) -> None:
+    """--miss-deadline: each deadline alert's callback runs (sync as an executor runs it,
+    async as the triggerer does); a DAG with deadlines also runs without it."""
+    k = make_kernel("late.ipynb")
+    k.ok(DEADLINE_CELL)
+    r = k.ok("%run_dag late")  # deadline alert ids resolved: the successful run prunes them
+    assert "CALLBACK" not in r.stdout
+    r = k.ok("%run_dag late --miss-deadline")
+    assert "SYNC CALLBACK too slow late" in r.stdout
+    assert "ASYNC CALLBACK much too slow" in r.stdout
+    assert "callback kyte_dag_cell.page ran: success: paged" in r.stdout
+    assert k.value("_kyte_last_run.run_state") == "success"
+    r = k.fails("%run_task late work --miss-deadline")
+    assert "a deadline alert belongs to a whole run" in r.text
+    k.ok(MAPPED_CELL)
+    r = k.fails("%run_dag mapped --miss-deadline")
+    assert "DAG 'mapped' has no deadline alert, so there is nothing to miss" in r.text
