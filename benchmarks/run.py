@@ -34,7 +34,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import dags  # noqa: E402
+from benchmarks import dags, lint_overhead  # noqa: E402
 from benchmarks.airflow_side import RESULT_PREFIX  # noqa: E402
 from benchmarks.kernel import BenchKernel, CellError  # noqa: E402
 from benchmarks.report import (  # noqa: E402
@@ -586,6 +586,7 @@ class Bench:
             rows.append(Row("Sidebar layout + render, 1,000 tasks (Chromium)", None,
                             target="≤ 1 s",
                             note=f"see labextension ({self.info.get('ui', 'not run')})"))
+        rows.append(lint_overhead.row(m, self.info))
         return rows
 
     def _first_note(self) -> str:
@@ -636,6 +637,7 @@ class Bench:
             self.kernel_memory(k)
             self.stop_kernel(k)
             self.export()
+            lint_overhead.measure(self)
             self.ui_render()
         finally:
             for k in list(self.kernels):
