@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import time
 from typing import Any
 
 from IPython.core import magic_arguments
@@ -179,11 +178,9 @@ class KyteMagics(Magics):
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
         label = f"cell [{self._cell_count()}]"
         self.notebook.registry  # noqa: B018 - imports Airflow first: not the cell's own time
-        started = time.perf_counter()
         with self.guard.write():
             result = self.notebook.define(key, opts, cell, self._shell.user_ns,
                                           self._filename(cell), label)
-        seconds = time.perf_counter() - started
         from .display import DagGraph
         from .registry import graph_of
 
@@ -193,7 +190,7 @@ class KyteMagics(Magics):
             notes = result.warnings + self.notebook.registry.warnings(dag.dag_id)
             display(DagGraph(graph_of(dag), notes=notes))
         show_findings(self.registry, [d.dag_id for d in result.dags], after_cell=True,
-                      seconds=seconds)
+                      seconds=result.top_level_seconds)
 
     # ---- running --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
