@@ -221,8 +221,9 @@ def test_whatif_runs_top_to_bottom(executed: dict[str, Any]) -> None:
     assert "Kyte what-if: this try's outcome is forced: fail" in shown(cell(nb, "log-validate"))
     assert "'quiet': 'success'" in shown(cell(nb, "run-no-orders"))
     assert "'report': 'skipped'" in shown(cell(nb, "run-branch"))
-    wrong = cell(nb, "scenario-wrong")
-    assert any(o.get("output_type") == "error" for o in wrong.outputs)
+    # A failing %%scenario raises a UsageError: the kernel shows it on stderr.
+    wrong = shown(cell(nb, "scenario-wrong"))
+    assert "Scenario 'wrong branch' failed: report: expected success, got skipped" in wrong
     assert shown(cell(nb, "last-scenario")).strip() == (
         "(False, [('report', 'success', 'skipped')])")
     assert "Wrote dags/test_orders.py" in shown(cell(nb, "export"))
