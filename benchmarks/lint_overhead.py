@@ -5,6 +5,9 @@ whole-file ``%%dag`` cell in an in-process IPython shell with Kyte loaded. The w
 timed alternately with the checks off (``KYTE_LINT_DISABLE=all``) and on (every check, the
 example policy module, sqlfluff already imported), after warm-ups.
 
+``python -m benchmarks`` runs it in a child process (:func:`measure`) and reports it as one
+row of its table (:func:`row`); on its own:
+
     python benchmarks/lint_overhead.py [--repeat N]
 """
 
@@ -17,6 +20,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.report import Row
+    from benchmarks.run import Bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +54,8 @@ with DAG("lint_bench", schedule="@daily", start_date=pendulum.datetime(2026, 1, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--result", action="store_true",
+                        help="also print the times as one JSON result line (for the harness)")
     args = parser.parse_args()
     os.environ.setdefault("KYTE_SESSIONS_ROOT", tempfile.mkdtemp(prefix="kyte-lint-bench-"))
     os.environ["KYTE_POLICY_MODULE"] = str(
@@ -55,7 +65,7 @@ def main() -> None:
     os.chdir(workdir)
     from IPython.testing.globalipapp import start_ipython
 
-    ip = start_ipython()
+    ip = start_ipython()  # type: ignore[no-untyped-call]
     assert ip is not None
     ip.run_line_magic("load_ext", "kyte_jupyter")
 
@@ -89,7 +99,52 @@ def main() -> None:
         f"(min {min(on) * 1000:.0f}, max {max(on) * 1000:.0f}, n={len(on)})"
     )
     print(f"ratio on / off: {li / d:.2f}x (target <= 1.5x)")
+    if args.result:
+        import json
+
+        from benchmarks.airflow_side import RESULT_PREFIX
+
+        print(RESULT_PREFIX + json.dumps({"off": off, "on": on, "first_off": first_off,
+                                          "first_on": first_on}))
     sys.stdout.flush()
+
+
+REPEAT = {"full": 7, "quick": 3}
+
+
+def measure(bench: Bench) -> None:
+    """The ``python -m benchmarks`` section: this script in a child, its times recorded."""
+    from benchmarks.run import child_env, child_result, run_child
+
+    repeat = REPEAT.get(bench.plan.mode)
+    if repeat is None:
+        bench.info["lint_overhead"] = f"skipped in --{bench.plan.mode}"
+        return
+    with bench.section("Kyte: static checks on a warm %%dag cell (20 tasks, 10 SQL)"):
+        _, out = run_child(
+            [sys.executable, "-m", "benchmarks.lint_overhead", "--repeat", str(repeat),
+             "--result"],
+            child_env(KYTE_SESSIONS_ROOT=str(bench.root)), bench.logfile, timeout=1800,
+        )
+        result = child_result(out)
+        bench.put("kyte.define_20.lint_off", result["off"])
+        bench.put("kyte.define_20.lint_on", result["on"])
+        bench.info["lint_first_s"] = {"off": result["first_off"], "on": result["first_on"]}
+
+
+def row(m: Any, info: dict[str, Any]) -> Row:
+    """The table row: the warm cell with the checks on against the same cell without."""
+    from benchmarks.report import Row
+
+    name = "Warm `%%dag`, 20 tasks (10 SQL), static checks on"
+    on, off = m("kyte.define_20.lint_on"), m("kyte.define_20.lint_off")
+    if not on or not off:
+        return Row(name, None, target="≤ 1.5× without checks",
+                   note=str(info.get("lint_overhead", "not run")))
+    ratio = on["median"] / off["median"]
+    return Row(name, on, "same cell, checks off (KYTE_LINT_DISABLE=all)", off,
+               ratio_text=f"{ratio:.2f}× the time", target="≤ 1.5× without checks",
+               met=ratio <= 1.5, note="benchmarks/lint_overhead.py (issue 16)")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import dags, parallel  # noqa: E402
+from benchmarks import dags, lint_overhead, parallel  # noqa: E402
 from benchmarks.airflow_side import RESULT_PREFIX  # noqa: E402
 from benchmarks.kernel import BenchKernel, CellError  # noqa: E402
 from benchmarks.report import (  # noqa: E402
@@ -608,6 +608,7 @@ class Bench:
             rows.append(Row("Sidebar layout + render, 1,000 tasks (Chromium)", None,
                             target="≤ 1 s",
                             note=f"see labextension ({self.info.get('ui', 'not run')})"))
+        rows.append(lint_overhead.row(m, self.info))
         return (rows if self.only is None else []) + self.extra_rows
 
     def _first_note(self) -> str:
@@ -662,6 +663,7 @@ class Bench:
             self.kernel_memory(k)
             self.stop_kernel(k)
             self.export()
+            lint_overhead.measure(self)
             if self.plan.mode != "smoke":
                 parallel.measure(self)  # issue 17: %run_dag --parallelism vs dag.test()
             self.ui_render()

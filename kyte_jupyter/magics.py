@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import time
 from typing import Any
 
 from IPython.core import magic_arguments
@@ -193,11 +192,9 @@ class KyteMagics(Magics):
         key = self._cell_id or "src:" + hashlib.sha256(self._raw_cell.encode()).hexdigest()
         label = f"cell [{self._cell_count()}]"
         self.notebook.registry  # noqa: B018 - imports Airflow first: not the cell's own time
-        started = time.perf_counter()
         with self.guard.write():
             result = self.notebook.define(key, opts, cell, self._shell.user_ns,
                                           self._filename(cell), label)
-        seconds = time.perf_counter() - started
         from .display import DagGraph
         from .registry import graph_of
 
@@ -207,7 +204,7 @@ class KyteMagics(Magics):
             notes = result.warnings + self.notebook.registry.warnings(dag.dag_id)
             display(DagGraph(graph_of(dag), notes=notes))
         show_findings(self.registry, [d.dag_id for d in result.dags], after_cell=True,
-                      seconds=seconds)
+                      seconds=result.top_level_seconds)
 
     # ---- running --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
@@ -341,11 +338,10 @@ class KyteMagics(Magics):
         logical, conf = _parse_when(args.logical_date), _parse_conf(args.conf)
         whatif = _whatif(dag, args)
         from .display import Progress
+        from .runner import RunError
 
         progress = Progress(dag.dag_id)
         parallel = self._parallel(args)
-        from .runner import RunError
-
         try:
             with self.guard.run(dag.dag_id, "run_dag"):
                 summary = self.notebook.runner.run_dag(
@@ -407,12 +403,16 @@ class KyteMagics(Magics):
             scenario = parse_scenario(args.name, dag, cell)
         except WhatIfError as e:
             raise UsageError(str(e)) from None
-        _no_deadline_yet(scenario.whatif)
         if scenario.whatif:
             print(f"Scenario {scenario.name!r}: {scenario.whatif.describe()}")
-        with self.guard.run(dag.dag_id, "scenario"):
-            summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs,
-                                                   whatif=scenario.whatif)
+        from .runner import RunError
+
+        try:
+            with self.guard.run(dag.dag_id, "scenario"):
+                summary = self.notebook.runner.run_dag(dag, echo_logs=args.logs,
+                                                       whatif=scenario.whatif)
+        except RunError as e:
+            raise UsageError(str(e)) from None
         summary.magic = "scenario"
         result = ScenarioResult.of(scenario, summary)
         self._shell.user_ns["_kyte_last_run"] = summary
@@ -586,17 +586,9 @@ def _whatif(dag: Any, args: Any) -> Any:
         whatif = from_args(dag, args)
     except WhatIfError as e:
         raise UsageError(str(e)) from None
-    _no_deadline_yet(whatif)
     if whatif:
         print(f"What-if run of {dag.dag_id}: {whatif.describe()}")
     return whatif
-
-
-def _no_deadline_yet(whatif: Any) -> None:
-    # TODO(issue 15): run the DAG's DeadlineAlert callback as the scheduler/triggerer would.
-    if whatif.miss_deadline:
-        raise UsageError("--miss-deadline is not available in this version of Kyte yet; "
-                         "run the DAG without it.")
 
 
 __all__ = [

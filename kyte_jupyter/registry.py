@@ -20,6 +20,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,9 @@ class DefineResult:
     dags: list[DAG]
     removed: list[str]
     warnings: list[str]
+    top_level_seconds: float | None = None
+    """How long the DAG code itself ran (what ``dagbag_import_timeout`` limits), without
+    Kyte's checks, serialization and metastore writes."""
 
 
 @dataclass
@@ -134,7 +138,9 @@ class Registry:
         main_mod = sys.modules.get("__main__")
         try:
             with cell_module(ns, self.notebook_path), collecting_dags(CELL_MODULE) as collected:
+                started = time.perf_counter()
                 exec(code, ns)
+                top_level = time.perf_counter() - started
                 made: dict[str, DAG] = {dag.dag_id: dag for dag in collected()}
             for value in list(ns.values()):
                 if isinstance(value, DAG) and id(value) not in before:
@@ -172,7 +178,8 @@ class Registry:
             self.dags[dag.dag_id] = dag
             self.dropped.pop(dag.dag_id, None)
         self._write_graphs(dags)
-        return DefineResult(dags=dags, removed=removed, warnings=warnings)
+        return DefineResult(dags=dags, removed=removed, warnings=warnings,
+                            top_level_seconds=top_level)
 
     def _file_owner(self, dag_id: str) -> str | None:
         for key, ids in self.file_cells.items():
@@ -209,7 +216,9 @@ class Registry:
         # A cell that moved to another DAG id stops contributing to its old DAG.
         moved_from = [g for g in self.grown.values() if g.dag_id != dag_id
                       and any(c.key == key for c in g.cells)]
-        dag = self._build(dag_id, cells, ns, current_key=key)
+        started = time.perf_counter()
+        dag = self._build(dag_id, cells, ns, current_key=key)  # the DAG's whole code
+        top_level = time.perf_counter() - started
         self._check_and_sync([dag], source=_joined(cells))
         self.grown[dag_id] = GrownDag(dag_id, cells)
         self.dags[dag_id] = dag
@@ -227,7 +236,8 @@ class Registry:
                 self.dags[old.dag_id] = rebuilt
         touched = {dag_id, *(o.dag_id for o in moved_from)}
         self._write_graphs([self.dags[d] for d in sorted(touched) if d in self.dags])
-        return DefineResult(dags=[dag], removed=removed, warnings=[])
+        return DefineResult(dags=[dag], removed=removed, warnings=[],
+                            top_level_seconds=top_level)
 
     def _build(
         self, dag_id: str, cells: list[GrownCell], ns: dict[str, Any], current_key: str | None

@@ -87,3 +87,25 @@ def make_kernel(sessions_root: Path, tmp_path: Path) -> Iterator[Any]:
     yield make
     for k in kernels:
         k.shutdown()
+
+
+@pytest.fixture(scope="module")
+def make_module_kernel(
+    tmp_path_factory: pytest.TempPathFactory, template_root: Path
+) -> Iterator[Any]:
+    """As ``make_kernel``, for kernels one test module shares (own sessions root and folder)."""
+    root = tmp_path_factory.mktemp("module-sessions")
+    shutil.copytree(template_root / ".templates", root / ".templates")
+    folder = tmp_path_factory.mktemp("module-notebooks")
+    kernels: list[Kernel] = []
+
+    def make(name: str = "notebook.ipynb", load: bool = True, **env: str) -> Kernel:
+        k = Kernel(folder / name, root, folder, env)
+        kernels.append(k)
+        if load:
+            k.ok("%load_ext kyte_jupyter")
+        return k
+
+    yield make
+    for k in kernels:
+        k.shutdown()

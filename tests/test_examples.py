@@ -128,7 +128,7 @@ def executed(
     os.environ.update(clean_env(KYTE_SESSIONS_ROOT=str(root), PATH=path))
     out: dict[str, Any] = {"work": work, "root": root}
     try:
-        for name in ("tour.ipynb", "etl.ipynb"):
+        for name in ("tour.ipynb", "etl.ipynb", "whatif.ipynb"):
             nb = nbformat.read(work / name, as_version=4)
             client = NotebookClient(
                 nb, timeout=300, kernel_name="python3",
@@ -208,6 +208,26 @@ def test_etl_runs_top_to_bottom(executed: dict[str, Any]) -> None:
     text = (work / "dags" / "sales_etl.py").read_text()
     assert "class SQLiteOperator" in text  # the kyte-include helpers
     assert "AIRFLOW_CONN_WAREHOUSE" not in text  # the notebook-only connection cell
+
+
+def test_whatif_runs_top_to_bottom(executed: dict[str, Any]) -> None:
+    """examples/whatif.ipynb: forced outcomes, scenarios (one fails on purpose, its cell
+    tagged raises-exception) and the exported tests."""
+    nb = executed["whatif.ipynb"]
+    work: Path = executed["work"]
+    forced = shown(cell(nb, "run-fail-validate"))
+    assert "'validate': 'failed'" in forced and "{'validate': 'fail'}" in forced
+    assert "'load': 'upstream_failed'" in forced and "'page_oncall': 'success'" in forced
+    assert "Kyte what-if: this try's outcome is forced: fail" in shown(cell(nb, "log-validate"))
+    assert "'quiet': 'success'" in shown(cell(nb, "run-no-orders"))
+    assert "'report': 'skipped'" in shown(cell(nb, "run-branch"))
+    # A failing %%scenario raises a UsageError: the kernel shows it on stderr.
+    wrong = shown(cell(nb, "scenario-wrong"))
+    assert "Scenario 'wrong branch' failed: report: expected success, got skipped" in wrong
+    assert shown(cell(nb, "last-scenario")).strip() == (
+        "(False, [('report', 'success', 'skipped')])")
+    assert "Wrote dags/test_orders.py" in shown(cell(nb, "export"))
+    assert "def test_validation_fails():" in (work / "dags" / "test_orders.py").read_text()
 
 
 DESCRIBE = textwrap.dedent("""

@@ -290,3 +290,37 @@ def test_template_files_next_to_the_notebook_are_found(workdir: Path, tmp_path: 
     proc = run_cli(["beside.ipynb", "--policy-module", str(POLICY)], workdir / "home", tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "missing" not in proc.stdout
+
+
+def test_cli_refuses_a_dialect_sqlfluff_does_not_know(workdir: Path) -> None:
+    proc = run_cli(["problems.ipynb", "--dialect", "warehouse=notadialect"],
+                   workdir / "home", workdir)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--dialect warehouse=notadialect: sqlfluff has no dialect 'notadialect'" in proc.stderr
+    assert "postgres" in proc.stderr and "snowflake" in proc.stderr  # sqlfluff's own list
+
+
+def test_cli_takes_the_servers_policy_module(workdir: Path, tmp_path: Path) -> None:
+    """As notebook kernels get KyteExtensionApp.policy_module, so does jupyter kyte lint."""
+    config = tmp_path / "jupyter-config"
+    config.mkdir()
+    (config / "jupyter_server_config.py").write_text(
+        f"c.KyteExtensionApp.policy_module = {str(POLICY)!r}\n")
+    proc = run_cli(["problems.ipynb", "--format", "json", "--disable", "templates",
+                    "--disable", "sql", "--disable", "AIR311"],
+                   workdir / "home", workdir, JUPYTER_CONFIG_DIR=str(config))
+    payload = json.loads(proc.stdout)
+    assert {f["rule"] for f in payload["findings"]} == {"task_policy:owner-required"}
+
+
+RAISES = cell("%%dag", "import json", 'CONFIG = json.loads("{not json")')
+
+
+def test_cli_shows_the_exception_of_a_cell_that_raises(workdir: Path) -> None:
+    write_notebook(workdir, "raises.ipynb", RAISES)
+    proc = run_cli(["raises.ipynb", "--format", "json"], workdir / "home", workdir)
+    payload = json.loads(proc.stdout)
+    (finding,) = payload["findings"]
+    assert finding["rule"] == "import-error" and finding["cell"] == 3, finding
+    assert "this %%dag cell raises when run" in finding["message"]
+    assert "JSONDecodeError" in finding["message"] and "defines no DAG that" not in str(payload)

@@ -242,3 +242,131 @@ def test_scenario_cell(make_kernel: Any) -> None:
     r = k.fails("%%scenario s shop\nfail: [load\n")
     assert "malformed YAML" in r.text
     assert "Examples" in k.ok("print(get_ipython().find_cell_magic('scenario').__doc__)").stdout
+
+
+MAPPED_CELL = '''%%dag
+from airflow.sdk import DAG, task
+
+with DAG("mapped", schedule=None) as dag:
+    @task
+    def extract():
+        return [1, 2, 3]
+
+    @task
+    def square(x):
+        return x * x
+
+    @task
+    def total(xs):
+        return sum(xs)
+
+    @task
+    def leak():
+        return 1
+
+    @task
+    def lit(x):
+        return x
+
+    total(square.expand(x=extract()))
+    leak()
+    lit.expand(x=[1, 2])
+'''
+
+RUN_STATES = ("from kyte_jupyter import bridge\nfrom airflow.models.dagrun import DagRun\n"
+              "with bridge.db_session() as _db:\n"
+              "    _runs = sorted((d.id, str(d.state)) for d in _db.query(DagRun).all())")
+
+
+def test_forcing_on_a_dag_with_mapped_tasks(make_kernel: Any) -> None:
+    """--succeed/--fail/--skip next to a mapped task settle (``dag.test()`` agrees: the
+    oracle's kyte_mapped_forcing DAG); bad forcing is refused and no run stays running."""
+    k = make_kernel("mapped.ipynb")
+    k.ok(MAPPED_CELL)
+    # Once crashed in Airflow's _get_ready_tis ("'NoneType' object has no attribute 'deps'").
+    k.ok("%run_dag mapped --succeed leak")
+    s = _states(k.ok(SHOW))
+    assert s["run"] == "success" and s["forced"] == {"leak": "succeed"}
+    assert s["states"]["square[2]"] == "success" and s["states"]["total"] == "success"
+    k.run("%run_dag mapped --fail 'square[1]' --skip leak --succeed 'lit[0]'")
+    s = _states(k.ok(SHOW))
+    assert s["run"] == "failed" and s["states"]["total"] == "upstream_failed"
+    assert s["forced"] == {"square[1]": "fail", "leak": "skip", "lit[0]": "succeed"}
+    assert s["states"]["lit[0]"] == "success" and s["states"]["leak"] == "skipped"
+
+    k.ok(RUN_STATES)
+    before = k.value("_runs")
+    bad = {  # refused before anything runs: no new run
+        "%run_dag mapped --fail 'lit[2]'":
+            "--fail lit[2]: 'lit' has 2 mapped instances (lit[0]..lit[1]), so there is no "
+            "lit[2]; nothing was run.",
+        "%run_task mapped extract --downstream --skip leak":
+            "--skip leak: 'leak' is not part of what `%run_task mapped extract --downstream` "
+            "runs (extract, square, total)",
+        "%run_task mapped square --map-index 1 --fail 'square[0]'":
+            "runs only square[1] (--map-index)",
+    }
+    for line, message in bad.items():
+        r = k.fails(line)
+        assert message in r.text, r.text
+    k.ok(RUN_STATES)
+    assert k.value("_runs") == before
+    # Known only once extract ran: the run stops before square's instances start.
+    r = k.fails("%run_task mapped extract --downstream --fail 'square[99]'")
+    assert ("--fail square[99]: 'square' has 3 mapped instances (square[0]..square[2]), so "
+            "there is no square[99]") in r.text
+    k.ok(RUN_STATES)
+    runs = k.value("_runs")
+    assert all(state != "running" for _, state in runs), runs
+    # A good forcing with --downstream still works after the refusals.
+    k.run("%run_task mapped extract --downstream --fail 'square[1]' -q")
+    s = _states(k.ok(SHOW))
+    assert s["states"] == {"extract": "success", "square[0]": "success",
+                           "square[1]": "failed", "square[2]": "success",
+                           "total": "upstream_failed"}
+    assert s["forced"] == {"square[1]": "fail"}
+
+
+DEADLINE_CELL = '''%%dag
+from datetime import timedelta
+from airflow.sdk import DAG, AsyncCallback, SyncCallback, task
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+def notify(msg, context=None):
+    print("SYNC CALLBACK", msg, context["dag_run"]["dag_id"])
+
+async def page(msg, context=None):
+    print("ASYNC CALLBACK", msg)
+    return "paged"
+
+with DAG("late", schedule=None, deadline=[
+    DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=timedelta(hours=1),
+                  callback=SyncCallback(notify, kwargs={"msg": "too slow"})),
+    DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=2),
+                  callback=AsyncCallback(page, kwargs={"msg": "much too slow"})),
+]) as dag:
+    @task
+    def work():
+        return 1
+
+    work()
+'''
+
+
+def test_miss_deadline_runs_the_callbacks(make_kernel: Any) -> None:
+    """--miss-deadline: each deadline alert's callback runs (sync as an executor runs it,
+    async as the triggerer does); a DAG with deadlines also runs without it."""
+    k = make_kernel("late.ipynb")
+    k.ok(DEADLINE_CELL)
+    r = k.ok("%run_dag late")  # deadline alert ids resolved: the successful run prunes them
+    assert "CALLBACK" not in r.stdout
+    r = k.ok("%run_dag late --miss-deadline")
+    assert "SYNC CALLBACK too slow late" in r.stdout
+    assert "ASYNC CALLBACK much too slow" in r.stdout
+    assert "callback kyte_dag_cell.page ran: success: paged" in r.stdout
+    assert k.value("_kyte_last_run.run_state") == "success"
+    r = k.fails("%run_task late work --miss-deadline")
+    assert "a deadline alert belongs to a whole run" in r.text
+    k.ok(MAPPED_CELL)
+    r = k.fails("%run_dag mapped --miss-deadline")
+    assert "DAG 'mapped' has no deadline alert, so there is nothing to miss" in r.text

@@ -1,8 +1,9 @@
-"""`jupyter kyte export --tests`: the generated tests pass in a clean venv (apache-airflow +
-pytest only, no Kyte), and a scenario whose expectation is wrong makes its test fail.
+"""`jupyter kyte export --tests`: the generated tests pass in a Python without Kyte (Airflow +
+pytest), and a scenario whose expectation is wrong makes its test fail.
 
-The clean venv is made once per pytest run under the run's temp root, or reused from
-``$KYTE_CLEAN_AIRFLOW_VENV`` (made there if missing); it has the Airflow version Kyte runs with.
+See ``clean_python`` for the two kinds of clean Python: a pip-installed venv with only
+apache-airflow and pytest (``$KYTE_CLEAN_AIRFLOW_VENV``), or, by default and in seconds, a venv
+that sees this environment's packages but not Kyte.
 """
 
 from __future__ import annotations
@@ -68,19 +69,46 @@ def _airflow_version() -> str:
 
 @pytest.fixture(scope="session")
 def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with only apache-airflow (Kyte's version) and pytest: no Kyte."""
-    reuse = os.environ.get("KYTE_CLEAN_AIRFLOW_VENV")  # CI may cache one between runs
-    where = Path(reuse) if reuse else tmp_path_factory.getbasetemp() / "clean-airflow-venv"
-    python = where / "bin" / "python"
-    if not python.exists():
-        venv.create(where, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q",
-                        f"apache-airflow=={_airflow_version()}", "pytest"],
-                       check=True, timeout=1800)
+    """A Python that has apache-airflow (Kyte's version) and pytest, and cannot import Kyte.
+
+    With ``$KYTE_CLEAN_AIRFLOW_VENV`` (CI may cache one): a venv there with exactly
+    ``apache-airflow`` and ``pytest`` pip-installed (made if missing; minutes). Otherwise,
+    in seconds: a venv without pip whose only path entry is this environment's
+    site-packages, added by a plain ``.pth`` line. Python does not run the ``.pth`` files of
+    a directory added that way, so Kyte's editable install (a ``.pth`` there) is not on the
+    path: ``import kyte_jupyter`` fails, which the fixture checks. The other packages of
+    this environment are importable there; that the generated file imports only the
+    standard library, Airflow and pytest is checked on its text (test_whatif.py).
+    """
+    reuse = os.environ.get("KYTE_CLEAN_AIRFLOW_VENV")
+    if reuse:
+        where = Path(reuse)
+        python = where / "bin" / "python"
+        if not python.exists():
+            venv.create(where, with_pip=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q",
+                            f"apache-airflow=={_airflow_version()}", "pytest"],
+                           check=True, timeout=1800)
+    else:
+        where = tmp_path_factory.getbasetemp() / "airflow-only-venv"
+        python = where / "bin" / "python"
+        if not python.exists():
+            venv.create(where, with_pip=False)
+            out = subprocess.run([str(python), "-c", "import sysconfig; "
+                                  "print(sysconfig.get_paths()['purelib'])"],
+                                 capture_output=True, text=True, check=True)
+            shared = subprocess.run([sys.executable, "-c", "import sysconfig; "
+                                     "print(sysconfig.get_paths()['purelib'])"],
+                                    capture_output=True, text=True, check=True)
+            (Path(out.stdout.strip()) / "kyte_test_shared_site.pth").write_text(
+                shared.stdout.strip() + "\n")
     bare = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     check = subprocess.run([str(python), "-c", "import kyte_jupyter"], capture_output=True,
                            env=bare, cwd=where)
     assert check.returncode != 0, "the clean venv must not see Kyte"
+    check = subprocess.run([str(python), "-c", "import airflow.sdk, pytest"],
+                           capture_output=True, text=True, env=bare, cwd=where)
+    assert check.returncode == 0, check.stderr[-2000:]
     return python
 
 
@@ -94,7 +122,8 @@ def test_exported_tests_pass_in_a_clean_venv(tmp_path: Path, clean_python: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "KYTE"))}
     env["AIRFLOW_HOME"] = str(tmp_path / "export-home")  # the export runs the DAG file
     out = subprocess.run(
-        [sys.executable, "-m", "kyte_jupyter.cli", "export", str(path), "--tests"],
+        [sys.executable, "-m", "kyte_jupyter.cli", "export", str(path), "--tests",
+         "--no-lint"],  # the lint gate has its own tests (test_lint.py)
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert out.returncode == 0, out.stdout + out.stderr
@@ -104,6 +133,7 @@ def test_exported_tests_pass_in_a_clean_venv(tmp_path: Path, clean_python: Path)
 
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "KYTE", "PYTHONPATH", "VIRTUAL_ENV"))}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # pytest alone, as in a clean venv
     run = subprocess.run(
         [str(clean_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_shop.py",
          "-o", "log_level=WARNING"],

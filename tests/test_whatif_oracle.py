@@ -6,15 +6,19 @@ become the expectations of a scenario; Kyte's test generator writes them as a pl
 file (no Kyte import) that forces the same outcome under a stock ``dag.test()`` on the DAG
 file, in a separate Python with its own Airflow home. The generated tests must all pass: the
 kernel's run and ``dag.test()`` agree on every task instance.
+
+Cheap by construction: one kernel runs every DAG's cases, and one pytest process runs every
+generated file (each test file parses its DAG once). It is one test, not one per DAG, so that
+pytest-xdist never starts the shared kernel twice; a failure lists every case that differs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,12 @@ CASES: dict[str, tuple[str, str, list[str]]] = {
     "example_task_group": ("example_dags/example_task_group.py", "example_task_group", [
         "--fail section_1", "--fail section_2.inner_section_2.task_2", "--skip section_1",
     ]),
+    "kyte_mapped_forcing": (str(HERE / "dags" / "kyte_mapped_forcing.py"),
+                            "kyte_mapped_forcing", [
+        "--succeed leak", "--fail leak", "--skip leak", "--succeed square",
+        "--succeed 'square[1]'", "--fail 'square[1]'", "--skip square",
+        "--fail 'square[0]' --succeed leak", "--fail-once 'square[2]'", "--succeed total",
+    ]),
     "example_dynamic_task_mapping": ("example_dags/example_dynamic_task_mapping.py",
                                      "example_dynamic_task_mapping", [
         "--fail 'add_one[1]'", "--skip 'add_one[0]'", "--fail sum_it", "--fail add_one",
@@ -83,48 +93,68 @@ def _kyte_oracle_case(dag_id, opts, scenarios, registry):
     args = magic_arguments.parse_argstring(KyteMagics.run_dag, f"{dag_id} {opts}")
     dag = registry.get(dag_id)
     whatif = from_args(dag, args)
+    before = globals().get("_kyte_last_run")
     try:
         get_ipython().run_line_magic("run_dag", f"{dag_id} {opts}")
     except Exception:
-        pass
+        pass  # a failed run raises; its summary is still kept
     r = _kyte_last_run
+    if r is before:
+        raise AssertionError(f"%run_dag {dag_id} {opts} left no run summary")
     scenarios.append(Scenario(opts, dag_id, whatif, dict(r.task_states), r.state))
     return r
 '''
 
 
+RUN_CASES = """
+_bad = []
+for _opts in {options!r}:
+    _r = _kyte_oracle_case({dag_id!r}, _opts, _scn.setdefault({dag_id!r}, []), _registry)
+    if not _r.forced or _r.run_state not in ("success", "failed"):
+        _bad.append((_opts, dict(_r.forced), _r.run_state))
+print("BAD", _bad)
+"""
+
+
 @pytest.mark.timeout(3600)
-@pytest.mark.parametrize("name", list(CASES))
-def test_forced_runs_match_dag_test(name: str, make_kernel: Any, tmp_path: Path,
+def test_forced_runs_match_dag_test(make_module_kernel: Any, tmp_path: Path,
                                     template_root: Path) -> None:
-    rel, dag_id, options = CASES[name]
-    source_file = airflow_dir() / rel
-    k = make_kernel(f"{name}.ipynb")
-    k.ok("%%dag\n" + source_file.read_text())
-    k.ok(COLLECT + "\n_scn = []")
-    for opts in options:
-        k.ok(f"_r = _kyte_oracle_case({dag_id!r}, {opts!r}, _scn, "
-             "__import__('kyte_jupyter.magics').magics.current_registry())")
-        assert k.value("bool(_r.forced)"), opts  # something was forced in this run
-    # The oracle: the same outcomes forced under dag.test(), in a clean Python and Airflow.
+    k = make_module_kernel("oracle.ipynb")
+    k.ok(COLLECT + "\n_scn = {}\n_registry = "
+         "__import__('kyte_jupyter.magics').magics.current_registry()")
     root = tmp_path / "oracle-root"
     shutil.copytree(template_root / ".templates", root / ".templates")
     home = SessionStore(root).for_notebook(str(root / "oracle.ipynb"))
     folder = Path(home.dags_folder)
-    shutil.copy(source_file, folder / f"{dag_id}.py")
-    text = k.value(f"render({dag_id!r}, {dag_id + '.py'!r}, _scn)")
-    (folder / f"test_{dag_id}.py").write_text(text)
+    package = airflow_dir()
+    for name, (rel, dag_id, options) in CASES.items():
+        source_file = package / rel
+        k.ok("%%dag\n" + source_file.read_text())
+        r = k.run(RUN_CASES.format(options=options, dag_id=dag_id), timeout=1800)
+        assert r.status == "ok", r.text
+        # Each case forced something, and the run settled (never left `running`).
+        assert "BAD []" in r.stdout, (name, r.stdout[-3000:])
+        shutil.copy(source_file, folder / f"{dag_id}.py")
+        text = k.value(f"render({dag_id!r}, {dag_id + '.py'!r}, _scn[{dag_id!r}])")
+        (folder / f"test_{dag_id}.py").write_text(text)
+    # The oracle: the same outcomes forced under dag.test(), in a clean Python and Airflow.
     env = {k_: v for k_, v in os.environ.items()
            if not k_.startswith(("AIRFLOW", "KYTE", "PYTHONPATH"))}
     env.update(home.env(), AIRFLOW__CORE__DAGS_FOLDER=str(folder),
                AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    report = tmp_path / "oracle.xml"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-         f"test_{dag_id}.py", "-o", "log_level=WARNING", "--rootdir", str(folder)],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=1200,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "-o", "log_level=WARNING", "--rootdir", str(folder), f"--junitxml={report}",
+         *sorted(p.name for p in folder.glob("test_*.py"))],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=2400,
     )
-    tail = "\n".join(line for line in proc.stdout.splitlines()
-                     if line.startswith(("E ", "FAILED", "ERROR")) or "passed" in line)
-    assert proc.returncode == 0, tail or proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert f"{len(options)} passed" in proc.stdout, tail
-    json.dumps(options)  # the compared outcomes are listed in CASES
+    assert report.exists(), proc.stdout[-4000:] + proc.stderr[-2000:]
+    cases = ET.parse(report).getroot().iter("testcase")
+    ran = {(c.get("classname", ""), c.get("name", "")): [
+        (e.get("message") or "")[:600] for e in c if e.tag in ("failure", "error")]
+        for c in cases}
+    differ = {case: why for case, why in ran.items() if why}
+    assert not differ, differ
+    assert len(ran) == sum(len(o) for _, _, o in CASES.values()), sorted(ran)
+    assert proc.returncode == 0, proc.stdout[-4000:]

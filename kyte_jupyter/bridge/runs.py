@@ -116,6 +116,28 @@ def create_run(
     )
 
 
+def bind_deadline_ids(dr: DagRun, session: Any) -> None:
+    """Give the run's scheduler DAG its deadline alerts as the metastore's row ids.
+
+    Why: a scheduler DAG read from the metastore lists its ``deadline`` alerts as the ids of
+    their ``deadline_alert`` rows (``DagRun.update_state`` looks them up when the run
+    succeeds); one deserialized from the notebook's DAG, as Kyte builds it, holds the
+    encoded alerts instead, which that lookup cannot use.
+    """
+    from airflow.models.deadline_alert import DeadlineAlert as DeadlineAlertModel
+    from airflow.models.serialized_dag import SerializedDagModel
+    from sqlalchemy import select
+
+    sdag = dr.dag
+    if sdag is None or not sdag.deadline or all(isinstance(d, str) for d in sdag.deadline):
+        return
+    serialized = select(SerializedDagModel.id).where(
+        SerializedDagModel.dag_version_id == dr.created_dag_version_id).scalar_subquery()
+    ids = session.scalars(select(DeadlineAlertModel.id).where(
+        DeadlineAlertModel.serialized_dag_id == serialized)).all()
+    sdag.deadline = [str(i) for i in ids]
+
+
 def latest_version_id(dag_id: str, session: Any) -> Any:
     """The id of a DAG's newest version (None before it is written)."""
     from airflow.models.dag_version import DagVersion
@@ -144,6 +166,30 @@ def update_run_state(dr: DagRun, session: Any) -> list[TaskInstance]:
     """Airflow's ``DagRun.update_state``: sets the run's state; returns what may start now."""
     ready, _ = dr.update_state(session=session)
     return list(ready)
+
+
+def fail_unfinished_run(dr: DagRun, session: Any) -> None:
+    """Mark a run failed, and its task instances that were mid-try failed (committed).
+
+    As Airflow's "mark run failed" (``set_dag_run_state_to_failed``) ends the tries it
+    interrupts; task instances that never started keep their state.
+    """
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.sdk import timezone
+    from sqlalchemy import update
+
+    now = timezone.utcnow()
+    session.execute(
+        update(TI).where(
+            TI.dag_id == dr.dag_id, TI.run_id == dr.run_id,
+            TI.state.in_(["queued", "scheduled", "running", "deferred", "up_for_retry",
+                          "up_for_reschedule", "restarting"]),
+        ).values(state="failed", end_date=now).execution_options(synchronize_session=False)
+    )
+    dr.state = "failed"
+    dr.end_date = now
+    session.merge(dr)
+    session.commit()
 
 
 def delete_runs(session: Any, dag_id: str | None = None) -> int:
@@ -268,6 +314,25 @@ def expand_mapped(dr: DagRun, task_id: str, session: Any) -> bool:
     return True
 
 
+def static_map_count(task: Any, session: Any) -> int | None:
+    """How many instances a mapped task has in any run, if that is known before a run.
+
+    Known when it maps over literal values (``expand(x=[1, 2, 3])``); None when it maps over
+    an upstream's XCom (known only once that ran) or is not mapped.
+    """
+    from airflow.exceptions import NotMapped
+    from airflow.models.expandinput import NotFullyPopulated
+    from airflow.serialization.definitions.mappedoperator import get_mapped_ti_count
+
+    try:
+        # A run id no run has: the count comes from the literal values, never from TaskMap.
+        return int(get_mapped_ti_count(task, "kyte-static-map-count", session=session))
+    except (NotMapped, NotFullyPopulated):
+        return None
+    except Exception:  # an expand input Airflow cannot count without a run
+        return None
+
+
 def prepare_try(tis: list[TaskInstance], session: Any) -> None:
     """Start a new try of task instances and queue them, as the scheduler would.
 
@@ -289,18 +354,42 @@ def clear(ti: TaskInstance) -> None:
 
 
 def set_state(ti: TaskInstance, state: str) -> None:
-    """Record a task instance's final state (in its own transaction)."""
-    ti.set_state(state)
+    """Record a task instance's final state, committed now.
+
+    In the session that holds ``ti`` (the run's): ``TaskInstance.set_state`` without a
+    session uses Airflow's thread-scoped session, which *is* the run's session in this
+    thread, and closes it afterwards, detaching every task instance the run holds (a mapped
+    task's then has no ``task`` in ``_get_ready_tis``). A detached ``ti`` gets a session of
+    its own.
+    """
+    from sqlalchemy.orm import object_session
+
+    session = object_session(ti)
+    if session is None:
+        with _own_session() as own:
+            ti.set_state(state, session=own)
+        return
+    ti.set_state(state, session=session)
+    session.commit()
 
 
 def refresh_state(ti: TaskInstance) -> str:
-    """A task instance's state as the metastore has it now."""
+    """A task instance's state as the metastore has it now (read in a session of its own)."""
     from airflow.models.taskinstance import TaskInstance as TI
     from sqlalchemy import select
 
-    with db_session() as session:
+    with _own_session() as session:
         state = session.scalar(select(TI.state).where(TI.id == ti.id))
     return state_name(state)
+
+
+@contextmanager
+def _own_session() -> Iterator[Any]:
+    """A session that is not the thread's scoped one, so closing it leaves the run's alone."""
+    from airflow.utils.session import create_session
+
+    with create_session(scoped=False) as session:
+        yield session
 
 
 # ---- XComs ----------------------------------------------------------------------------------

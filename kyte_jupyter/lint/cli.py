@@ -50,11 +50,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--policy-module",
         metavar="PATH",
         type=Path,
-        default=Path(os.environ["KYTE_POLICY_MODULE"])
-        if os.environ.get("KYTE_POLICY_MODULE")
-        else None,
+        default=None,
         help="an airflow_local_settings.py whose dag_policy/task_policy the deployment applies "
-        "(default: $KYTE_POLICY_MODULE)",
+        "(default: $KYTE_POLICY_MODULE, else the server's KyteExtensionApp.policy_module from "
+        "the Jupyter config files, as notebook kernels get it)",
     )
     lint.add_argument(
         "--disable",
@@ -73,6 +72,46 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     lint.set_defaults(run=run)
 
 
+def sqlfluff_dialects() -> list[str]:
+    """The dialect names sqlfluff knows (imports sqlfluff: a few seconds)."""
+    import sqlfluff
+
+    return sorted(d.label for d in sqlfluff.list_dialects())
+
+
+def default_policy_module() -> Path | None:
+    """The policy module the notebook kernels would get: ``$KYTE_POLICY_MODULE``, else the
+    server's ``KyteExtensionApp.policy_module`` from the Jupyter config files."""
+    env = os.environ.get("KYTE_POLICY_MODULE")
+    if env:
+        return Path(env)
+    value = server_setting("policy_module")
+    if not value:
+        return None
+    return Path(os.path.abspath(os.path.expanduser(str(value))))
+
+
+def server_setting(name: str) -> object:
+    """A ``KyteExtensionApp`` setting from the Jupyter server config files, read with
+    traitlets' loaders, later (more specific) files winning as in jupyter-server."""
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config.loader import Config, JSONFileConfigLoader, PyFileConfigLoader
+
+    merged = Config()
+    for folder in reversed(jupyter_config_path()):
+        for loader_class, filename in (
+            (JSONFileConfigLoader, "jupyter_server_config.json"),
+            (PyFileConfigLoader, "jupyter_server_config.py"),
+        ):
+            if not os.path.isfile(os.path.join(folder, filename)):
+                continue
+            try:
+                merged.merge(loader_class(filename, path=folder).load_config())
+            except Exception:  # an unreadable config file is jupyter-server's to report
+                continue
+    return merged.get("KyteExtensionApp", {}).get(name)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``jupyter kyte lint`` with parsed arguments; return the exit status."""
     from .notebook import NotebookLintError, lint_notebook
@@ -84,8 +123,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"jupyter kyte lint: --dialect wants CONN=DIALECT, not {item!r}", file=sys.stderr)
             return 2
         dialects[key] = value
+    if dialects:
+        known = sqlfluff_dialects()
+        for key, value in dialects.items():
+            if value not in known:
+                print(f"jupyter kyte lint: --dialect {key}={value}: sqlfluff has no dialect "
+                      f"{value!r}; its dialects are: {', '.join(known)}", file=sys.stderr)
+                return 2
     config = LintConfig(
-        policy_module=args.policy_module,
+        policy_module=args.policy_module or default_policy_module(),
         disable=frozenset(args.disable),
         sql_dialects=dialects,
     )

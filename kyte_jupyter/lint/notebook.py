@@ -155,6 +155,39 @@ def _import_error_findings(
     )
 
 
+_NO_DAG = "defines no DAG that Kyte can find"
+
+
+def _raising_cells(
+    problems: Sequence[str], cells: Sequence[CellSource], scratch: Path
+) -> dict[int, Finding]:
+    """Cells the export finds no DAG in that raise when run: their exception, as a finding.
+
+    A cell whose code raises before (or instead of) making its DAG is reported by the export
+    plan as defining no DAG; running it (after the ``kyte-include`` cells, as the exported
+    file would) through Airflow's DagBag shows the error the user must fix.
+    """
+    numbers = {n for p in problems if _NO_DAG in p for n, _ in [cell_and_line(p)] if n}
+    includes = [c for c in cells if c.first_line == 1]
+    out: dict[int, Finding] = {}
+    for cell in cells:
+        if cell.number not in numbers:
+            continue
+        source = "\n".join(c.code for c in [*includes, cell])
+        target = scratch / f"kyte_lint_cell_{cell.number}.py"
+        target.write_text(source, encoding="utf-8")
+        loaded = _airflow.load_dag_file(target)
+        for error in loaded.errors.values():
+            found = _import_error_findings([], target, error, _LineMap(source, cells), [cell])
+            out[cell.number] = found.model_copy(update={
+                "cell": cell.number, "cell_id": cell.cell_id, "line": found.line,
+                "message": found.message.replace(
+                    "Airflow cannot load the exported DAG file",
+                    "this %%dag cell raises when run, so it defines no DAG"),
+            })
+    return out
+
+
 def lint_notebook(
     notebook_path: str | os.PathLike[str],
     config: LintConfig | None = None,
@@ -183,9 +216,13 @@ def lint_notebook(
     try:
         files = build_dag_files(nb, path.name, dag_id=dag_id, templates=templates)
     except ExportError as e:
+        raised = _raising_cells(e.problems, cells, Path(scratch.name))
         scratch.cleanup()
         for problem in e.problems:
             number, line = cell_and_line(problem)
+            if number in raised:  # its exception says more than "defines no DAG"
+                result.findings.append(raised[number])
+                continue
             result.findings.append(
                 Finding(
                     severity="error",

@@ -79,6 +79,52 @@ def select(
     return Selection(selected, set() if upstream else {task_id}, map_index)
 
 
+def check_forced(dag: DAG, selection: Selection, whatif: Any, command: str) -> None:
+    """Refuse forced outcomes the run could never apply, before anything runs.
+
+    A forced task outside what ``%run_task`` runs, another mapped instance than
+    ``--map-index``, or a map index past a mapped task's literal values would be silently
+    ignored; each is a :class:`RunError` naming the outcome and what to do instead.
+    """
+    from ..whatif.spec import OPTION
+
+    sel = selection
+    if whatif and whatif.miss_deadline and sel.task_ids is not None:
+        raise RunError(
+            f"--miss-deadline: a deadline alert belongs to a whole run, which `{command}` does "
+            "not start; nothing was run. Use it with `%run_dag`."
+        )
+    for f in whatif.outcomes if whatif else []:
+        opt = f"{OPTION[f.kind]} {f.key}"
+        if sel.task_ids is not None and f.task_id not in sel.task_ids:
+            runs_now = ", ".join(sorted(sel.task_ids))
+            raise RunError(
+                f"{opt}: {f.task_id!r} is not part of what `{command}` runs ({runs_now}), so "
+                "the outcome could not be forced; nothing was run. Add --downstream or "
+                "--upstream to include it, or force it in `%run_dag`."
+            )
+        if (sel.map_index is not None and f.task_id in sel.force and f.map_index is not None
+                and f.map_index != sel.map_index):
+            raise RunError(
+                f"{opt}: `{command}` runs only {f.task_id}[{sel.map_index}] (--map-index), "
+                f"so the outcome could not be forced; nothing was run. Force "
+                f"{f.task_id}[{sel.map_index}] or drop --map-index."
+            )
+        if f.map_index is not None:
+            with runs.db_session() as db:
+                count = runs.static_map_count(dag.get_task(f.task_id), db)
+            if count is not None and f.map_index >= count:
+                raise RunError(f"{opt}: {_out_of_range(f.task_id, f.map_index, count)}; "
+                               "nothing was run.")
+
+
+def _out_of_range(task_id: str, index: int, count: int) -> str:
+    if count == 0:
+        return f"{task_id!r} maps over no values, so it has no instance {task_id}[{index}]"
+    return (f"{task_id!r} has {count} mapped instance{'' if count == 1 else 's'} "
+            f"({task_id}[0]..{task_id}[{count - 1}]), so there is no {task_id}[{index}]")
+
+
 class Frontier:
     """Which task instances of a run may start now, decided by Airflow's dependency rules.
 
@@ -110,6 +156,8 @@ class Frontier:
     def task_instances(self) -> list[Any]:
         """Every task instance of the run, as the database has it now."""
         current = runs.ti_versions(self.dr, self.session)
+        if any(ti not in self.session for ti in self._tis.values()):
+            self._seen = {}  # something closed the run's session: read every row afresh
         stale = [key for key, seen in current.items() if self._seen.get(key) != seen]
         if stale:
             # Few: just those tasks; many: the whole run at once (and stay under SQL limits).
@@ -166,10 +214,12 @@ class RunPlan:
 
     def __init__(self, dag: DAG, dr: Any, session: Any, selection: Selection) -> None:
         self.dag, self.dr, self.session, self.selection = dag, dr, session, selection
+        runs.bind_deadline_ids(dr, session)
         self.frontier = Frontier(dr, session)
         self._pending_force = set(selection.force)
         self._force_now = False  # start forced tasks even though selected upstream waits
         self._tis: list[Any] = []
+        self._forced_indexes: dict[str, dict[int, str]] = {}  # checked once expanded
 
     # ---- prepare ----------------------------------------------------------------------------
     def prepare_rerun(self) -> None:
@@ -221,9 +271,41 @@ class RunPlan:
                 raise RunError(_no_such_index(task_id, self.dr.run_id, sel.map_index, indexes))
 
     # ---- rounds -----------------------------------------------------------------------------
+    def watch_forced(self, whatif: Any) -> None:
+        """Check forced mapped instances (``task[i]``) as their task expands in this run."""
+        from ..whatif.spec import OPTION
+
+        for f in whatif.outcomes if whatif else []:
+            if f.map_index is not None:
+                self._forced_indexes.setdefault(f.task_id, {})[f.map_index] = (
+                    f"{OPTION[f.kind]} {f.key}")
+
+    def _check_forced_indexes(self) -> None:
+        """A forced ``task[i]`` whose task expanded to fewer instances stops the run."""
+        if not self._forced_indexes:
+            return
+        have: dict[str, set[int]] = {}
+        for ti in self.frontier.task_instances():
+            if ti.task_id in self._forced_indexes and ti.map_index >= 0:
+                have.setdefault(ti.task_id, set()).add(ti.map_index)
+        for task_id, indexes in list(self._forced_indexes.items()):
+            if task_id not in have:
+                continue  # not expanded (yet, or ever: upstream failed, zero-length map)
+            missing = sorted(set(indexes) - have[task_id])
+            del self._forced_indexes[task_id]
+            if missing:
+                raise RunError(
+                    f"{indexes[missing[0]]}: "
+                    f"{_out_of_range(task_id, missing[0], len(have[task_id]))} in run "
+                    f"{self.dr.run_id} (it maps over an upstream's values). The run was "
+                    "stopped before anything downstream of it ran; force an existing "
+                    "instance, or the whole task."
+                )
+
     def next_batch(self) -> list[Any]:
         """The task instances to start now; ``[]`` when nothing more can start."""
         while True:
+            self._check_forced_indexes()
             forced = self._forced_ready()
             if forced:
                 return forced
@@ -235,6 +317,7 @@ class RunPlan:
             ready = self.frontier.ready()
             ready = [ti for ti in ready if self._in_selection(ti)]
             if ready:
+                self._check_forced_indexes()  # before a just-expanded task's instances run
                 return ready
             if self.frontier.changed:
                 # Airflow marked task instances upstream_failed or skipped, which can decide
@@ -316,6 +399,19 @@ class RunPlan:
             if self.selection.shows(ti.task_id, ti.map_index):
                 states[ti_key(ti.task_id, ti.map_index)] = runs.state_name(ti.state)
         return ordered(self.dag, states)
+
+    def abort(self) -> None:
+        """End a run the loop left by an exception: it must not stay ``running``.
+
+        What was mid-try (queued, running, deferred, waiting to retry) is marked failed and the
+        run failed, as marking a run failed does in Airflow's UI; anything failing here is
+        dropped, so the exception that got here is the one the user sees.
+        """
+        try:
+            self.session.rollback()
+            runs.fail_unfinished_run(self.dr, self.session)
+        except Exception:  # the original error matters more
+            self.session.rollback()
 
     def initial_states(self) -> dict[str, str]:
         """The selection's states before anything runs (for the first progress display)."""

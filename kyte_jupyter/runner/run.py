@@ -21,7 +21,7 @@ from ..session import Session
 from .failure import one_line
 from .logs import log_path
 from .parallel import ParallelOptions, run_parallel, write_bundle_file
-from .plan import RunError, RunPlan, Selection, select
+from .plan import RunError, RunPlan, Selection, check_forced, select
 from .summary import RunSummary, outcome, ti_key
 from .tries import ForkedTries, InProcessTries, TryExecutor, mark_success
 
@@ -70,6 +70,7 @@ class Runner:
         :mod:`.parallel`).
         """
         start = time.perf_counter()
+        check_forced(dag, Selection(None, set()), whatif, f"%run_dag {dag.dag_id}")
         bundle = self._bundle_file(dag, parallel, whatif)
         sdag = self.airflow.scheduler_dag(dag)
         with runs.db_session() as db:
@@ -108,6 +109,8 @@ class Runner:
         start = time.perf_counter()
         selection = select(dag, task_id, upstream=upstream, downstream=downstream,
                            map_index=map_index)
+        check_forced(dag, selection, whatif, f"%run_task {dag.dag_id} {task_id}"
+                     + " --upstream" * upstream + " --downstream" * downstream)
         bundle = self._bundle_file(dag, parallel, whatif)
         sdag = self.airflow.scheduler_dag(dag)
         with runs.db_session() as db:
@@ -163,13 +166,36 @@ class Runner:
         ``whatif`` forces task outcomes for this run (``kyte_jupyter.whatif``).
         """
         if not whatif:
-            return self._loop(plan, magic, echo, progress, isolated, None)
+            try:
+                return self._loop(plan, magic, echo, progress, isolated, None)
+            except BaseException:
+                plan.abort()  # never leave the run `running`
+                raise
         from ..whatif.force import Forcing
 
+        plan.watch_forced(whatif)
+        if whatif.miss_deadline:
+            self._miss_deadlines(plan)
         with Forcing(plan.dag, whatif) as forcing:
-            summary = self._loop(plan, magic, echo, progress, isolated, forcing)
+            try:
+                summary = self._loop(plan, magic, echo, progress, isolated, forcing)
+            except BaseException:
+                plan.abort()
+                raise
         summary.forced = {k: v for k, v in forcing.forced.items() if k in summary.task_states}
         return summary
+
+    def _miss_deadlines(self, plan: RunPlan) -> None:
+        """``--miss-deadline``: the run's deadlines pass now; their callbacks run (logged)."""
+        from ..bridge.deadlines import miss_deadlines
+        from ..whatif.force import FORCED_LOG_PREFIX
+
+        for missed in miss_deadlines(plan.dr, plan.session):
+            why = f": {missed.output}" if missed.output else ""
+            print(f"{FORCED_LOG_PREFIX}deadline missed (forced); callback {missed.callback} "
+                  f"ran: {missed.state}{why}", flush=True)
+            self.session.audit("deadline.missed", dag_id=plan.dag.dag_id, run_id=plan.dr.run_id,
+                               callback=missed.callback, outcome=missed.state, forced="miss")
 
     def _loop(
         self,

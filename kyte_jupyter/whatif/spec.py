@@ -292,7 +292,18 @@ def parse_options(
         value = _parse_json(rest, "--xcom", t.strip())
         for tid, index in _runnable(dag, resolve(dag, t.strip(), "--xcom"), t, "--xcom"):
             outcomes.append(Forced("xcom", tid, index, value))
+    if miss_deadline:
+        _has_deadline(dag, "--miss-deadline")
     return _checked(WhatIf(outcomes, miss_deadline=miss_deadline))
+
+
+def _has_deadline(dag: Any, where: str) -> None:
+    """Refuse a deadline miss on a DAG without a deadline alert."""
+    if not getattr(dag, "deadline", None):
+        raise WhatIfError(
+            f"{where}: DAG {dag.dag_id!r} has no deadline alert, so there is nothing to miss; "
+            "give the DAG deadline=DeadlineAlert(reference=..., interval=..., callback=...)."
+        )
 
 
 def _checked(whatif: WhatIf) -> WhatIf:

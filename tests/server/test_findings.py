@@ -21,13 +21,25 @@ HEAD = (
     "from airflow.providers.standard.operators.bash import BashOperator\n"
 )
 
-# One undefined Jinja variable (task extract, field bash_command) and one policy violation
-# (task notify keeps Airflow's default owner).
+# The five kinds of problem, one each: a deprecated Airflow import (AIR311),
+# an undefined Jinja variable (task extract, field bash_command), a missing .sql template
+# file (task report), a policy violation (task notify keeps Airflow's default owner) and,
+# in the DAG sqlbad below, a SQL syntax error after templating.
 PROBLEMS = HEAD.format(dag_id="checks") + (
+    "from airflow.models.baseoperator import chain\n"
+    "from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator\n"
     'extract = BashOperator(task_id="extract", bash_command="echo {{ ds }} {{ batch_size }}")\n'
+    'report = SQLExecuteQueryOperator(task_id="report", conn_id="warehouse", '
+    'sql="reports/missing.sql")\n'
     'notify = BashOperator(task_id="notify", bash_command="echo done", owner="airflow")\n'
-    "extract >> notify\n"
+    "chain(extract, report, notify)\n"
 )
+CHECKS = {
+    ("warning", "airflow", "AIR311", None, None),
+    ("error", "templates", "undefined", "extract", "bash_command"),
+    ("error", "templates", "missing-template", "report", "sql"),
+    ("error", "policy", "task_policy:owner-required", "notify", None),
+}
 
 CLEAN = HEAD.format(dag_id="clean") + (
     'extract = BashOperator(task_id="extract", bash_command="echo {{ ds }}")\n'
@@ -84,12 +96,15 @@ async def test_dags_reply_carries_the_kernels_findings(
             return {d["dag_id"]: d for d in reply}
 
         got = await dags()
-        assert _keys(got["checks"]["findings"]) == {
-            ("error", "templates", "undefined", "extract", "bash_command"),
-            ("error", "policy", "task_policy:owner-required", "notify", None),
-        }, json.dumps(got["checks"]["findings"], indent=1)
-        undefined = next(f for f in got["checks"]["findings"] if f["check"] == "templates")
-        assert "batch_size" in undefined["message"] and undefined["dag_id"] == "checks"
+        found = got["checks"]["findings"]
+        assert _keys(found) == CHECKS, json.dumps(found, indent=1)
+        by_rule = {f["rule"]: f for f in found}
+        assert "batch_size" in by_rule["undefined"]["message"]
+        assert "missing.sql" in by_rule["missing-template"]["message"]
+        # ruff reports the deprecated name where it is used (chain(...), line 8).
+        assert by_rule["AIR311"]["line"] == 8 and by_rule["undefined"]["line"] == 5
+        assert by_rule["task_policy:owner-required"]["line"] == 7
+        assert all(f["dag_id"] == "checks" for f in found)
         assert got["clean"]["findings"] == []
 
         # The SQL check may finish after its cell returned: the snapshot is updated then.
@@ -106,9 +121,8 @@ async def test_dags_reply_carries_the_kernels_findings(
             kc, "os.environ['KYTE_LINT_DISABLE'] = 'task_policy:owner-required'\n%lint checks"
         )
         got = await dags()
-        assert _keys(got["checks"]["findings"]) == {
-            ("error", "templates", "undefined", "extract", "bash_command"),
-        }
+        assert _keys(got["checks"]["findings"]) == CHECKS - {
+            ("error", "policy", "task_policy:owner-required", "notify", None)}
     finally:
         kc.stop_channels()
         await jp_fetch("api", "sessions", model["id"], method="DELETE")
