@@ -130,6 +130,36 @@ def test_generated_test_is_plain_pytest_and_airflow(etl: Any) -> None:
     assert function_name("2 fast") == "s_2_fast"
 
 
+def test_export_tests_find_dags_the_file_does_not_name(tmp_path: Any) -> None:
+    """``with DAG(...):`` without ``as`` and a called ``@dag`` function get their tests too."""
+    import nbformat
+
+    from kyte_jupyter.whatif.export import write_tests
+
+    dag_file = tmp_path / "pair.py"
+    dag_file.write_text(textwrap.dedent("""
+        from airflow.providers.standard.operators.empty import EmptyOperator
+        from airflow.sdk import DAG, dag
+
+        with DAG("unnamed", schedule=None):
+            EmptyOperator(task_id="a") >> EmptyOperator(task_id="b")
+
+        @dag(schedule=None)
+        def decorated():
+            EmptyOperator(task_id="c")
+
+        decorated()
+    """))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        f"%%scenario '{t} forced' {d}\nsucceed: {t}\nrun: success\n")
+                for d, t in (("unnamed", "a"), ("decorated", "c"))]
+    notebook = tmp_path / "pair.ipynb"
+    nbformat.write(nb, notebook)
+    written = write_tests(notebook, [dag_file])
+    assert sorted(p.name for p in written) == ["test_decorated.py", "test_unnamed.py"]
+
+
 # ---- in a real kernel -----------------------------------------------------------------------
 
 DAG_CELL = '''%%dag

@@ -46,9 +46,18 @@ def _dags_in(path: Path) -> dict[str, Any]:
 
     if "AIRFLOW_HOME" not in os.environ and "airflow" not in __import__("sys").modules:
         os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="kyte-export-")
-    ns = runpy.run_path(str(path), run_name=f"kyte_export_{path.stem}")
-    return {v.dag_id: v for v in ns.values()
-            if hasattr(v, "dag_id") and hasattr(v, "task_dict") and hasattr(v, "test")}
+    from ..bridge import collecting_dags
+
+    # As DagBag finds them: auto-registered (``with DAG(...):`` without a name, a called
+    # ``@dag`` function), then any other DAG object the file's names hold.
+    module = f"kyte_export_{path.stem}"
+    with collecting_dags(module) as collected:
+        ns = runpy.run_path(str(path), run_name=module)
+        found = {dag.dag_id: dag for dag in collected()}
+    for v in ns.values():
+        if hasattr(v, "dag_id") and hasattr(v, "task_dict") and hasattr(v, "test"):
+            found.setdefault(v.dag_id, v)
+    return found
 
 
 def write_tests(notebook: str | os.PathLike[str], dag_files: Iterable[Path]) -> list[Path]:
