@@ -75,6 +75,11 @@ def unload(ipython: Any) -> None:
         magics.guard.close()
 
 
+#: The most task instances a run may hand to an executor at once (LocalExecutor starts one
+#: worker process per slot, each a forked Airflow of ~250 MB resident).
+MAX_PARALLELISM = 64
+
+
 @magics_class
 class KyteMagics(Magics):
     """Define, run and inspect Airflow DAGs in this notebook's private Airflow."""
@@ -262,6 +267,7 @@ class KyteMagics(Magics):
         dag = self.notebook.dag(args.dag_id)
         self.notebook.task(dag, args.task_id)
         whatif = _whatif(dag, args)
+        parallel = self._parallel(args)
         from .runner import RunError
 
         try:
@@ -270,7 +276,7 @@ class KyteMagics(Magics):
                     dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
                     map_index=args.map_index, logical_date=_parse_when(args.logical_date),
                     conf=_parse_conf(args.conf), echo_logs=not args.quiet,
-                    isolated=args.isolated, whatif=whatif, parallel=self._parallel(args),
+                    isolated=args.isolated, whatif=whatif, parallel=parallel,
                 )
         except RunError as e:
             raise UsageError(str(e)) from None
@@ -340,8 +346,8 @@ class KyteMagics(Magics):
         from .display import Progress
         from .runner import RunError
 
+        parallel = self._parallel(args)  # refused before anything says "starting"
         progress = Progress(dag.dag_id)
-        parallel = self._parallel(args)
         try:
             with self.guard.run(dag.dag_id, "run_dag"):
                 summary = self.notebook.runner.run_dag(
@@ -431,9 +437,17 @@ class KyteMagics(Magics):
         """The parallel-run options of a run magic (``None``: the serial in-kernel run)."""
         parallelism = args.parallelism if args.parallelism is not None else \
             self.default_parallelism
+        if args.executor is not None and not args.executor.strip():
+            raise UsageError("--executor needs an executor name, e.g. --executor CeleryExecutor.")
         executor = args.executor or self.default_executor or None
         if parallelism < 1:
             raise UsageError("--parallelism must be 1 or more (1 runs tasks in the kernel).")
+        if parallelism > MAX_PARALLELISM:
+            raise UsageError(
+                f"--parallelism {parallelism} is more than {MAX_PARALLELISM}: LocalExecutor starts "
+                "one worker process (~250 MB) per slot. Use at most "
+                f"{MAX_PARALLELISM}, or --executor with a Celery or Edge deployment for more."
+            )
         if parallelism == 1 and executor is None:
             return None
         from .runner.parallel import ParallelOptions

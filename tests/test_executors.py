@@ -245,6 +245,13 @@ def test_notebook_only_names_get_the_export_refusal(kernel):
     r = kernel.fails("%run_dag kx_scratch --parallelism 2")
     assert "THRESHOLD" in r.text and "serial" in r.text, r.text
     assert _run(kernel, "%run_dag kx_scratch")["states"] == {"check": "success"}
+    # Refused before anything starts: no worker flood, no "starting" line, no run row.
+    for code, message in (("%run_dag kx_scratch --parallelism 10000", "more than 64"),
+                          ("%run_dag kx_scratch --executor ''", "needs an executor name"),
+                          ("%run_dag kx_scratch --parallelism 0", "1 or more")):
+        r = kernel.fails(code)
+        assert r.error["ename"] == "UsageError" and message in r.error["evalue"], r.text
+        assert "starting" not in r.text, r.text
 
 
 def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
