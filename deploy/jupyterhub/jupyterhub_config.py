@@ -50,6 +50,11 @@ else:
     c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
     c.LocalProcessSpawner.create_system_users = False
 
+# configurable-http-proxy as `npm install` in this folder installs it (else: from PATH).
+_CHP = Path(__file__).resolve().parent / "node_modules" / ".bin" / "configurable-http-proxy"
+if _CHP.exists():
+    c.ConfigurableHTTPProxy.command = [str(_CHP)]
+
 c.Spawner.default_url = "/lab"
 c.Spawner.cmd = ["jupyterhub-singleuser"]
 # The first spawn after an Airflow upgrade migrates the seed template (tens of seconds).
