@@ -459,7 +459,8 @@ class KyteMagics(Magics):
         succeed."""
         __tracebackhide__ = True
         summary.publish()
-        failed = [k for k in summary.failed if k in summary.errors]
+        # A failure a what-if option forced has no code of the user's to debug: one line.
+        failed = [k for k in summary.failed if k in summary.errors and k not in summary.forced]
         if failed:
             display(summary)
             from .runner.failure import for_cell
@@ -467,9 +468,9 @@ class KyteMagics(Magics):
             raise for_cell(summary.errors[failed[0]], self._shell)
         if summary.failed:
             display(summary)
-            raise UsageError(
-                f"{', '.join(summary.failed)} did not succeed in run {summary.run_id}."
-            )
+            named = [f"{k} (forced: {summary.forced[k]})" if k in summary.forced else k
+                     for k in summary.failed]
+            raise UsageError(f"{', '.join(named)} did not succeed in run {summary.run_id}.")
 
     def _report_errors(self, dag_id: str, summary: Any) -> None:
         """Name each failed task of a ``%run_dag`` and point at ``%debug``."""

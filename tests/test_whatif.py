@@ -349,7 +349,11 @@ def test_forcing_on_a_dag_with_mapped_tasks(make_kernel: Any) -> None:
     runs = k.value("_runs")
     assert all(state != "running" for _, state in runs), runs
     # A good forcing with --downstream still works after the refusals.
-    k.run("%run_task mapped extract --downstream --fail 'square[1]' -q")
+    r = k.fails("%run_task mapped extract --downstream --fail 'square[1]' -q")
+    # The cell fails with one line naming the forced outcome, not a traceback of Kyte's code.
+    assert r.error["ename"] == "UsageError", r.text
+    assert "square[1] (forced: fail), total did not succeed" in r.error["evalue"], r.text
+    assert "kyte_jupyter" not in r.traceback
     s = _states(k.ok(SHOW))
     assert s["states"] == {"extract": "success", "square[0]": "success",
                            "square[1]": "failed", "square[2]": "success",
