@@ -283,20 +283,9 @@ def configured_targets() -> dict[str, str]:
         if not isinstance(value, dict):
             raise PublishError("KYTE_PUBLISH_TARGETS must be a JSON object of name -> target.")
         return {str(k): str(v) for k, v in value.items()}
-    from jupyter_core.paths import jupyter_config_path
-    from traitlets.config.loader import Config, JSONFileConfigLoader, PyFileConfigLoader
+    from ..settings import server_setting
 
-    merged = Config()
-    for folder in reversed(jupyter_config_path()):
-        for loader_class, filename in (
-            (JSONFileConfigLoader, "jupyter_server_config.json"),
-            (PyFileConfigLoader, "jupyter_server_config.py"),
-        ):
-            if not os.path.isfile(os.path.join(folder, filename)):
-                continue
-            try:
-                merged.merge(loader_class(filename, path=folder).load_config())
-            except Exception:  # an unreadable config file is jupyter-server's to report
-                continue
-    targets = merged.get("KyteExtensionApp", {}).get("publish_targets", {})
-    return {str(k): str(v) for k, v in dict(targets).items()}
+    targets = server_setting("publish_targets")
+    if not isinstance(targets, Mapping):  # unset (or not a mapping: the server refuses it)
+        return {}
+    return {str(k): str(v) for k, v in targets.items()}
