@@ -377,8 +377,12 @@ KERNEL_CONFIG = {
 @pytest.mark.parametrize("kyte_extension_config", [KERNEL_CONFIG], indirect=True)
 @pytest.mark.timeout(300)
 async def test_notebook_kernel_starts_in_its_session_with_the_magics(
-    jp_fetch: Any, jp_serverapp: Any, jp_root_dir: Path, store: SessionStore
+    jp_fetch: Any, jp_serverapp: Any, jp_root_dir: Path, store: SessionStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A server started by a user has no AIRFLOW_HOME of its own (the test process has one,
+    # tests/conftest.py): a console kernel must inherit exactly what the server has.
+    monkeypatch.delenv("AIRFLOW_HOME", raising=False)
     write_notebook(jp_root_dir / "work" / "nb.ipynb", "1")
     body = {"path": "work/nb.ipynb", "name": "nb.ipynb", "type": "notebook",
             "kernel": {"name": "python3"}}  # fmt: skip
