@@ -258,6 +258,8 @@ def test_exported_dag_files_load_in_stock_airflow(
     assert result["dags"] == {
         "hello": ["greet", "shout"],
         "numbers": ["extract", "report", "transform"],
+        "orders": ["choose", "cleanup", "extract", "load", "page_oncall", "quiet", "report",
+                   "validate"],
         "sales_etl": ["create_tables", "extract", "load", "log_load", "report", "transform"],
     }
 
