@@ -21,7 +21,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import Kernel
+from kernels import Kernel
 
 from kyte_jupyter.session import SessionStore
 
