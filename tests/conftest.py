@@ -70,15 +70,15 @@ def sessions_root(tmp_path: Path, template_root: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def make_kernel(sessions_root: Path, tmp_path: Path) -> Iterator[Any]:
-    """Start real kernels for notebooks in a temporary folder; all stopped at the end."""
+def _kernels(folder: Path, root: Path) -> Iterator[Any]:
+    """A factory of real kernels for notebooks in ``folder`` (sessions under ``root``), with
+    ``%load_ext kyte_jupyter`` run unless ``load=False``; every kernel stopped at the end."""
     kernels: list[Kernel] = []
 
     def make(name: str = "notebook.ipynb", load: bool = True, **env: str) -> Kernel:
-        nb = tmp_path / name
+        nb = folder / name
         nb.parent.mkdir(parents=True, exist_ok=True)
-        k = Kernel(nb, sessions_root, tmp_path, env)
+        k = Kernel(nb, root, folder, env)
         kernels.append(k)
         if load:
             k.ok("%load_ext kyte_jupyter")
@@ -87,6 +87,12 @@ def make_kernel(sessions_root: Path, tmp_path: Path) -> Iterator[Any]:
     yield make
     for k in kernels:
         k.shutdown()
+
+
+@pytest.fixture
+def make_kernel(sessions_root: Path, tmp_path: Path) -> Iterator[Any]:
+    """Start real kernels for notebooks in a temporary folder; all stopped at the end."""
+    yield from _kernels(tmp_path, sessions_root)
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +102,4 @@ def make_module_kernel(
     """As ``make_kernel``, for kernels one test module shares (own sessions root and folder)."""
     root = tmp_path_factory.mktemp("module-sessions")
     shutil.copytree(template_root / ".templates", root / ".templates")
-    folder = tmp_path_factory.mktemp("module-notebooks")
-    kernels: list[Kernel] = []
-
-    def make(name: str = "notebook.ipynb", load: bool = True, **env: str) -> Kernel:
-        k = Kernel(folder / name, root, folder, env)
-        kernels.append(k)
-        if load:
-            k.ok("%load_ext kyte_jupyter")
-        return k
-
-    yield make
-    for k in kernels:
-        k.shutdown()
+    yield from _kernels(tmp_path_factory.mktemp("module-notebooks"), root)
