@@ -39,6 +39,14 @@ class Result:
             parts.extend(self.error.get("traceback", []))
         return "\n".join(parts)
 
+    def summary(self) -> str:
+        """One line first (how the cell ended, its error), then all it showed: a failing
+        assertion's message stays readable when a report keeps only its start."""
+        head = f"cell ended {self.status}"
+        if self.error:
+            head += f" with {self.error.get('ename')}: {str(self.error.get('evalue'))[:300]}"
+        return f"{head}\n{self.text}"
+
     @property
     def traceback(self) -> str:
         """The error's traceback as plain text (colours removed)."""
@@ -128,13 +136,13 @@ class Kernel:
     def ok(self, code: str, cell_id: str | None = None) -> Result:
         """Execute a cell that must succeed."""
         r = self.run(code, cell_id)
-        assert r.status == "ok", r.text
+        assert r.status == "ok", r.summary()
         return r
 
     def fails(self, code: str, cell_id: str | None = None) -> Result:
         """Execute a cell that must fail."""
         r = self.run(code, cell_id)
-        assert r.status == "error", r.text
+        assert r.status == "error", r.summary()
         return r
 
     def value(self, expr: str) -> Any:

@@ -295,7 +295,7 @@ def test_deferrable_task_runs_its_trigger_in_the_kernel_and_is_interruptible(
     k = make_kernel()
     k.ok(DEFERRING)
     r = k.ok("r = %run_task waits short --downstream\nprint(r.task_states, r.state)")
-    assert "{'short': 'success', 'after': 'success'} success" in r.stdout, r.text
+    assert "{'short': 'success', 'after': 'success'} success" in r.stdout, r.summary()
     assert "asyncio.run() cannot be called" not in r.text
     db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
     msg = k.kc.session.msg("execute_request", {

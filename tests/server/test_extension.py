@@ -291,11 +291,11 @@ async def test_renamed_notebook_keeps_its_session(
     await jp_fetch("api", "contents", "a.ipynb", method="PATCH",
                    body=json.dumps({"path": "moved/b.ipynb"}))  # fmt: skip
     target = str(jp_root_dir / "moved" / "b.ipynb")
-    await _wait_for(lambda: store.find(target) is not None)
+    # The listener re-keys the session, then records it: wait for the record, which comes last.
+    await _wait_for(lambda: session.read_audit()[-1]["action"] == "session.rename")
     found = store.find(target)
     assert found is not None and found.id == session.id and found.home == session.home
     assert store.find(str(jp_root_dir / "a.ipynb")) is None
-    assert session.read_audit()[-1]["action"] == "session.rename"
     listed = json.loads((await jp_fetch("kyte", "sessions")).body)
     assert [s["path"] for s in listed] == ["moved/b.ipynb"]
 
