@@ -88,6 +88,41 @@ def worker_api_timeout(seconds: float = 60.0) -> None:
         client.API_TIMEOUT = seconds  # type: ignore[attr-defined]
 
 
+HEARTBEAT_ENV = "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"
+WORKER_HEARTBEAT_S = 1
+"""Seconds between a running try's heartbeats, for workers this kernel forks.
+
+Why: Airflow's supervisor waits for its task process in ``select`` calls of up to
+``[workers] min_heartbeat_interval`` (5 s). When the task process closes its sockets a moment
+before it has exited, the next wait has nothing left to wake it and lasts the full interval, so
+the worker sits idle for up to 5 s after the try ended (measured: most 0 s tries of a 64-task
+run held their worker 5-6 s). 1 s bounds that gap; each running try then heartbeats once a
+second, a cheap call to the session's API. A value the operator configured is kept.
+"""
+
+
+def prepare_forked_workers() -> None:
+    """Before this process forks executor workers: settings they read, and work each of them
+    would otherwise repeat.
+
+    * the supervisor's heartbeat interval (:data:`WORKER_HEARTBEAT_S`) unless configured;
+    * the execution-API client's TLS context, built once here (loading the CA bundle takes
+      ~0.1-0.3 s of CPU, which every forked worker paid on its first call; forks inherit the
+      ``lru_cache`` that holds it).
+    """
+    import configparser
+
+    from airflow.sdk.api import client
+    from airflow.sdk.execution_time import supervisor
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
+    if HEARTBEAT_ENV not in os.environ and not cfg.has_option("workers", "min_heartbeat_interval"):
+        # Read once, at import: set on the module the forked workers inherit.
+        supervisor.MIN_HEARTBEAT_INTERVAL = WORKER_HEARTBEAT_S  # type: ignore[attr-defined]
+    client.Client._get_ssl_context_cached(client.API_SSL_CA_FILE_PATH, client.API_SSL_CERT_PATH)
+
+
 class ExecutionApiServer:
     """Airflow's execution API app (the one ``airflow api-server`` mounts at ``/execution``),
     served by uvicorn in a daemon thread of this process."""
@@ -246,6 +281,8 @@ class ExecutorRun:
         from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
         from airflow.models.dagbag import DBDagBag
 
+        quiet_scheduler_logs()
+        ensure_jwt_secret()  # before anything signs or checks a workload's token
         try:
             executor = ExecutorLoader.load_executor(name or "LocalExecutor")
         except Exception as e:
@@ -255,7 +292,6 @@ class ExecutorRun:
                 "LocalExecutor,CeleryExecutor)."
             ) from None
         executor.parallelism = parallelism
-        quiet_scheduler_logs()
         self.executor = executor
         self.parallelism = parallelism
         self.dag_rel_path = dag_rel_path
@@ -272,6 +308,8 @@ class ExecutorRun:
 
     def start(self) -> None:
         """Start the executor (LocalExecutor forks its workers now)."""
+        if self.is_local:
+            prepare_forked_workers()
         with worker_output(self.worker_log):
             self.executor.start()
         self.started = True
@@ -376,12 +414,35 @@ class ExecutorRun:
                 self.executor.terminate()
 
 
+QUIET_LOGGERS = {
+    "airflow.executors": logging.WARNING, "airflow.jobs": logging.WARNING,
+    "airflow.jobs.scheduler_job_runner": logging.ERROR,
+    "airflow.models.taskinstance": logging.WARNING, "airflow.task": logging.WARNING,
+    "airflow.sdk.api.client": logging.WARNING,
+    "py.warnings": logging.WARNING, "celery": logging.WARNING, "kombu": logging.WARNING,
+}
+
+
 def quiet_scheduler_logs() -> None:
-    """The scheduler's and executor's bookkeeping (queued, shutting down) stays out of cells."""
-    for name in ("airflow.executors", "airflow.jobs", "airflow.models.taskinstance",
-                 "airflow.task", "py.warnings", "celery", "kombu"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("airflow.jobs.scheduler_job_runner").setLevel(logging.ERROR)
+    """The scheduler's and executor's bookkeeping (queued, shutting down) stays out of cells.
+
+    Why internal: Airflow's structlog loggers take their level from a per-name table filled
+    from ``[logging] namespace_levels`` when logging is configured, which happened before this
+    kernel ran a parallel run; stdlib levels alone do not reach them. The table is updated
+    here (only for names nobody configured), in both copies of Airflow's shared logging code.
+    """
+    import sys
+
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    for module in ("airflow._shared.logging.structlog", "airflow.sdk._shared.logging.structlog"):
+        mod = sys.modules.get(module)
+        levels = getattr(mod, "PER_LOGGER_LEVELS", None)
+        if levels is None:
+            continue
+        for name, level in QUIET_LOGGERS.items():
+            if name not in levels:
+                levels[name] = level
 
 
 def set_paused(dag_id: str, paused: bool, session: Any) -> None:
