@@ -119,7 +119,7 @@ def prepare_forked_workers() -> None:
     cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
     if HEARTBEAT_ENV not in os.environ and not cfg.has_option("workers", "min_heartbeat_interval"):
         # Read once, at import: set on the module the forked workers inherit.
-        supervisor.MIN_HEARTBEAT_INTERVAL = WORKER_HEARTBEAT_S  # type: ignore[attr-defined]
+        supervisor.MIN_HEARTBEAT_INTERVAL = WORKER_HEARTBEAT_S
     client.Client._get_ssl_context_cached(client.API_SSL_CA_FILE_PATH, client.API_SSL_CERT_PATH)
 
 
