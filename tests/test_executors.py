@@ -189,7 +189,11 @@ def _max_overlap(rows: list[tuple[str, str, str, str]]) -> int:
 def test_trigger_rules_parallel_ends_as_serial(kernel):
     """Failures, trigger rules, branching, short-circuits: same states and XComs."""
     serial = _run(kernel, "%run_dag kyte_trigger_rules")
-    parallel = _run(kernel, "%run_dag kyte_trigger_rules --parallelism 4")
+    shown = kernel.run("_r = %run_dag kyte_trigger_rules --parallelism 4").text
+    parallel = _run(kernel, "_r")
+    # The failed task is named with its error, and the way to debug it is said.
+    assert "validate failed:" in shown, shown
+    assert "run it in the kernel: %run_task kyte_trigger_rules" in shown, shown
     assert parallel["states"] == serial["states"]
     assert parallel["state"] == serial["state"] == "failed"
     assert _xcoms(kernel, "kyte_trigger_rules", parallel["run_id"]) == _xcoms(
@@ -210,8 +214,12 @@ def test_example_dag_parallel_ends_as_serial(kernel, dag_id):
 
 
 def test_independent_tasks_run_at_the_same_time(kernel):
-    out = _run(kernel, "%run_dag kx_together --parallelism 2")
+    shown = kernel.ok("_r = %run_dag kx_together --parallelism 2").text
+    out = _run(kernel, "_r")
     assert out["states"] == {"a": "success", "b": "success"}, out
+    # The cell shows the run, not the scheduler's or executor's bookkeeping.
+    for noise in ("SchedulerJobRunner", "Loaded executor", "[info", "certifi"):
+        assert noise not in shown, shown
     # The default_parallelism trait makes a run without --parallelism parallel too.
     for mark in kernel.marks.iterdir():
         mark.unlink()
@@ -286,6 +294,41 @@ def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
             "(SELECT run_id FROM dag_run WHERE dag_id='kx_slow' ORDER BY id DESC LIMIT 1)"))
     assert rows == {"forever": "failed", "quick": "upstream_failed"}
     assert k.value("1 + 1") == 2
+
+
+def test_workers_end_when_the_kernel_dies(tmp_path: Path, template_root: Path) -> None:
+    """A kernel killed mid-run (no chance to stop its executor) leaves no worker behind."""
+    root = tmp_path / "sessions"
+    root.mkdir()
+    shutil.copytree(template_root / ".templates", root / ".templates")
+    nb = tmp_path / "dies.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SLOW)]), nb)
+    k = Kernel(nb, root, tmp_path, {})
+    try:
+        k.ok("%load_ext kyte_jupyter")
+        k.ok(SLOW)
+        home = SessionStore(root).find(str(nb)).home  # type: ignore[union-attr]
+        msg = k.kc.session.msg("execute_request", {
+            "code": "%run_dag kx_slow --parallelism 2", "silent": False, "store_history": True,
+            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+        k.kc.shell_channel.send(msg)
+        state = None
+        deadline = time.monotonic() + 180
+        while state != "running":
+            assert time.monotonic() < deadline, f"forever never ran (state {state})"
+            time.sleep(0.2)
+            with sqlite3.connect(home / "airflow.db", timeout=30) as con:
+                row = con.execute("SELECT state FROM task_instance WHERE dag_id='kx_slow' AND "
+                                  "task_id='forever'").fetchone()
+            state = row[0] if row else None
+        kernel_proc = psutil.Process(k.km.provisioner.process.pid)  # type: ignore[union-attr]
+        workers = kernel_proc.children(recursive=True)
+        assert workers
+        kernel_proc.kill()
+        gone, alive = psutil.wait_procs(workers, timeout=60)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        k.shutdown()
 
 
 def test_worker_json_log_becomes_text(tmp_path):

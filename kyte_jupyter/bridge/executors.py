@@ -217,14 +217,50 @@ def execution_api() -> ExecutionApiServer:
 
 
 # ---- worker output -------------------------------------------------------------------------
-_worker_log: list[str] = []  # set while this process forks executor workers
+_worker_log: list[str] = []  # [log path, kernel pid] while this process forks executor workers
+_in_worker: list[int] = []  # [worker pid] in a LocalExecutor worker this kernel forked
+
+
+def _die_with_parent(parent: int, sig: int) -> None:
+    """Ask Linux to send this process ``sig`` when its parent process ends.
+
+    A kernel that is killed or crashes never runs ``executor.end()``, and a worker that is
+    killed never stops its task process: without this, both would live on as orphans that
+    nothing can report to (the session's execution API lived in the kernel; a try's only
+    way to it is its worker's supervisor).
+    """
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os.kill(os.getpid(), sig)
 
 
 def _after_fork_in_child() -> None:
+    if _in_worker and _in_worker[0] != os.getpid():
+        # A task process forked by a worker's supervisor ends with its worker. SIGKILL, as
+        # an interrupted run's tries end: Airflow's task runner only calls on_kill() on
+        # SIGTERM and leaves the ending to its supervisor, which is gone.
+        parent = _in_worker[0]
+        _in_worker.clear()
+        _die_with_parent(parent, signal.SIGKILL)
+        return
     if not _worker_log:
         return
-    path = _worker_log[0]
-    _worker_log.clear()  # the worker's own forks (task processes) are left alone
+    path, parent = _worker_log[0], int(_worker_log[1])
+    _worker_log.clear()
+    _in_worker[:] = [os.getpid()]
+    # A worker is only a supervisor: it ends with the kernel, and its task process with it.
+    _die_with_parent(parent, signal.SIGKILL)
     import sys
 
     from airflow import settings
@@ -253,7 +289,7 @@ def worker_output(path: Path) -> Iterator[None]:
         os.register_at_fork(after_in_child=_after_fork_in_child)
         _hook_installed.append(True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _worker_log[:] = [str(path)]
+    _worker_log[:] = [str(path), str(os.getpid())]
     try:
         yield
     finally:

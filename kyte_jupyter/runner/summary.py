@@ -81,6 +81,8 @@ class RunSummary:
     tries: dict[str, int] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     duration: float = 0.0
+    #: the exception of each failed try that ran in the kernel (for ``%debug``); tries a
+    #: parallel run's workers ran keep theirs in their logs (see ``error_lines``)
     errors: dict[str, BaseException] = field(default_factory=dict, repr=False)
     magic: Literal["run_task", "run_dag", "scenario"] = "run_task"
     #: one masked line per failed task instance (what the cell and the JSON show)
