@@ -296,32 +296,53 @@ def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
     assert k.value("1 + 1") == 2
 
 
-def test_workers_end_when_the_kernel_dies(tmp_path: Path, template_root: Path) -> None:
-    """A kernel killed mid-run (no chance to stop its executor) leaves no worker behind."""
+def _start_slow_run(k: Any, home: Path) -> str:
+    """Send ``%run_dag kx_slow --parallelism 2`` and wait until ``forever`` runs; the msg id."""
+    msg = k.kc.session.msg("execute_request", {
+        "code": "%run_dag kx_slow --parallelism 2", "silent": False, "store_history": True,
+        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    k.kc.shell_channel.send(msg)
+    state = None
+    deadline = time.monotonic() + 180
+    while state != "running":
+        assert time.monotonic() < deadline, f"forever never ran (state {state})"
+        time.sleep(0.2)
+        with sqlite3.connect(home / "airflow.db", timeout=30) as con:
+            row = con.execute("SELECT state FROM task_instance WHERE dag_id='kx_slow' AND "
+                              "task_id='forever' ORDER BY id DESC").fetchone()
+        state = row[0] if row else None
+    return str(msg["header"]["msg_id"])
+
+
+def test_killed_worker_and_killed_kernel(tmp_path: Path, template_root: Path) -> None:
+    """A worker killed mid-try: the try ends as Airflow ends a try without heartbeats (failed,
+    no retries left) and the run goes on. A kernel killed mid-run leaves no process behind."""
     root = tmp_path / "sessions"
     root.mkdir()
     shutil.copytree(template_root / ".templates", root / ".templates")
     nb = tmp_path / "dies.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SLOW)]), nb)
-    k = Kernel(nb, root, tmp_path, {})
+    # Airflow's own setting: how long a try may go without a heartbeat.
+    k = Kernel(nb, root, tmp_path, {"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "5"})
     try:
         k.ok("%load_ext kyte_jupyter")
         k.ok(SLOW)
         home = SessionStore(root).find(str(nb)).home  # type: ignore[union-attr]
-        msg = k.kc.session.msg("execute_request", {
-            "code": "%run_dag kx_slow --parallelism 2", "silent": False, "store_history": True,
-            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-        k.kc.shell_channel.send(msg)
-        state = None
-        deadline = time.monotonic() + 180
-        while state != "running":
-            assert time.monotonic() < deadline, f"forever never ran (state {state})"
-            time.sleep(0.2)
-            with sqlite3.connect(home / "airflow.db", timeout=30) as con:
-                row = con.execute("SELECT state FROM task_instance WHERE dag_id='kx_slow' AND "
-                                  "task_id='forever'").fetchone()
-            state = row[0] if row else None
         kernel_proc = psutil.Process(k.km.provisioner.process.pid)  # type: ignore[union-attr]
+
+        msg_id = _start_slow_run(k, home)
+        busy = [p for p in kernel_proc.children() if "<idle>" not in " ".join(p.cmdline())]
+        assert len(busy) == 1, [p.cmdline() for p in kernel_proc.children()]
+        busy[0].kill()
+        reply = k.kc.get_shell_msg(timeout=180)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = k.kc.get_shell_msg(timeout=180)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        out = _run(k, "_kyte_last_run")
+        assert out["states"] == {"forever": "failed", "quick": "upstream_failed"}, out
+        assert "its worker stopped" in k.ok("print(_kyte_last_run.error_lines)").stdout
+
+        _start_slow_run(k, home)
         workers = kernel_proc.children(recursive=True)
         assert workers
         kernel_proc.kill()

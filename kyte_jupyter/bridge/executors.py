@@ -88,7 +88,6 @@ def worker_api_timeout(seconds: float = 60.0) -> None:
         client.API_TIMEOUT = seconds  # type: ignore[attr-defined]
 
 
-HEARTBEAT_ENV = "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"
 WORKER_HEARTBEAT_S = 1
 """Seconds between a running try's heartbeats, for workers this kernel forks.
 
@@ -101,6 +100,32 @@ second, a cheap call to the session's API. A value the operator configured is ke
 """
 
 
+HEARTBEAT_TIMEOUT_S = 30
+"""Seconds without a heartbeat after which a running try counts as lost (its worker died),
+unless ``[scheduler] task_instance_heartbeat_timeout`` is configured. Airflow's default (300 s)
+suits a scheduler nobody watches; a notebook cell should not wait five minutes to say so."""
+
+
+def _configured(section: str, key: str) -> bool:
+    """Whether the operator set ``[section] key`` (environment or the session's config)."""
+    import configparser
+
+    if f"AIRFLOW__{section.upper()}__{key.upper()}" in os.environ:
+        return True
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
+    return cfg.has_option(section, key)
+
+
+def heartbeat_timeout() -> float:
+    """Seconds a running try may go without a heartbeat (see :data:`HEARTBEAT_TIMEOUT_S`)."""
+    if _configured("scheduler", "task_instance_heartbeat_timeout"):
+        from airflow.configuration import conf
+
+        return conf.getfloat("scheduler", "task_instance_heartbeat_timeout")
+    return float(HEARTBEAT_TIMEOUT_S)
+
+
 def prepare_forked_workers() -> None:
     """Before this process forks executor workers: settings they read, and work each of them
     would otherwise repeat.
@@ -110,14 +135,10 @@ def prepare_forked_workers() -> None:
       ~0.1-0.3 s of CPU, which every forked worker paid on its first call; forks inherit the
       ``lru_cache`` that holds it).
     """
-    import configparser
-
     from airflow.sdk.api import client
     from airflow.sdk.execution_time import supervisor
 
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
-    if HEARTBEAT_ENV not in os.environ and not cfg.has_option("workers", "min_heartbeat_interval"):
+    if not _configured("workers", "min_heartbeat_interval"):
         # Read once, at import: set on the module the forked workers inherit.
         supervisor.MIN_HEARTBEAT_INTERVAL = WORKER_HEARTBEAT_S
     client.Client._get_ssl_context_cached(client.API_SSL_CA_FILE_PATH, client.API_SSL_CERT_PATH)
@@ -408,6 +429,36 @@ class ExecutorRun:
                 session=session,
             )
         return done
+
+    def fail_lost_tries(self, dr: Any, session: Any) -> list[str]:
+        """Running tries of ``dr`` without a heartbeat for :func:`heartbeat_timeout` seconds
+        (their worker died) are reported failed to the executor, as Airflow's scheduler does
+        (``_find_and_purge_task_instances_without_heartbeats``); the next :meth:`heartbeat`
+        hands them to Airflow's failure handling (retry or fail). Their task ids.
+        """
+        from datetime import timedelta
+
+        from airflow.models.log import Log
+        from airflow.models.taskinstance import TaskInstance as TI
+        from airflow.sdk import timezone
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import select
+
+        limit = timezone.utcnow() - timedelta(seconds=heartbeat_timeout())
+        lost = session.scalars(select(TI).where(
+            TI.dag_id == dr.dag_id, TI.run_id == dr.run_id,
+            TI.state.in_((TaskInstanceState.RUNNING, TaskInstanceState.RESTARTING)),
+            TI.last_heartbeat_at < limit,
+        )).all()
+        names = []
+        for ti in lost:
+            session.add(Log(event="heartbeat timeout", task_instance=ti.key, extra=(
+                f"Task did not emit heartbeat within time limit ({heartbeat_timeout():g} "
+                "seconds): its worker stopped.")))
+            self.executor.change_state(ti.key, TaskInstanceState.FAILED, remove_running=True)
+            names.append(ti.task_id)
+        session.commit()
+        return names
 
     def busy(self) -> bool:
         """Workloads are queued in, or running on, the executor."""

@@ -127,7 +127,7 @@ def run_parallel(
     bx.set_paused(dag.dag_id, False, db)
     ex.start()
     try:
-        _loop(session, plan, ex, states, progress)
+        lost = _loop(session, plan, ex, states, progress)
     except BaseException:
         # Interrupted (or failed): stop the workers, their tries end failed.
         ex.stop(kill=True)
@@ -148,7 +148,7 @@ def run_parallel(
     plan.frontier.settled = False
     summary.task_states = plan.settle()
     summary.run_state = runs.run_state(dr)
-    _fill_tries(session, plan, summary)
+    _fill_tries(session, plan, summary, lost)
     if progress:
         progress(dict(summary.task_states))
     for key, state in summary.task_states.items():
@@ -159,8 +159,9 @@ def run_parallel(
 
 
 def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
-          progress: Progress | None) -> None:
-    """Rounds until nothing is ready, queued or running.
+          progress: Progress | None) -> set[str]:
+    """Rounds until nothing is ready, queued or running; the task ids whose tries were lost
+    (no heartbeat: their worker died).
 
     Airflow's dependency rules are asked again only when a task instance changed (or, while a
     retry or reschedule waits, once a second): the kernel's CPU also serves the workers'
@@ -173,6 +174,8 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
     last_check, gap = 0.0, 0.0
     quiet = False  # the last real check found nothing ready, queued or active
     events: list[Any] = []
+    lost: set[str] = set()
+    last_lost_check = time.monotonic()
     while True:
         versions = runs.ti_versions(dr, db)
         waiting = any(v[0] in WAITING for v in versions.values())
@@ -234,10 +237,17 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
                     "triggers in the kernel."
                 )
             if not still_waiting and not plan.pending_force():
-                return
+                return lost
             check = True
         else:
             quiet = False
+            if now - last_lost_check > 1.0:
+                last_lost_check = now
+                found = ex.fail_lost_tries(dr, db)
+                if found:  # Airflow's failure handling runs at the next heartbeat
+                    lost.update(found)
+                    idle, check = 0.0, True
+                    continue
         # Nothing changed: wait a little (workers are running, or a retry delay).
         idle = min(0.2, idle + 0.02)
         time.sleep(idle)
@@ -250,9 +260,12 @@ def _states(plan: RunPlan) -> dict[str, str]:
             and (sel.task_ids is None or ti.task_id in sel.task_ids)}
 
 
-def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary) -> None:
+def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary,
+                lost: set[str] | None = None) -> None:
     """Tries, durations and errors of the summary, from the task instances and their logs
     (the workers ran them); each try's log becomes text as an in-kernel try's is."""
+    from ..bridge.executors import heartbeat_timeout
+
     for ti in plan.frontier.task_instances():
         key = ti_key(ti.task_id, ti.map_index)
         if key not in summary.task_states:
@@ -267,4 +280,7 @@ def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary) -> None:
             path = log_path(session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
                             int(ti.try_number or 1))
             line = error_line(path)
+            if ti.task_id in (lost or ()):
+                line = (f"its worker stopped: no heartbeat for {heartbeat_timeout():g} s, so "
+                        "Airflow's failure handling ended the try")
             summary.error_lines[key] = redact(line) if line else "the try failed: see its log"
