@@ -323,6 +323,22 @@ def test_forcing_on_a_dag_with_mapped_tasks(make_kernel: Any) -> None:
     assert s["run"] == "failed" and s["states"]["total"] == "upstream_failed"
     assert s["forced"] == {"square[1]": "fail", "leak": "skip", "lit[0]": "succeed"}
     assert s["states"]["lit[0]"] == "success" and s["states"]["leak"] == "skipped"
+    # --succeed pushes no XCom, so square has nothing to map over: upstream_failed, as under
+    # dag.test() (the oracle's "--succeed extract" case). The cell, the summary and its JSON
+    # say why, and what to force instead; total's upstream_failed is the ordinary cascade.
+    r = k.ok("%run_dag mapped --succeed extract")
+    s = _states(k.ok(SHOW))
+    assert s["states"]["square"] == "upstream_failed", s
+    assert s["states"]["total"] == "upstream_failed", s
+    hint = "'extract' was forced --succeed (marked success without running), so it pushed no XCom"
+    assert f"square upstream_failed: {hint}" in r.stderr, r.text
+    assert "force them instead: --xcom 'extract=[1, 2]'" in r.stderr, r.text
+    assert "total upstream_failed" not in r.stderr, r.text
+    errors = k.value("{i['key']: i['error'] for i in _kyte_last_run.to_dict()['task_instances']}")
+    assert hint in errors["square"] and errors["total"] is None, errors
+    r = k.fails("%run_task mapped extract --downstream --succeed extract -q")
+    assert r.error["ename"] == "UsageError", r.text
+    assert f"square: {hint}" in r.error["evalue"], r.text
 
     k.ok(RUN_STATES)
     before = k.value("_runs")

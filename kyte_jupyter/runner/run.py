@@ -183,6 +183,13 @@ class Runner:
                 plan.abort()
                 raise
         summary.forced = {k: v for k, v in forcing.forced.items() if k in summary.task_states}
+        from ..whatif.hints import missing_xcom_hints
+
+        # --succeed pushes no XCom: say so where a downstream needed one (states unchanged).
+        hints = missing_xcom_hints(plan.dag, summary.task_states, summary.forced)
+        for key, hint in hints.items():
+            line = summary.error_lines.get(key)
+            summary.error_lines[key] = f"{line} — {hint}" if line else hint
         return summary
 
     def _miss_deadlines(self, plan: RunPlan) -> None:
