@@ -226,11 +226,16 @@ class Notebook:
         return con
 
     def latest_run_id(self, dag_id: str) -> str:
-        """The id of the DAG's latest run in this notebook, or a ``UsageError``."""
+        """The id of the DAG's current run in this notebook (its newest run that was not set
+        aside, as ``bridge.runs.latest_run``), or a ``UsageError``."""
+        from .bridge.runs import SET_ASIDE_NOTE
+
         con = self._read()
         try:
             row = con.execute(
-                "SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1", (dag_id,)
+                "SELECT r.run_id FROM dag_run r LEFT JOIN dag_run_note n ON n.dag_run_id = r.id "
+                "WHERE r.dag_id=? AND (n.content IS NULL OR n.content NOT LIKE ?) "
+                "ORDER BY r.id DESC LIMIT 1", (dag_id, SET_ASIDE_NOTE + "%"),
             ).fetchone()
         finally:
             con.close()

@@ -376,6 +376,21 @@ def test_forcing_on_a_dag_with_mapped_tasks(make_kernel: Any) -> None:
                            "total": "upstream_failed"}
     assert s["forced"] == {"square[1]": "fail"}
 
+    # A what-if run refused part-way (square[99] is known missing only once extract ran) is
+    # kept, failed, but set aside: the next %run_task and %xcom stay in the current run.
+    current = k.value("_kyte_last_run.run_id")
+    r = k.fails("%run_dag mapped --fail 'square[99]'")
+    assert "there is no square[99]" in r.text, r.text
+    assert "is kept (failed) but set aside: `%run_task` and `%xcom` do not continue in it" in (
+        r.text), r.text
+    k.ok(RUN_STATES)
+    runs = k.value("_runs")
+    assert len(runs) == len(before) + 1 and runs[-1][1] == "failed", runs  # kept
+    k.ok("_r = %run_task mapped leak -q")
+    assert k.value("_r.run_id") == current
+    assert k.value("%xcom mapped square --map-index 2") == 9  # from the current run
+    assert f"--- mapped.extract run {current} try" in k.ok("%task_log mapped extract").stdout
+
 
 DEADLINE_CELL = '''%%dag
 from datetime import timedelta
