@@ -130,6 +130,25 @@ def test_generated_test_is_plain_pytest_and_airflow(etl: Any) -> None:
     assert function_name("2 fast") == "s_2_fast"
 
 
+def test_generated_check_compares_mapped_instances_per_map_index(etl: Any) -> None:
+    """The generated test checks a whole mapped task instance by instance, by map index: the
+    counts and the order survive into the failure (a set of states lost both)."""
+    sc = parse_scenario("mapped", etl, "fail: ['square[1]']\nexpect: {square: success}")
+    ns: dict[str, Any] = {"__file__": "test_etl.py", "__name__": "generated"}
+    exec(compile(render("etl", "etl.py", [sc]), "test_etl.py", "exec"), ns)
+    check = ns["_check"]
+    check({"square": "success"}, None, ("success", {"square[1]": "success",
+                                                    "square[0]": "success"}))
+    states = {"square[10]": "success", "square[1]": "failed", "square[0]": "success",
+              "square[2]": "success", "extract": "success"}
+    with pytest.raises(AssertionError) as e:
+        check({"square": "success", "extract": "success"}, "success", ("failed", states))
+    assert ("square: expected success, got [(0, 'success'), (1, 'failed'), (2, 'success'), "
+            "(10, 'success')]; (run): expected success, got failed") in str(e.value)
+    with pytest.raises(AssertionError, match="square: expected success, got none"):
+        check({"square": "success"}, None, ("success", {"extract": "success"}))
+
+
 def test_export_tests_find_dags_the_file_does_not_name(tmp_path: Any) -> None:
     """``with DAG(...):`` without ``as`` and a called ``@dag`` function get their tests too."""
     import nbformat
