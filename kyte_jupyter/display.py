@@ -171,9 +171,19 @@ def _clip(s: str, n: int) -> str:
 
 def session_text(info: SessionInfo) -> str:
     """What ``%kyte`` prints: the session, its DAGs, latest runs and warnings."""
+    if info.keyed_on_folder is None:
+        where = [f"  notebook : {info.notebook_path}"]
+    else:
+        where = [
+            "  notebook : unknown (this kernel was not told its notebook's path: no "
+            "JPY_SESSION_NAME, as under nbclient or nbconvert)",
+            f"  keyed on : the working directory {info.keyed_on_folder}: kernels started "
+            "there without a notebook path share this session. For a session of its own, "
+            "set JPY_SESSION_NAME to the notebook's path in the kernel's environment.",
+        ]
     lines = [
         f"Kyte session {info.session_id}",
-        f"  notebook : {info.notebook_path}",
+        *where,
         f"  home     : {info.home}",
         f"  airflow  : {info.airflow_version}",
         f"  DAGs     : {', '.join(info.dags) if info.dags else 'none defined in this kernel yet'}",

@@ -470,12 +470,17 @@ class KyteMagics(Magics):
             display(summary)
             named = [f"{k} (forced: {summary.forced[k]})" if k in summary.forced else k
                      for k in summary.failed]
-            raise UsageError(f"{', '.join(named)} did not succeed in run {summary.run_id}.")
+            # Why an instance that raised nothing did not run (a what-if hint), if known.
+            why = "".join(f"\n{k}: {summary.error_lines[k]}" for k in summary.failed
+                          if k in summary.error_lines and k not in summary.errors)
+            raise UsageError(
+                f"{', '.join(named)} did not succeed in run {summary.run_id}.{why}")
 
     def _report_errors(self, dag_id: str, summary: Any) -> None:
-        """Name each failed task of a ``%run_dag`` and point at ``%debug``."""
+        """Name each failed task of a ``%run_dag`` (and why a task did not run, when a
+        what-if hint knows) and point at ``%debug``."""
         for key, line in summary.error_lines.items():
-            print(f"{key} failed: {line}", file=sys.stderr)
+            print(f"{key} {summary.task_states.get(key, 'failed')}: {line}", file=sys.stderr)
         if summary.errors:
             self._remember_error(next(iter(summary.errors.values())))
             print("Run %debug to inspect the first failure, %task_log "

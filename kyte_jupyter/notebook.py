@@ -75,13 +75,20 @@ class SessionInfo:
     dags: list[str]
     runs: list[tuple[str, str, str]]
     warnings: list[str] = field(default_factory=list)
+    #: What the session is keyed on when the kernel was not told its notebook's path (a
+    #: working directory, under nbclient or nbconvert); ``None`` when ``notebook_path`` is
+    #: the notebook file.
+    keyed_on_folder: str | None = None
 
 
 class Notebook:
     """The notebook's Kyte session, as seen from its kernel."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, keyed_on_folder: bool = False) -> None:
         self.session = session
+        #: True when the kernel did not know its notebook's path and the session is keyed on
+        #: the working directory instead (``notebook_path`` is then that folder).
+        self.keyed_on_folder = keyed_on_folder
         self.notice: str | None = None
         self._registry: Registry | None = None
         self._runner: Runner | None = None
@@ -96,11 +103,15 @@ class Notebook:
         """
         home = os.environ.get(HOME_ENV)
         store = SessionStore()
+        keyed_on_folder = False
         if home and os.path.isfile(os.path.join(home, "kyte-session.json")):
             session = store.load(Path(home))
         else:
-            notebook = os.environ.get("JPY_SESSION_NAME") or os.getcwd()
-            session = store.for_notebook(notebook)
+            # nbclient and nbconvert start the kernel in the notebook's folder but do not
+            # tell it the notebook's file: the session is then the folder's.
+            notebook = os.environ.get("JPY_SESSION_NAME")
+            keyed_on_folder = not notebook
+            session = store.for_notebook(notebook or os.getcwd())
         current = os.environ.get("AIRFLOW_HOME")
         if "airflow" in sys.modules and current != str(session.home):
             raise UsageError(
@@ -109,7 +120,7 @@ class Notebook:
                 "`%load_ext kyte_jupyter` before anything imports airflow."
             )
         os.environ.update(session.env())
-        return cls(session)
+        return cls(session, keyed_on_folder=keyed_on_folder)
 
     def take_notice(self) -> str | None:
         """What happened while the kernel was away, once (then ``None``)."""
@@ -215,11 +226,16 @@ class Notebook:
         return con
 
     def latest_run_id(self, dag_id: str) -> str:
-        """The id of the DAG's latest run in this notebook, or a ``UsageError``."""
+        """The id of the DAG's current run in this notebook (its newest run that was not set
+        aside, as ``bridge.runs.latest_run``), or a ``UsageError``."""
+        from .bridge.runs import SET_ASIDE_NOTE
+
         con = self._read()
         try:
             row = con.execute(
-                "SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1", (dag_id,)
+                "SELECT r.run_id FROM dag_run r LEFT JOIN dag_run_note n ON n.dag_run_id = r.id "
+                "WHERE r.dag_id=? AND (n.content IS NULL OR n.content NOT LIKE ?) "
+                "ORDER BY r.id DESC LIMIT 1", (dag_id, SET_ASIDE_NOTE + "%"),
             ).fetchone()
         finally:
             con.close()
@@ -372,6 +388,7 @@ class Notebook:
             airflow_version=s.airflow_version, dags=self.defined_dags(),
             runs=self.recent_runs(),
             warnings=self._registry.warnings() if self._registry is not None else [],
+            keyed_on_folder=s.notebook_path if self.keyed_on_folder else None,
         )
 
     def sync_cells(self, cells: dict[str, str], ns: dict[str, Any]) -> SyncResult:

@@ -125,7 +125,9 @@ def executed(
     # PATH (the venv is not activated): the notebooks must not need `jupyter` on the PATH.
     bindir = os.path.dirname(sys.executable)
     path = os.pathsep.join(p for p in saved.get("PATH", "").split(os.pathsep) if p != bindir)
-    os.environ.update(clean_env(KYTE_SESSIONS_ROOT=str(root), PATH=path))
+    # PYTHONPATH stays: a worktree's checkout goes first on it, ahead of the editable install.
+    kept = {k: saved[k] for k in ("PYTHONPATH",) if k in saved}
+    os.environ.update(clean_env(KYTE_SESSIONS_ROOT=str(root), PATH=path, **kept))
     out: dict[str, Any] = {"work": work, "root": root}
     try:
         for name in ("tour.ipynb", "etl.ipynb", "whatif.ipynb"):
@@ -150,6 +152,11 @@ def test_tour_runs_top_to_bottom(executed: dict[str, Any]) -> None:
 
     info = shown(cell(nb, "load-kyte"))
     assert "Kyte session" in info and str(executed["root"]) in info
+    # nbclient does not tell the kernel its notebook's file: `%kyte` says so and names the
+    # folder the session is keyed on, instead of showing the folder as the notebook.
+    assert f"notebook : {work}" not in info, info
+    assert "notebook : unknown" in info and "JPY_SESSION_NAME" in info, info
+    assert f"keyed on : the working directory {work.resolve()}" in info, info
 
     hello = cell(nb, "hello-dag")
     assert "DAG hello: 2 tasks, 1 edges" in shown(hello)

@@ -6,10 +6,13 @@ The behaviour in kernels (against Airflow as the oracle) is in ``test_runner_cas
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 from kyte_jupyter.contracts.run import RUN_SUMMARY_MIME
 from kyte_jupyter.contracts.run import RunSummary as Contract
-from kyte_jupyter.runner.logs import LineFilter
+from kyte_jupyter.runner.logs import LineFilter, error_line, is_json_log, render_json_log
 from kyte_jupyter.runner.progress import ProgressLine, progress_text
 from kyte_jupyter.runner.summary import RunSummary, outcome
 
@@ -67,6 +70,35 @@ def test_cell_lines_are_clean_one_per_record() -> None:
         "a line the task printed",
         "[2026-11-29 19:52:42] WARNING - Odd exit_code=3",
     ]
+
+
+#: A real worker log: task ``validate`` of tests/dags/kyte_trigger_rules.py (it raises) as
+#: Airflow's ``supervise()`` wrote it in a ``%run_dag kyte_trigger_rules --parallelism 4``.
+WORKER_LOG = Path(__file__).parent / "fixtures" / "worker_try_failed.jsonl"
+
+
+def test_worker_json_log_reads_as_an_in_kernel_try_log(tmp_path: Path) -> None:
+    """Rendered, a worker's JSON log has no ``::group::`` / ``::endgroup::`` records (an
+    in-kernel try's log file leaves them out too) and reads line for line as an in-kernel
+    try's: the console renderer's layout, the traceback under its record."""
+    path = tmp_path / "attempt=1.log"
+    shutil.copy(WORKER_LOG, path)
+    assert "::group::Pre Execute" in path.read_text()  # the fixture has the markers
+    assert is_json_log(path)
+    render_json_log(path)
+    text = path.read_text()
+    assert "group::" not in text, text
+    records = [line for line in text.splitlines()
+               if not line.startswith(("Traceback", "  File", "ValueError"))]
+    console = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z \[(info|error) +\] .+ \[task\] loc=")
+    assert len(records) == 2 and all(console.match(line) for line in records), records
+    assert LineFilter().feed(text).splitlines() == [
+        "[2026-11-29 23:35:47] INFO - Worker startup parse complete bundle_name=dags-folder "
+        "bundle_version=None dag_file=kyte_parallel/kyte_trigger_rules.py "
+        "bundle_prepare_ms=2 dag_file_parse_ms=161",
+        "[2026-11-29 23:35:47] ERROR - Task failed with exception",
+    ]
+    assert error_line(path) == "ValueError: 3 rows failed validation"
 
 
 def test_progress_names_running_tasks_no_status_and_singular() -> None:

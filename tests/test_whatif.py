@@ -130,6 +130,25 @@ def test_generated_test_is_plain_pytest_and_airflow(etl: Any) -> None:
     assert function_name("2 fast") == "s_2_fast"
 
 
+def test_generated_check_compares_mapped_instances_per_map_index(etl: Any) -> None:
+    """The generated test checks a whole mapped task instance by instance, by map index: the
+    counts and the order survive into the failure (a set of states lost both)."""
+    sc = parse_scenario("mapped", etl, "fail: ['square[1]']\nexpect: {square: success}")
+    ns: dict[str, Any] = {"__file__": "test_etl.py", "__name__": "generated"}
+    exec(compile(render("etl", "etl.py", [sc]), "test_etl.py", "exec"), ns)
+    check = ns["_check"]
+    check({"square": "success"}, None, ("success", {"square[1]": "success",
+                                                    "square[0]": "success"}))
+    states = {"square[10]": "success", "square[1]": "failed", "square[0]": "success",
+              "square[2]": "success", "extract": "success"}
+    with pytest.raises(AssertionError) as e:
+        check({"square": "success", "extract": "success"}, "success", ("failed", states))
+    assert ("square: expected success, got [(0, 'success'), (1, 'failed'), (2, 'success'), "
+            "(10, 'success')]; (run): expected success, got failed") in str(e.value)
+    with pytest.raises(AssertionError, match="square: expected success, got none"):
+        check({"square": "success"}, None, ("success", {"extract": "success"}))
+
+
 def test_export_tests_find_dags_the_file_does_not_name(tmp_path: Any) -> None:
     """``with DAG(...):`` without ``as`` and a called ``@dag`` function get their tests too."""
     import nbformat
@@ -323,6 +342,22 @@ def test_forcing_on_a_dag_with_mapped_tasks(make_kernel: Any) -> None:
     assert s["run"] == "failed" and s["states"]["total"] == "upstream_failed"
     assert s["forced"] == {"square[1]": "fail", "leak": "skip", "lit[0]": "succeed"}
     assert s["states"]["lit[0]"] == "success" and s["states"]["leak"] == "skipped"
+    # --succeed pushes no XCom, so square has nothing to map over: upstream_failed, as under
+    # dag.test() (the oracle's "--succeed extract" case). The cell, the summary and its JSON
+    # say why, and what to force instead; total's upstream_failed is the ordinary cascade.
+    r = k.ok("%run_dag mapped --succeed extract")
+    s = _states(k.ok(SHOW))
+    assert s["states"]["square"] == "upstream_failed", s
+    assert s["states"]["total"] == "upstream_failed", s
+    hint = "'extract' was forced --succeed (marked success without running), so it pushed no XCom"
+    assert f"square upstream_failed: {hint}" in r.stderr, r.text
+    assert "force them instead: --xcom 'extract=[1, 2]'" in r.stderr, r.text
+    assert "total upstream_failed" not in r.stderr, r.text
+    errors = k.value("{i['key']: i['error'] for i in _kyte_last_run.to_dict()['task_instances']}")
+    assert hint in errors["square"] and errors["total"] is None, errors
+    r = k.fails("%run_task mapped extract --downstream --succeed extract -q")
+    assert r.error["ename"] == "UsageError", r.text
+    assert f"square: {hint}" in r.error["evalue"], r.text
 
     k.ok(RUN_STATES)
     before = k.value("_runs")
@@ -359,6 +394,21 @@ def test_forcing_on_a_dag_with_mapped_tasks(make_kernel: Any) -> None:
                            "square[1]": "failed", "square[2]": "success",
                            "total": "upstream_failed"}
     assert s["forced"] == {"square[1]": "fail"}
+
+    # A what-if run refused part-way (square[99] is known missing only once extract ran) is
+    # kept, failed, but set aside: the next %run_task and %xcom stay in the current run.
+    current = k.value("_kyte_last_run.run_id")
+    r = k.fails("%run_dag mapped --fail 'square[99]'")
+    assert "there is no square[99]" in r.text, r.text
+    assert "is kept (failed) but set aside: `%run_task` and `%xcom` do not continue in it" in (
+        r.text), r.text
+    k.ok(RUN_STATES)
+    runs = k.value("_runs")
+    assert len(runs) == len(before) + 1 and runs[-1][1] == "failed", runs  # kept
+    k.ok("_r = %run_task mapped leak -q")
+    assert k.value("_r.run_id") == current
+    assert k.value("%xcom mapped square --map-index 2") == 9  # from the current run
+    assert f"--- mapped.extract run {current} try" in k.ok("%task_log mapped extract").stdout
 
 
 DEADLINE_CELL = '''%%dag

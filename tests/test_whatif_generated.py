@@ -46,9 +46,15 @@ with DAG("shop", schedule=None) as dag:
     def cleanup():
         return "c"
 
-    n = load(extract())
+    @task
+    def price(x):
+        return x * 10
+
+    rows = extract()
+    n = load(rows)
     n >> cleanup()
     choose(n) >> [report(), quiet()]
+    price.expand(x=rows)
 '''
 
 SCENARIOS = [
@@ -57,6 +63,8 @@ SCENARIOS = [
     '%%scenario quiet shop\nbranch: {choose: [quiet]}\nxcom: {extract: []}\n'
     'expect: {report: skipped, quiet: success}\nrun: success\n',
     '%%scenario wrong shop\nskip: [extract]\nexpect: {load: success}\n',
+    # A whole mapped task is checked per map index; the failure lists the instances.
+    '%%scenario "one price" shop\nfail: ["price[1]"]\nexpect: {price: success}\n',
 ]
 
 
@@ -140,8 +148,12 @@ def test_exported_tests_pass_in_a_clean_venv(tmp_path: Path, clean_python: Path)
         cwd=tmp_path / "dags", capture_output=True, text=True, env=env, timeout=1800,
     )
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr
-    assert "1 failed, 2 passed" in summary, run.stdout[-5000:] + run.stderr[-2000:]
+    assert "2 failed, 2 passed" in summary, run.stdout[-5000:] + run.stderr[-2000:]
     assert "FAILED test_shop.py::test_wrong" in run.stdout
+    assert "FAILED test_shop.py::test_one_price" in run.stdout
     failure = [line for line in run.stdout.splitlines()
                if line.startswith("E") and "states differ" in line]
-    assert failure and "'load': 'skipped'" in failure[0], json.dumps(failure)
+    assert len(failure) == 2, json.dumps(failure)
+    assert "load: expected success, got skipped" in failure[0], json.dumps(failure)
+    assert ("price: expected success, got [(0, 'success'), (1, 'failed'), (2, 'success')]"
+            in failure[1]), json.dumps(failure)

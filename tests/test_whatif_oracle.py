@@ -63,6 +63,7 @@ CASES: dict[str, tuple[str, str, list[str]]] = {
         "--succeed leak", "--fail leak", "--skip leak", "--succeed square",
         "--succeed 'square[1]'", "--fail 'square[1]'", "--skip square",
         "--fail 'square[0]' --succeed leak", "--fail-once 'square[2]'", "--succeed total",
+        "--succeed extract",
     ]),
     "example_dynamic_task_mapping": ("example_dags/example_dynamic_task_mapping.py",
                                      "example_dynamic_task_mapping", [

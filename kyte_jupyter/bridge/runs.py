@@ -49,15 +49,43 @@ def state_name(state: Any) -> str:
 
 
 # ---- runs -----------------------------------------------------------------------------------
+SET_ASIDE_NOTE = "Kyte: set aside"
+"""Start of the DagRun note on a run Kyte set aside: a what-if run that was refused or aborted
+part-way. It stays in the metastore (its tries, logs and XComs kept, the note shown in
+Airflow's UI), but it is never the notebook's current run (:func:`latest_run`)."""
+
+
 def latest_run(dag_id: str, session: Any) -> DagRun | None:
-    """The newest run of a DAG in this metastore."""
+    """The notebook's current run of a DAG: its newest run that was not set aside."""
+    from airflow.models.dagrun import DagRun, DagRunNote
+    from sqlalchemy import or_, select
+
+    run: DagRun | None = session.scalar(
+        select(DagRun)
+        .outerjoin(DagRunNote, DagRunNote.dag_run_id == DagRun.id)
+        .where(DagRun.dag_id == dag_id, or_(
+            DagRunNote.content.is_(None), ~DagRunNote.content.startswith(SET_ASIDE_NOTE)))
+        .order_by(DagRun.id.desc()).limit(1)
+    )
+    return run
+
+
+def set_aside(dag_id: str, run_id: str, why: str) -> bool:
+    """Keep a run out of the notebook's current run; ``False`` if the run does not exist.
+
+    A DagRun note says why: the one field of a run meant for people (Airflow's UI shows it).
+    Its own session, committed: call it after the run's own session has ended.
+    """
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
-    run: DagRun | None = session.scalar(
-        select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
-    )
-    return run
+    with db_session() as session:
+        dr = session.scalar(
+            select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        if dr is None:
+            return False
+        dr.note = f"{SET_ASIDE_NOTE}: {why}"[:1000]
+    return True
 
 
 def run_for_date(dag_id: str, logical_date: _dt.datetime, session: Any) -> DagRun | None:

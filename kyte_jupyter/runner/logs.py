@@ -274,7 +274,9 @@ def render_json_log(path: Path) -> None:
 
     A worker's ``supervise()`` writes the records Airflow's UI reads; the session's log
     folder holds text for ``%task_log`` and the sidebar: one line per record (time, level,
-    event, logger, extra keys), a failure's traceback under its record.
+    event, logger, extra keys), a failure's traceback under its record. Airflow's
+    log-folding markers (``::group::Pre Execute``, ``::endgroup::``: records of their own,
+    read only by its UI) are left out, as an in-kernel try's log leaves them out.
     """
     import json
 
@@ -287,6 +289,8 @@ def render_json_log(path: Path) -> None:
             continue
         if not isinstance(rec, dict):
             out.append(raw)
+            continue
+        if str(rec.get("event", "")).startswith(("::group::", "::endgroup::")):
             continue
         extra = " ".join(f"{k}={v}" for k, v in rec.items() if k not in _IDENTITY)
         loc = f"loc={rec['filename']}:{rec['lineno']}" if "filename" in rec else ""

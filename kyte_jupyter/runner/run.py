@@ -73,15 +73,23 @@ class Runner:
         check_forced(dag, Selection(None, set()), whatif, f"%run_dag {dag.dag_id}")
         bundle = self._bundle_file(dag, parallel, whatif)
         sdag = self.airflow.scheduler_dag(dag)
-        with runs.db_session() as db:
-            dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
-            db.commit()
-            plan = RunPlan(dag, dr, db, Selection(None, set()))
-            if parallel is not None and bundle is not None:
-                summary = run_parallel(self.session, plan, "run_dag", progress, parallel, bundle)
-            else:
-                summary = self._execute(plan, "run_dag", echo_logs, progress, isolated, whatif)
-            summary.state = summary.run_state or "none"
+        new_run: tuple[str, str] | None = None
+        try:
+            with runs.db_session() as db:
+                dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
+                db.commit()
+                new_run = (dr.dag_id, dr.run_id)
+                plan = RunPlan(dag, dr, db, Selection(None, set()))
+                if parallel is not None and bundle is not None:
+                    summary = run_parallel(self.session, plan, "run_dag", progress, parallel,
+                                           bundle)
+                else:
+                    summary = self._execute(plan, "run_dag", echo_logs, progress, isolated,
+                                            whatif)
+                summary.state = summary.run_state or "none"
+        except BaseException as e:
+            self._set_aside_refused(new_run, whatif, e)
+            raise
         summary.duration = time.perf_counter() - start
         return summary
 
@@ -113,26 +121,52 @@ class Runner:
                      + " --upstream" * upstream + " --downstream" * downstream)
         bundle = self._bundle_file(dag, parallel, whatif)
         sdag = self.airflow.scheduler_dag(dag)
-        with runs.db_session() as db:
-            if logical_date is not None:
-                dr = runs.run_for_date(dag.dag_id, logical_date, db)
-            elif conf is None:
-                dr = runs.latest_run(dag.dag_id, db)
-            else:
-                dr = None  # a new conf means a new run
-            if dr is None:
-                dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
-            self.airflow.attach(dr, sdag, db)
-            plan = RunPlan(dag, dr, db, selection)
-            plan.prepare_rerun()
-            if parallel is not None and bundle is not None:
-                summary = run_parallel(self.session, plan, "run_task", progress, parallel,
-                                       bundle)
-            else:
-                summary = self._execute(plan, "run_task", echo_logs, progress, isolated, whatif)
-            summary.state = outcome(list(summary.task_states.values()))
+        new_run: tuple[str, str] | None = None
+        try:
+            with runs.db_session() as db:
+                if logical_date is not None:
+                    dr = runs.run_for_date(dag.dag_id, logical_date, db)
+                elif conf is None:
+                    dr = runs.latest_run(dag.dag_id, db)
+                else:
+                    dr = None  # a new conf means a new run
+                if dr is None:
+                    dr = runs.create_run(sdag, logical_date=logical_date, conf=conf, session=db)
+                    new_run = (dr.dag_id, dr.run_id)
+                self.airflow.attach(dr, sdag, db)
+                plan = RunPlan(dag, dr, db, selection)
+                plan.prepare_rerun()
+                if parallel is not None and bundle is not None:
+                    summary = run_parallel(self.session, plan, "run_task", progress, parallel,
+                                           bundle)
+                else:
+                    summary = self._execute(plan, "run_task", echo_logs, progress, isolated,
+                                            whatif)
+                summary.state = outcome(list(summary.task_states.values()))
+        except BaseException as e:
+            self._set_aside_refused(new_run, whatif, e)
+            raise
         summary.duration = time.perf_counter() - start
         return summary
+
+    def _set_aside_refused(self, new_run: tuple[str, str] | None, whatif: WhatIf | None,
+                           error: BaseException) -> None:
+        """A what-if run this call started and that was refused or aborted part-way (the
+        ``error`` on its way out) must not become the current run the next ``%run_task``
+        continues in: it is set aside (kept, with a note). A refusal's message says so."""
+        if new_run is None or not whatif:
+            return
+        dag_id, run_id = new_run
+        why = (f"what-if run ({whatif.describe()}) "
+               f"{'refused' if isinstance(error, RunError) else 'aborted'}: "
+               f"{one_line(error)}")
+        if not runs.set_aside(dag_id, run_id, why):
+            return
+        self.session.audit("run.set_aside", dag_id=dag_id, run_id=run_id, outcome="failed",
+                           error=one_line(error))
+        if isinstance(error, RunError) and error.args:
+            error.args = (f"{error.args[0]}\nRun {run_id} is kept (failed) but set aside: "
+                          "`%run_task` and `%xcom` do not continue in it.",)
 
     def _bundle_file(self, dag: DAG, parallel: ParallelOptions | None,
                      whatif: WhatIf | None) -> str | None:
@@ -183,6 +217,13 @@ class Runner:
                 plan.abort()
                 raise
         summary.forced = {k: v for k, v in forcing.forced.items() if k in summary.task_states}
+        from ..whatif.hints import missing_xcom_hints
+
+        # --succeed pushes no XCom: say so where a downstream needed one (states unchanged).
+        hints = missing_xcom_hints(plan.dag, summary.task_states, summary.forced)
+        for key, hint in hints.items():
+            line = summary.error_lines.get(key)
+            summary.error_lines[key] = f"{line} — {hint}" if line else hint
         return summary
 
     def _miss_deadlines(self, plan: RunPlan) -> None:

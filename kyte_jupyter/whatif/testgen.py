@@ -156,19 +156,32 @@ def _run(outcomes):
 
 
 def _check(expect, run, result):
-    """Compare a run with a scenario's expectations; a whole mapped task checks every instance."""
+    """Compare a run with a scenario's expectations, a mapped task per map index.
+
+    An expectation on a whole mapped task holds when each of its instances ended in that
+    state; a mismatch lists them as (map index, state) in index order, so how many there were
+    and which one differed stay visible.
+    """
     run_state, states = result
-    got = {{}}
+    instances = {{}}
+    for key, state in states.items():
+        task_id, bracket, rest = key.partition("[")
+        if bracket:
+            instances.setdefault(task_id, []).append((int(rest[:-1]), state))
+    wrong = []
     for key, want in expect.items():
         if key in states:
-            got[key] = states[key]
+            got = states[key]
         else:
-            inst = sorted({{s for k, s in states.items() if k.startswith(key + "[")}})
-            got[key] = inst[0] if len(inst) == 1 else ",".join(inst) or "none"
-    if run is not None:
-        expect = {{**expect, "(run)": run}}
-        got["(run)"] = run_state
-    assert got == expect, f"states differ from the scenario: {{states}} (run {{run_state}})"
+            got = sorted(instances.get(key, [])) or "none"
+            if got != "none" and all(state == want for _, state in got):
+                continue
+        if got != want:
+            wrong.append(f"{{key}}: expected {{want}}, got {{got}}")
+    if run is not None and run_state != run:
+        wrong.append(f"(run): expected {{run}}, got {{run_state}}")
+    assert not wrong, (f"states differ from the scenario: {{'; '.join(wrong)}} "
+                       f"(all: {{dict(sorted(states.items()))}}, run {{run_state}})")
 '''
 
 _TEST = '''
