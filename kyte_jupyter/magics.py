@@ -485,11 +485,14 @@ class KyteMagics(Magics):
             self._remember_error(next(iter(summary.errors.values())))
             print("Run %debug to inspect the first failure, %task_log "
                   f"{dag_id} TASK for a log.", file=sys.stderr)
-        elif summary.error_lines:
+        elif summary.executor and any(summary.task_states.get(k) == "failed"
+                                      for k in summary.error_lines):
             # The tries ran in executor workers: their exceptions stayed in those processes.
-            task_id = next(iter(summary.error_lines)).split("[", 1)[0]
-            print(f"These tries ran in executor workers, so %debug cannot open them. To debug "
-                  f"one, run it in the kernel: %run_task {dag_id} {task_id}, then %debug. "
+            task_id = next(k for k in summary.error_lines
+                           if summary.task_states.get(k) == "failed").split("[", 1)[0]
+            print(f"These tries ran in {summary.executor} workers, so %debug cannot open "
+                  f"them. To debug one, run it in the kernel: %run_task {dag_id} {task_id}, "
+                  "then %debug. "
                   f"%task_log {dag_id} {task_id} shows its log.", file=sys.stderr)
 
     def _remember_error(self, error: BaseException) -> None:

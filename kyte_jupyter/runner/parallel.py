@@ -113,7 +113,8 @@ def run_parallel(
     from ..bridge import executors as bx
 
     dag, dr, db = plan.dag, plan.dr, plan.session
-    summary = RunSummary(dag.dag_id, dr.run_id, "running", magic=magic)
+    summary = RunSummary(dag.dag_id, dr.run_id, "running", magic=magic,
+                         executor=options.executor or "LocalExecutor")
     worker_log = session.logs_folder / "kyte_executor" / "workers.log"
     try:
         ex = bx.ExecutorRun(options.executor, options.parallelism, dag_rel_path=dag_rel_path,

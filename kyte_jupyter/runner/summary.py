@@ -89,6 +89,8 @@ class RunSummary:
     error_lines: dict[str, str] = field(default_factory=dict, repr=False)
     #: task instances whose outcome a what-if option forced: key -> "fail", "branch -> a"…
     forced: dict[str, str] = field(default_factory=dict)
+    #: the executor whose workers ran the tries (a parallel run), else None (the kernel)
+    executor: str | None = field(default=None, repr=False)
 
     @property
     def failed(self) -> list[str]:
