@@ -60,8 +60,10 @@ class StoredLog:
     path: Path
 
     def text(self) -> str:
-        """The log's text (undecodable bytes replaced)."""
-        return self.path.read_text(encoding="utf-8", errors="replace")
+        """The log's text (undecodable bytes replaced; a worker's JSON records rendered)."""
+        from .runner.logs import read_log_text
+
+        return read_log_text(self.path)
 
 
 @dataclass

@@ -351,27 +351,3 @@ def test_killed_worker_and_killed_kernel(tmp_path: Path, template_root: Path) ->
         assert not alive, [p.cmdline() for p in alive]
     finally:
         k.shutdown()
-
-
-def test_worker_json_log_becomes_text(tmp_path):
-    """A worker's JSON-lines log (as supervise() writes it) becomes the text serial runs keep."""
-    from kyte_jupyter.runner.logs import error_line, is_json_log, render_json_log
-
-    path = tmp_path / "attempt=1.log"
-    records = [
-        {"timestamp": "2026-11-29T23:35:47.68Z", "level": "info", "event": "rows: 3",
-         "logger": "task.stdout", "dag_id": "d", "task_id": "t"},
-        {"timestamp": "2026-11-29T23:35:47.72Z", "level": "error",
-         "event": "Task failed with exception", "logger": "task", "filename": "task_runner.py",
-         "lineno": 1676, "error_detail": [{
-             "exc_type": "ValueError", "exc_value": "3 rows failed validation",
-             "frames": [{"filename": "/dags/x.py", "lineno": 20, "name": "validate"}]}]},
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert is_json_log(path)
-    render_json_log(path)
-    text = path.read_text()
-    assert not is_json_log(path)
-    assert "[info     ] rows: 3" in text
-    assert 'File "/dags/x.py", line 20, in validate' in text
-    assert error_line(path) == "ValueError: 3 rows failed validation"

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from kyte_jupyter.contracts.run import RUN_SUMMARY_MIME
 from kyte_jupyter.contracts.run import RunSummary as Contract
-from kyte_jupyter.runner.logs import LineFilter, error_line, is_json_log, render_json_log
+from kyte_jupyter.runner.logs import LineFilter, error_line, read_log_text
 from kyte_jupyter.runner.progress import ProgressLine, progress_text
 from kyte_jupyter.runner.summary import RunSummary, outcome
+from kyte_jupyter.state.logs import render_log_text
 
 
 def test_summary_json_has_the_agreed_shape_and_validates() -> None:
@@ -80,13 +81,13 @@ WORKER_LOG = Path(__file__).parent / "fixtures" / "worker_try_failed.jsonl"
 def test_worker_json_log_reads_as_an_in_kernel_try_log(tmp_path: Path) -> None:
     """Rendered, a worker's JSON log has no ``::group::`` / ``::endgroup::`` records (an
     in-kernel try's log file leaves them out too) and reads line for line as an in-kernel
-    try's: the console renderer's layout, the traceback under its record."""
+    try's: the console renderer's layout, the traceback under its record. The file itself is
+    left as Airflow wrote it."""
     path = tmp_path / "attempt=1.log"
     shutil.copy(WORKER_LOG, path)
     assert "::group::Pre Execute" in path.read_text()  # the fixture has the markers
-    assert is_json_log(path)
-    render_json_log(path)
-    text = path.read_text()
+    text = read_log_text(path)
+    assert path.read_bytes() == WORKER_LOG.read_bytes()
     assert "group::" not in text, text
     records = [line for line in text.splitlines()
                if not line.startswith(("Traceback", "  File", "ValueError"))]
@@ -98,7 +99,10 @@ def test_worker_json_log_reads_as_an_in_kernel_try_log(tmp_path: Path) -> None:
         "bundle_prepare_ms=2 dag_file_parse_ms=161",
         "[2026-11-29 23:35:47] ERROR - Task failed with exception",
     ]
+    assert 'File "' in text and "in validate" in text
     assert error_line(path) == "ValueError: 3 rows failed validation"
+    # A line that is not a record (a partial one, text a task wrote) stays as it is.
+    assert render_log_text('plain\n{"timestamp": "x"\n') == 'plain\n{"timestamp": "x"\n'
 
 
 def test_progress_names_running_tasks_no_status_and_singular() -> None:

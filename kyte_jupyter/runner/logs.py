@@ -246,77 +246,21 @@ def end_forked_try() -> None:
 
 
 # ---- logs written by executor workers -------------------------------------------------------
-_IDENTITY = frozenset({"timestamp", "level", "event", "logger", "filename", "lineno",
-                       "error_detail", "dag_id", "run_id", "task_id", "ti_id", "try_number",
-                       "map_index"})
+# A worker's log file stays Airflow's JSON records; readers render them
+# (:func:`kyte_jupyter.state.logs.render_log_text`).
 
 
-def is_json_log(path: Path) -> bool:
-    """Whether a try's log is Airflow's JSON lines (as ``supervise()`` writes it)."""
-    import json
+def read_log_text(path: Path) -> str:
+    """A try's log as text: an in-kernel try's as written, a worker's records rendered."""
+    from ..state.logs import render_log_text
 
-    try:
-        with path.open("rb") as f:
-            first = f.readline(65536)
-    except OSError:
-        return False
-    if not first.lstrip().startswith(b"{"):
-        return False
-    try:
-        record = json.loads(first)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and "timestamp" in record and "event" in record
-
-
-def render_json_log(path: Path) -> None:
-    """Rewrite a try's JSON-lines log as the text lines an in-kernel try writes.
-
-    A worker's ``supervise()`` writes the records Airflow's UI reads; the session's log
-    folder holds text for ``%task_log`` and the sidebar: one line per record (time, level,
-    event, logger, extra keys), a failure's traceback under its record. Airflow's
-    log-folding markers (``::group::Pre Execute``, ``::endgroup::``: records of their own,
-    read only by its UI) are left out, as an in-kernel try's log leaves them out.
-    """
-    import json
-
-    out: list[str] = []
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            out.append(raw)
-            continue
-        if not isinstance(rec, dict):
-            out.append(raw)
-            continue
-        if str(rec.get("event", "")).startswith(("::group::", "::endgroup::")):
-            continue
-        extra = " ".join(f"{k}={v}" for k, v in rec.items() if k not in _IDENTITY)
-        loc = f"loc={rec['filename']}:{rec['lineno']}" if "filename" in rec else ""
-        line = (f"{rec.get('timestamp', '')} [{str(rec.get('level', '')):<9}] "
-                f"{str(rec.get('event', '')):<30} [{rec.get('logger', '')}]")
-        out.append(" ".join(p for p in (line, loc, extra) if p))
-        for detail in rec.get("error_detail") or []:
-            out.extend(_traceback_lines(detail))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _traceback_lines(detail: dict[str, Any]) -> list[str]:
-    lines = ["Traceback (most recent call last):"]
-    for frame in detail.get("frames") or []:
-        lines.append(f'  File "{frame.get("filename")}", line {frame.get("lineno")}, '
-                     f'in {frame.get("name")}')
-    lines.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
-    return lines
+    return render_log_text(path.read_text(encoding="utf-8", errors="replace"))
 
 
 def error_line(path: Path) -> str | None:
     """The last failure a try's log records, as ``ExcType: message`` (or None)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_log_text(path)
     except OSError:
         return None
     found = None

@@ -10,7 +10,9 @@ from the exported DAG file in the session's ``dags-folder`` bundle: a DAG whose 
 notebook-only names cannot run this way, and the export's refusal says so.
 
 What the run leaves behind is the same as a serial run's: task states, tries and XComs in the
-session's metastore, one log file per try in the session's log folder, and a run summary.
+session's metastore, one log file per try in the session's log folder, and a run summary. A
+worker's log file holds Airflow's JSON records, as its supervisor writes them while the try
+runs (so the sidebar can follow it); ``%task_log`` and the server render them as text.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..bridge import redact, runs
 from ..session import Session
-from .logs import error_line, is_json_log, log_path, render_json_log
+from .logs import error_line, log_path
 from .plan import RunError, RunPlan
 from .summary import RunSummary, ti_key
 
@@ -207,11 +209,6 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
         scheduled = any(v[0] == "scheduled" for v in versions.values())
         queued = ex.queue() if (ready or events or scheduled) else []
         events = ex.heartbeat()
-        for dag_id, task_id, run_id, map_index, try_number in events:
-            # The worker is done with this try: its log becomes text now, for the sidebar.
-            path = log_path(session, dag_id, run_id, task_id, map_index, try_number)
-            if is_json_log(path):
-                render_json_log(path)
         current = _states(plan) if (checked or ready or queued or events) else dict(states)
         if current != states:
             states.clear()
@@ -264,7 +261,7 @@ def _states(plan: RunPlan) -> dict[str, str]:
 def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary,
                 lost: set[str] | None = None) -> None:
     """Tries, durations and errors of the summary, from the task instances and their logs
-    (the workers ran them); each try's log becomes text as an in-kernel try's is."""
+    (the workers ran them)."""
     from ..bridge.executors import heartbeat_timeout
 
     for ti in plan.frontier.task_instances():
@@ -273,10 +270,6 @@ def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary,
             continue
         summary.tries[key] = int(ti.try_number or 0)
         summary.durations[key] = float(ti.duration or 0.0)
-        for number in range(1, int(ti.try_number or 0) + 1):
-            path = log_path(session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, number)
-            if is_json_log(path):
-                render_json_log(path)
         if summary.task_states[key] == "failed":
             path = log_path(session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
                             int(ti.try_number or 1))

@@ -56,7 +56,9 @@ from .graphs import graph_from_serialized
 from .logs import (
     MAX_SEARCH_MATCHES,
     LogFiles,
+    is_record_log,
     log_path_parts,
+    render_log_text,
     search,
     utf8_complete_len,
 )
@@ -489,17 +491,22 @@ class SessionState:
         parts = log_path_parts(dag_id, run_id, task_id, map_index, chosen)
         chunk, start, size = self._files.read_range(parts, offset, limit)
         keep = len(chunk)
+        records = is_record_log(chunk)
         if start + keep < size or not ended:
             keep = utf8_complete_len(chunk)
+            if records and chunk.rfind(b"\n", 0, keep) >= 0:
+                # A worker's JSON records render whole: stop after the last complete one.
+                keep = chunk.rfind(b"\n", 0, keep) + 1
             if keep == 0 and start + len(chunk) < size:
                 keep = len(chunk)  # a limit shorter than one character: still make progress
         next_offset = start + keep
+        text = chunk[:keep].decode("utf-8", errors="replace")
         return LogRange(
             try_number=chosen,
             tries=tries,
             state=state,
             map_index=map_index,
-            text=chunk[:keep].decode("utf-8", errors="replace"),
+            text=render_log_text(text) if records else text,
             offset=start,
             next_offset=next_offset,
             size=size,

@@ -22,6 +22,75 @@ _SEARCH_PIECE = 64 * 1024
 _MATCH_TEXT = 2000
 
 
+# ---- logs written by executor workers -------------------------------------------------------
+#: Keys of a JSON log record that its rendered line shows in fixed places (or leaves out).
+_RECORD_FIELDS = frozenset({"timestamp", "level", "event", "logger", "filename", "lineno",
+                            "error_detail", "dag_id", "run_id", "task_id", "ti_id",
+                            "try_number", "map_index"})
+
+
+def render_record(raw: str) -> list[str] | None:
+    """The text lines of one JSON log record, as Airflow's ``supervise()`` writes them for a
+    try an executor's worker ran; ``None`` if ``raw`` is not such a record.
+
+    The layout is the console renderer's, which an in-kernel try's log uses: time, level,
+    event, logger, ``loc=file:line``, other keys as ``key=value``; a failure's traceback on the
+    lines below. Airflow's log-folding markers (``::group::…``, ``::endgroup::``, read only by
+    its UI) give no line, as in an in-kernel try's log.
+    """
+    import json
+
+    if not raw.startswith("{"):
+        return None
+    try:
+        rec = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(rec, dict) or "timestamp" not in rec or "event" not in rec:
+        return None
+    event = str(rec.get("event", ""))
+    if event.startswith(("::group::", "::endgroup::")):
+        return []
+    extra = " ".join(f"{k}={v}" for k, v in rec.items() if k not in _RECORD_FIELDS)
+    loc = f"loc={rec['filename']}:{rec['lineno']}" if "filename" in rec else ""
+    line = (f"{rec.get('timestamp', '')} [{str(rec.get('level', '')):<9}] "
+            f"{event:<30} [{rec.get('logger', '')}]")
+    lines = [" ".join(p for p in (line, loc, extra) if p)]
+    for detail in rec.get("error_detail") or []:
+        if not isinstance(detail, dict):
+            continue
+        lines.append("Traceback (most recent call last):")
+        for frame in detail.get("frames") or []:
+            if isinstance(frame, dict):
+                lines.append(f'  File "{frame.get("filename")}", line {frame.get("lineno")}, '
+                             f'in {frame.get("name")}')
+        lines.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
+    return lines
+
+
+def render_log_text(text: str) -> str:
+    """``text`` of a try's log with each JSON log record rendered (:func:`render_record`);
+    every other line as it is. A worker's log file stays as Airflow wrote it (byte offsets
+    stay valid while it grows); readers show it through this."""
+    if '{"' not in text:
+        return text
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        lines = render_record(body.strip())
+        if lines is None:
+            out.append(line)
+        elif lines:
+            out.append("\n".join(lines) + line[len(body):])
+    return "".join(out)
+
+
+def is_record_log(chunk: bytes) -> bool:
+    """Whether a log's bytes begin with a JSON log record (a worker's log)."""
+    head = chunk.lstrip()[:2]
+    return head == b'{"'
+
+
 def utf8_complete_len(data: bytes) -> int:
     """Length of the longest prefix of ``data`` that does not stop inside a UTF-8 character."""
     n = len(data)
@@ -193,11 +262,14 @@ def search(f: Any, size: int, needle: str, matches: list[LogMatch]) -> bool:
         if pos == line_start:
             first_piece = piece
         pos += len(piece)
-        if matched_line != line_no and needle in piece.decode("utf-8", "replace").casefold():
+        seen = render_log_text(piece.decode("utf-8", "replace"))
+        if matched_line != line_no and needle in seen.casefold():
             if len(matches) == MAX_SEARCH_MATCHES:
                 return True
             matched_line = line_no
-            text = first_piece.rstrip(b"\r\n").decode("utf-8", "replace")[:_MATCH_TEXT]
+            # A worker's record shows as its first rendered line (its traceback follows it).
+            text = render_log_text(first_piece.rstrip(b"\r\n").decode("utf-8", "replace"))
+            text = text.split("\n", 1)[0][:_MATCH_TEXT]
             matches.append(LogMatch(line=line_no, offset=line_start, text=text))
         if piece.endswith(b"\n"):
             line_no += 1

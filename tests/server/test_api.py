@@ -290,6 +290,34 @@ async def test_log_byte_ranges_follow_a_growing_log(fetch_json: Any, etl_session
     assert past_end["text"] == "" and past_end["next_offset"] == 21
 
 
+#: A real executor worker's log (Airflow's JSON records): see tests/test_runner_units.py.
+WORKER_LOG = Path(__file__).parent.parent / "fixtures" / "worker_try_failed.jsonl"
+
+
+async def test_a_workers_growing_json_log_streams_as_text(
+    fetch_json: Any, etl_session: Session
+) -> None:
+    """While a parallel run's worker writes a try's JSON records, the log is followed record
+    by record as readable text; the byte offsets are the file's, which is never rewritten."""
+    raw = WORKER_LOG.read_bytes()
+    cut = raw.index(b"Task failed with exception") + 50  # the file ends inside that record
+    path = write_log(etl_session, "etl", RUN_ID, "double", 1, raw[:cut], map_index=1)
+    url = log_url(etl_session, "double")
+    got = await fetch_json(*url, params={"map_index": 1})
+    assert not got["complete"] and got["next_offset"] == raw.rindex(b"\n", 0, cut) + 1
+    assert "{" not in got["text"] and "[info     ] Worker startup parse complete" in got["text"]
+    assert "Task failed" not in got["text"]  # not half a record
+    with path.open("ab") as f:
+        f.write(raw[cut:])
+    more = await fetch_json(*url, params={"map_index": 1, "offset": got["next_offset"]})
+    assert more["offset"] == got["next_offset"] and more["next_offset"] == len(raw)
+    assert "{" not in more["text"] and "ValueError: 3 rows failed validation" in more["text"]
+    assert "::group::" not in got["text"] + more["text"]
+    # A search shows each matching record as the text it reads as.
+    found = await fetch_json(*url, params={"map_index": 1, "search": "task failed"})
+    assert len(found["matches"]) == 1 and "{" not in found["matches"][0]["text"], found
+
+
 async def test_a_negative_offset_starts_at_a_line_boundary(
     fetch_json: Any, etl_session: Session
 ) -> None:
