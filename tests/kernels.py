@@ -133,6 +133,22 @@ class Kernel:
             result.error = reply["content"]  # UsageError: shown on stderr, named in the reply
         return result
 
+    def send(self, code: str) -> str:
+        """Start executing a cell without waiting for it (to interrupt or kill the kernel
+        while it runs); the request's msg id, for :meth:`reply`."""
+        msg = self.kc.session.msg("execute_request", {
+            "code": code, "silent": False, "store_history": True, "user_expressions": {},
+            "allow_stdin": False, "stop_on_error": True})
+        self.kc.shell_channel.send(msg)
+        return str(msg["header"]["msg_id"])
+
+    def reply(self, msg_id: str, timeout: float = 120) -> dict[str, Any]:
+        """The execute reply's content for a request :meth:`send` made."""
+        reply = self.kc.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+        return dict(reply["content"])
+
     def ok(self, code: str, cell_id: str | None = None) -> Result:
         """Execute a cell that must succeed."""
         r = self.run(code, cell_id)

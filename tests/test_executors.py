@@ -266,27 +266,12 @@ def test_notebook_only_names_get_the_export_refusal(kernel):
 def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
     k = kernel
     kernel_proc = psutil.Process(k.km.provisioner.process.pid)
-    msg = k.kc.session.msg("execute_request", {
-        "code": "%run_dag kx_slow --parallelism 2", "silent": False, "store_history": True,
-        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-    k.kc.shell_channel.send(msg)
-    state = None
-    deadline = time.monotonic() + 180
-    while state != "running":
-        assert time.monotonic() < deadline, f"forever never ran (state {state})"
-        time.sleep(0.2)
-        with sqlite3.connect(k.home / "airflow.db", timeout=30) as con:
-            row = con.execute("SELECT state FROM task_instance WHERE dag_id='kx_slow' AND "
-                              "task_id='forever' ORDER BY id DESC").fetchone()
-        state = row[0] if row else None
+    msg_id = _start_slow_run(k, k.home)
     workers = kernel_proc.children(recursive=True)
     assert workers
     k.km.interrupt_kernel()
-    reply = k.kc.get_shell_msg(timeout=120)
-    while reply["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
-        reply = k.kc.get_shell_msg(timeout=120)
-    assert reply["content"]["status"] == "error"
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    reply = k.reply(msg_id)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
     gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, alive
     with sqlite3.connect(k.home / "airflow.db", timeout=30) as con:
@@ -299,10 +284,7 @@ def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
 
 def _start_slow_run(k: Any, home: Path) -> str:
     """Send ``%run_dag kx_slow --parallelism 2`` and wait until ``forever`` runs; the msg id."""
-    msg = k.kc.session.msg("execute_request", {
-        "code": "%run_dag kx_slow --parallelism 2", "silent": False, "store_history": True,
-        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-    k.kc.shell_channel.send(msg)
+    msg_id = k.send("%run_dag kx_slow --parallelism 2")
     state = None
     deadline = time.monotonic() + 180
     while state != "running":
@@ -312,7 +294,7 @@ def _start_slow_run(k: Any, home: Path) -> str:
             row = con.execute("SELECT state FROM task_instance WHERE dag_id='kx_slow' AND "
                               "task_id='forever' ORDER BY id DESC").fetchone()
         state = row[0] if row else None
-    return str(msg["header"]["msg_id"])
+    return msg_id
 
 
 def test_killed_worker_and_killed_kernel(tmp_path: Path, template_root: Path) -> None:
@@ -335,10 +317,8 @@ def test_killed_worker_and_killed_kernel(tmp_path: Path, template_root: Path) ->
         busy = [p for p in kernel_proc.children() if "<idle>" not in " ".join(p.cmdline())]
         assert len(busy) == 1, [p.cmdline() for p in kernel_proc.children()]
         busy[0].kill()
-        reply = k.kc.get_shell_msg(timeout=180)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = k.kc.get_shell_msg(timeout=180)
-        assert reply["content"]["status"] == "ok", reply["content"]
+        reply = k.reply(msg_id, timeout=180)
+        assert reply["status"] == "ok", reply
         out = _run(k, "_kyte_last_run")
         assert out["states"] == {"forever": "failed", "quick": "upstream_failed"}, out
         assert "its worker stopped" in k.ok("print(_kyte_last_run.error_lines)").stdout

@@ -298,10 +298,7 @@ def test_deferrable_task_runs_its_trigger_in_the_kernel_and_is_interruptible(
     assert "{'short': 'success', 'after': 'success'} success" in r.stdout, r.summary()
     assert "asyncio.run() cannot be called" not in r.text
     db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
-    msg = k.kc.session.msg("execute_request", {
-        "code": "r = %run_task waits long", "silent": False, "store_history": True,
-        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-    k.kc.shell_channel.send(msg)
+    msg_id = k.send("r = %run_task waits long")
     state = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and state != "deferred":
@@ -312,11 +309,9 @@ def test_deferrable_task_runs_its_trigger_in_the_kernel_and_is_interruptible(
         state = row[0] if row else None
     assert state == "deferred"
     k.km.interrupt_kernel()
-    reply = k.kc.get_shell_msg(timeout=60)
-    while reply["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
-        reply = k.kc.get_shell_msg(timeout=60)
-    assert reply["content"]["status"] == "error"
-    assert "interrupted while long waited for its trigger" in reply["content"]["evalue"]
+    reply = k.reply(msg_id, timeout=60)
+    assert reply["status"] == "error"
+    assert "interrupted while long waited for its trigger" in reply["evalue"]
     assert k.value("1 + 1") == 2  # the kernel lives on
     assert k.value("_kyte_last_run.task_states") == {"long": "failed"}
 
