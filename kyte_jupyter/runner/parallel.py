@@ -181,15 +181,18 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
     last_lost_check = time.monotonic()
     while True:
         versions = runs.ti_versions(dr, db)
-        waiting = any(v[0] in WAITING for v in versions.values())
+        # Only a state change can make another task instance ready: a running try's
+        # heartbeat (once a second) changes its row too, but must not cost an evaluation.
+        stated = {key: v[0] for key, v in versions.items()}
+        waiting = any(v in WAITING for v in stated.values())
         now = time.monotonic()
-        check = check or versions != seen or (waiting and now - last_check > 1)
+        check = check or stated != seen or (waiting and now - last_check > 1)
         if check and now - last_check < gap:
             # Evaluating a big run holds the GIL the execution API's threads need: leave
             # them at least twice the time the last evaluation took.
             check = False
         else:
-            seen = versions
+            seen = stated
         ready: list[Any] = list(plan.forced_ready())
         changed = False
         if check:
