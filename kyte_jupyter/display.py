@@ -7,7 +7,7 @@ import time
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from IPython.display import display
+from IPython.display import HTML, display
 
 from .runner import STATE_COLOURS
 from .runner.progress import ProgressLine
@@ -202,10 +202,12 @@ class Progress:
         self._handle = display(ProgressLine(dag_id, {}), display_id=True)
         self._last = 0.0
         self._active: set[str] = set()
+        self._updated = False
 
     def update(self, states: dict[str, str]) -> None:
         """Show the task states so far."""
         now = time.monotonic()
+        self._updated = True
         # Always show which tasks start running (a long task would otherwise go unnamed).
         active = {k for k, s in states.items() if s in ("running", "deferred")}
         if self._handle is not None and (now - self._last > 0.25 or active != self._active):
@@ -216,3 +218,9 @@ class Progress:
         """Show the final task states."""
         if self._handle is not None:
             self._handle.update(ProgressLine(self.dag_id, states, done=True))
+
+    def withdraw(self) -> None:
+        """Clear the "starting" line of a run refused before it started (the error says
+        why); a line that showed states stays."""
+        if self._handle is not None and not self._updated:
+            self._handle.update(HTML(""))

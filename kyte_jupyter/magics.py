@@ -267,7 +267,7 @@ class KyteMagics(Magics):
         dag = self.notebook.dag(args.dag_id)
         self.notebook.task(dag, args.task_id)
         whatif = _whatif(dag, args)
-        parallel = self._parallel(args)
+        parallel = self._parallel(args, whatif)
         from .runner import RunError
 
         try:
@@ -346,7 +346,7 @@ class KyteMagics(Magics):
         from .display import Progress
         from .runner import RunError
 
-        parallel = self._parallel(args)  # refused before anything says "starting"
+        parallel = self._parallel(args, whatif)  # refused before anything says "starting"
         progress = Progress(dag.dag_id)
         try:
             with self.guard.run(dag.dag_id, "run_dag"):
@@ -355,6 +355,7 @@ class KyteMagics(Magics):
                     progress=progress.update, isolated=args.isolated, whatif=whatif,
                     parallel=parallel)
         except RunError as e:
+            progress.withdraw()
             raise UsageError(str(e)) from None
         progress.finish(summary.task_states)
         summary.publish()  # the JSON the front end reads, once per run
@@ -433,8 +434,16 @@ class KyteMagics(Magics):
             raise UsageError(f"Scenario {scenario.name!r} failed: {result.message()}")
         return result
 
-    def _parallel(self, args: Any) -> Any:
-        """The parallel-run options of a run magic (``None``: the serial in-kernel run)."""
+    def _parallel(self, args: Any, whatif: Any = None) -> Any:
+        """The parallel-run options of a run magic (``None``: the serial in-kernel run).
+
+        The ``default_parallelism``/``default_executor`` traits apply to plain runs: a run
+        with what-if options, ``--isolated`` or ``--logs`` and no ``--parallelism`` or
+        ``--executor`` of its own runs in the kernel, where those work.
+        """
+        defaults_only = args.parallelism is None and args.executor is None
+        if defaults_only and (whatif or args.isolated or getattr(args, "logs", False)):
+            return None
         parallelism = args.parallelism if args.parallelism is not None else \
             self.default_parallelism
         if args.executor is not None and not args.executor.strip():
@@ -481,19 +490,18 @@ class KyteMagics(Magics):
         what-if hint knows) and point at ``%debug``."""
         for key, line in summary.error_lines.items():
             print(f"{key} {summary.task_states.get(key, 'failed')}: {line}", file=sys.stderr)
-        if summary.errors:
+        if summary.executor:
+            if summary.errors:
+                # The tries ran in executor workers: their exceptions stayed there.
+                task_id = next(iter(summary.errors)).split("[", 1)[0]
+                print(f"These tries ran in {summary.executor} workers, so %debug cannot open "
+                      f"them. To debug one, run it in the kernel: %run_task {dag_id} {task_id}"
+                      f" --parallelism 1, then %debug. %task_log {dag_id} {task_id} shows its "
+                      "log.", file=sys.stderr)
+        elif summary.errors:
             self._remember_error(next(iter(summary.errors.values())))
             print("Run %debug to inspect the first failure, %task_log "
                   f"{dag_id} TASK for a log.", file=sys.stderr)
-        elif summary.executor and any(summary.task_states.get(k) == "failed"
-                                      for k in summary.error_lines):
-            # The tries ran in executor workers: their exceptions stayed in those processes.
-            task_id = next(k for k in summary.error_lines
-                           if summary.task_states.get(k) == "failed").split("[", 1)[0]
-            print(f"These tries ran in {summary.executor} workers, so %debug cannot open "
-                  f"them. To debug one, run it in the kernel: %run_task {dag_id} {task_id}, "
-                  "then %debug. "
-                  f"%task_log {dag_id} {task_id} shows its log.", file=sys.stderr)
 
     def _remember_error(self, error: BaseException) -> None:
         """Make ``%debug`` open on the task's own frames."""

@@ -366,13 +366,7 @@ class Registry:
             out.extend(self.dropped.get(d, []))
             if cells is None:
                 continue
-            ran: list[tuple[str, str, str]] = []  # (key, body, label)
-            if d in self.grown:
-                ran = [(c.key, c.body, c.label) for c in self.grown[d].cells]
-            for key, ids_ in self.file_cells.items():
-                if d in ids_:
-                    body, label = self.file_bodies.get(key, ("", "a %%dag cell"))
-                    ran.append((key, body, label))
+            ran = self.ran_cells(d)
             for key, body, label in ran:
                 parts = split_magic_cell(cells[key]) if key in cells else None
                 if parts is not None and parts[2].strip() != body.strip():
@@ -389,6 +383,19 @@ class Registry:
                     out.append(f"A `%%dag {d}` cell ({first[:40]!r}) has not run in this "
                                f"kernel: DAG {d!r} lacks what it defines.")
         return out
+
+    def ran_cells(self, dag_id: str) -> list[tuple[str, str, str]]:
+        """``(cell key, body, label)`` of each ``%%dag`` cell whose run defined (part of)
+        ``dag_id`` in this kernel; the key is the front end's cell id, or ``src:…`` when the
+        front end sent none."""
+        ran: list[tuple[str, str, str]] = []
+        if dag_id in self.grown:
+            ran = [(c.key, c.body, c.label) for c in self.grown[dag_id].cells]
+        for key, ids in self.file_cells.items():
+            if dag_id in ids:
+                body, label = self.file_bodies.get(key, ("", "a %%dag cell"))
+                ran.append((key, body, label))
+        return ran
 
     def _all_keys(self) -> set[str]:
         keys = set(self.file_cells)

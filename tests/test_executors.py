@@ -103,6 +103,16 @@ with DAG("kx_scratch", schedule=None):
     check()
 '''
 
+DRIFT = '''%%dag
+from airflow.sdk import DAG, task
+
+with DAG("kx_drift", schedule=None):
+    @task
+    def v() -> str:
+        return "saved-version"
+    v()
+'''
+
 EXAMPLES = ["example_dynamic_task_mapping", "example_setup_teardown"]
 
 
@@ -130,17 +140,19 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         "slow": SLOW,
         "scratch": SCRATCH,
         "notebook_only": NOTEBOOK_ONLY,
+        "drift": DRIFT,
         **{name: "%%dag\n" + _example(name) for name in EXAMPLES},
     }
     nb = tmp / "parallel.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(src) for src in cells.values()]), nb)
+    saved = [nbformat.v4.new_code_cell(src) for src in cells.values()]
+    nbformat.write(nbformat.v4.new_notebook(cells=saved), nb)
     k = Kernel(nb, root, tmp, {})
     try:
         k.ok("%load_ext kyte_jupyter")
-        for src in cells.values():
-            k.ok(src)
+        for cell in saved:  # as JupyterLab runs the saved notebook's cells: by their ids
+            k.ok(cell.source, cell_id=cell.id)
         k.home = SessionStore(root).find(str(nb)).home  # type: ignore[union-attr]
+        k.cell_ids = {name: cell.id for name, cell in zip(cells, saved, strict=True)}
         k.marks = marks
         yield k
     finally:
@@ -194,6 +206,10 @@ def test_trigger_rules_parallel_ends_as_serial(kernel):
     # The failed task is named with its error, and the way to debug it is said.
     assert "validate failed:" in shown, shown
     assert "run it in the kernel: %run_task kyte_trigger_rules" in shown, shown
+    # r.errors names every failed try, as a serial run's does.
+    failed = {k for k, v in parallel["states"].items() if v == "failed"}
+    errors = kernel.value("sorted(_r.errors)")
+    assert failed and set(errors) == failed, (errors, failed)
     assert parallel["states"] == serial["states"]
     assert parallel["state"] == serial["state"] == "failed"
     assert _xcoms(kernel, "kyte_trigger_rules", parallel["run_id"]) == _xcoms(
@@ -263,6 +279,21 @@ def test_notebook_only_names_get_the_export_refusal(kernel):
         assert "starting" not in r.text, r.text
 
 
+def test_unsaved_cell_changes_are_refused_not_run_from_the_old_file(kernel):
+    """The workers import the DAG file exported from the saved notebook: when the kernel ran
+    other code for the DAG than the notebook file holds, the parallel run says so."""
+    cell_id = kernel.cell_ids["drift"]
+    kernel.ok(DRIFT.replace("saved-version", "kernel-version"), cell_id=cell_id)
+    try:
+        r = kernel.fails("%run_dag kx_drift --parallelism 2")
+        assert "differs from what this kernel ran" in r.error["evalue"], r.text
+        assert "Save the notebook" in r.error["evalue"]
+        assert "starting" not in r.text
+        assert _run(kernel, "%run_dag kx_drift")["states"] == {"v": "success"}
+    finally:
+        kernel.ok(DRIFT, cell_id=cell_id)
+
+
 def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
     k = kernel
     kernel_proc = psutil.Process(k.km.provisioner.process.pid)
@@ -278,7 +309,13 @@ def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
         rows = dict(con.execute(
             "SELECT task_id, state FROM task_instance WHERE dag_id='kx_slow' AND run_id="
             "(SELECT run_id FROM dag_run WHERE dag_id='kx_slow' ORDER BY id DESC LIMIT 1)"))
-    assert rows == {"forever": "failed", "quick": "upstream_failed"}
+    # As Airflow's "mark run failed": the stopped try failed, what never started kept its
+    # state, and the run failed (never left running).
+    assert rows == {"forever": "failed", "quick": None}
+    with sqlite3.connect(k.home / "airflow.db", timeout=30) as con:
+        run_state = con.execute("SELECT state FROM dag_run WHERE dag_id='kx_slow' "
+                                "ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert run_state == "failed"
     assert k.value("1 + 1") == 2
 
 
@@ -304,12 +341,13 @@ def test_killed_worker_and_killed_kernel(tmp_path: Path, template_root: Path) ->
     root.mkdir()
     shutil.copytree(template_root / ".templates", root / ".templates")
     nb = tmp_path / "dies.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SLOW)]), nb)
+    slow = nbformat.v4.new_code_cell(SLOW)
+    nbformat.write(nbformat.v4.new_notebook(cells=[slow]), nb)
     # Airflow's own setting: how long a try may go without a heartbeat.
     k = Kernel(nb, root, tmp_path, {"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "5"})
     try:
         k.ok("%load_ext kyte_jupyter")
-        k.ok(SLOW)
+        k.ok(SLOW, cell_id=slow.id)
         home = SessionStore(root).find(str(nb)).home  # type: ignore[union-attr]
         kernel_proc = psutil.Process(k.km.provisioner.process.pid)  # type: ignore[union-attr]
 

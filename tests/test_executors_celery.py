@@ -100,7 +100,8 @@ def celery(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
     root.mkdir()
     shutil.copytree(template_root / ".templates", root / ".templates")
     nb = tmp / "celery.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(DAG)]), nb)
+    cell = nbformat.v4.new_code_cell(DAG)
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), nb)
     home = SessionStore(root).for_notebook(str(nb))
     redis_port, api_port = _free_port(), _free_port()
     broker = f"redis://127.0.0.1:{redis_port}/0"
@@ -140,7 +141,7 @@ def celery(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
             time.sleep(0.2)
         k = Kernel(nb, root, tmp, settings)
         k.ok("%load_ext kyte_jupyter")
-        k.ok(DAG)
+        k.ok(DAG, cell_id=cell.id)
         k.worker, k.logs = worker, logs
         yield k
     finally:

@@ -237,8 +237,8 @@ def execution_api() -> ExecutionApiServer:
     return _server
 
 
-# ---- worker output -------------------------------------------------------------------------
-_worker_log: list[str] = []  # [log path, kernel pid] while this process forks executor workers
+# ---- worker processes ----------------------------------------------------------------------
+_forking: list[int] = []  # [kernel pid] while this process forks executor workers
 _in_worker: list[int] = []  # [worker pid] in a LocalExecutor worker this kernel forked
 
 
@@ -266,6 +266,48 @@ def _die_with_parent(parent: int, sig: int) -> None:
         os.kill(os.getpid(), sig)
 
 
+def _keep_fatal_signals_default() -> None:
+    """In a task process: Python handlers for SIGSEGV/SIGBUS/SIGFPE/SIGILL are not installed.
+
+    Why: Airflow's DAG importer (``PythonDagImporter``) installs a Python SIGSEGV handler
+    while it parses the DAG file and never restores the default. A Python handler only sets
+    a flag, so a task that then segfaults (a C extension, ``ctypes``) re-runs the faulting
+    instruction forever: the try stays ``running`` and heartbeats, and the run never ends.
+    With the default action the task process dies, and Airflow's supervisor ends the try as
+    it ends any try whose process was killed by a signal.
+    """
+    fatal = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
+    install = signal.signal
+
+    def guarded(signum: Any, handler: Any) -> Any:
+        if signum in fatal and callable(handler):
+            return signal.getsignal(signum)  # refused: the default action stays
+        return install(signum, handler)
+
+    signal.signal = guarded  # type: ignore[assignment]  # this process only
+
+
+def _silence_kernel_streams(target: int) -> None:
+    """In a forked worker: output for the kernel's streams goes to ``target`` instead.
+
+    The kernel's ``sys.stdout`` sends to the notebook over ZMQ, and loggers configured in
+    the kernel (Airflow's structlog) hold that object: from a worker, ipykernel would forward
+    their lines into the cell. Every stream object of the kernel writes to ``target`` here.
+    """
+    import sys
+
+    out = open(target, "w", buffering=1, closefd=False)  # noqa: SIM115 (lives with the process)
+    sys.stdout = sys.stderr = out
+    sys.__stdout__ = sys.__stderr__ = out  # type: ignore[misc]
+    stream = sys.modules.get("ipykernel.iostream")
+    if stream is not None:
+        def write(self: Any, text: str) -> int:
+            return out.write(text)
+
+        stream.OutStream.write = write
+        stream.OutStream.flush = lambda self: None
+
+
 def _after_fork_in_child() -> None:
     if _in_worker and _in_worker[0] != os.getpid():
         # A task process forked by a worker's supervisor ends with its worker. SIGKILL, as
@@ -274,47 +316,46 @@ def _after_fork_in_child() -> None:
         parent = _in_worker[0]
         _in_worker.clear()
         _die_with_parent(parent, signal.SIGKILL)
+        _keep_fatal_signals_default()
         return
-    if not _worker_log:
+    if not _forking:
         return
-    path, parent = _worker_log[0], int(_worker_log[1])
-    _worker_log.clear()
+    parent = _forking[0]
+    _forking.clear()
     _in_worker[:] = [os.getpid()]
     # A worker is only a supervisor: it ends with the kernel, and its task process with it.
     _die_with_parent(parent, signal.SIGKILL)
-    import sys
-
     from airflow import settings
 
     # The kernel's pooled metastore connections are the kernel's: never use them here.
     if settings.engine is not None:
         settings.engine.dispose(close=False)
-
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # A worker's own output is not kept: each try's log (written by its task process, with
+    # Airflow's secret masking) is the record of the try. LocalExecutor's supervisors also
+    # echo every try's log lines to stdout, unmasked where the worker cannot know a try's
+    # secrets; kept, that would be a second, unmasked copy of every log.
+    fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    # The kernel's sys.stdout sends to the notebook over ZMQ: not from a worker.
-    out = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (lives with the process)
-    sys.stdout = sys.stderr = out
-    sys.__stdout__ = sys.__stderr__ = out  # type: ignore[misc]
+    _silence_kernel_streams(1)
 
 
 _hook_installed: list[bool] = []
 
 
 @contextlib.contextmanager
-def worker_output(path: Path) -> Iterator[None]:
-    """Processes forked inside the block write stdout/stderr to ``path``, not the cell."""
+def forking_workers() -> Iterator[None]:
+    """Processes forked inside the block are executor workers: they end with this process,
+    write nothing to the cell, and their task processes keep fatal signals' default action."""
     if not _hook_installed:
         os.register_at_fork(after_in_child=_after_fork_in_child)
         _hook_installed.append(True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _worker_log[:] = [str(path), str(os.getpid())]
+    _forking[:] = [os.getpid()]
     try:
         yield
     finally:
-        _worker_log.clear()
+        _forking.clear()
 
 
 # ---- one run's executor --------------------------------------------------------------------
@@ -332,7 +373,7 @@ class ExecutorRun:
     """
 
     def __init__(self, name: str | None, parallelism: int, *, dag_rel_path: str,
-                 bundle_name: str, worker_log: Path) -> None:
+                 bundle_name: str) -> None:
         from airflow.executors.executor_loader import ExecutorLoader
         from airflow.jobs.job import Job
         from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
@@ -353,7 +394,6 @@ class ExecutorRun:
         self.parallelism = parallelism
         self.dag_rel_path = dag_rel_path
         self.bundle_name = bundle_name
-        self.worker_log = worker_log
         self.runner = SchedulerJobRunner(job=Job(), executors=[executor])
         self.dag_bag = DBDagBag()
         self.started = False
@@ -367,7 +407,7 @@ class ExecutorRun:
         """Start the executor (LocalExecutor forks its workers now)."""
         if self.is_local:
             prepare_forked_workers()
-        with worker_output(self.worker_log):
+        with forking_workers():
             self.executor.start()
         self.started = True
 
@@ -412,7 +452,7 @@ class ExecutorRun:
         from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
         from airflow.utils.session import create_session
 
-        with worker_output(self.worker_log):
+        with forking_workers():
             self.executor.heartbeat()
         if not self.executor.event_buffer:
             return []
@@ -434,7 +474,8 @@ class ExecutorRun:
         """Running tries of ``dr`` without a heartbeat for :func:`heartbeat_timeout` seconds
         (their worker died) are reported failed to the executor, as Airflow's scheduler does
         (``_find_and_purge_task_instances_without_heartbeats``); the next :meth:`heartbeat`
-        hands them to Airflow's failure handling (retry or fail). Their task ids.
+        hands them to Airflow's failure handling (retry or fail). Their keys (``task`` or
+        ``task[i]``).
         """
         from datetime import timedelta
 
@@ -456,7 +497,7 @@ class ExecutorRun:
                 f"Task did not emit heartbeat within time limit ({heartbeat_timeout():g} "
                 "seconds): its worker stopped.")))
             self.executor.change_state(ti.key, TaskInstanceState.FAILED, remove_running=True)
-            names.append(ti.task_id)
+            names.append(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]")
         session.commit()
         return names
 

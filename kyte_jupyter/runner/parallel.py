@@ -28,7 +28,7 @@ from ..bridge import redact, runs
 from ..session import Session
 from .logs import error_line, log_path
 from .plan import RunError, RunPlan
-from .summary import RunSummary, ti_key
+from .summary import RunSummary, WorkerTaskError, ti_key
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -52,11 +52,15 @@ class ParallelOptions:
 
 
 def dag_file_source(session: Session, dag: DAG, notebook_cells: dict[str, str] | None,
-                    file_bodies: list[str]) -> str:
+                    file_bodies: list[str],
+                    ran: list[tuple[str, str, str]] | None = None) -> str:
     """The exported DAG file of ``dag`` (what ``jupyter kyte export`` would write).
 
     From the notebook file when it exists (its ``kyte-include`` cells included); else from the
-    ``%%dag`` cells the kernel ran. Raises :class:`RunError` with the export's refusal.
+    ``%%dag`` cells the kernel ran. Raises :class:`RunError` with the export's refusal, or
+    when a cell in ``ran`` (``(cell id, body, label)`` of the cells that defined the DAG in
+    this kernel) reads otherwise in the saved notebook: the workers would run other code
+    than the kernel has.
     """
     import nbformat
 
@@ -66,6 +70,7 @@ def dag_file_source(session: Session, dag: DAG, notebook_cells: dict[str, str] |
     try:
         if path.suffix == ".ipynb" and path.is_file():
             nb = read_notebook(path)
+            _refuse_unsaved(nb, dag.dag_id, ran or [])
         else:
             sources = list((notebook_cells or {}).values()) or [
                 "%%dag\n" + body.lstrip("\n") for body in file_bodies]
@@ -81,6 +86,27 @@ def dag_file_source(session: Session, dag: DAG, notebook_cells: dict[str, str] |
     if not files:
         raise RunError(f"Export wrote no file for DAG {dag.dag_id!r}; run it serially.")
     return files[0].source
+
+
+def _refuse_unsaved(nb: Any, dag_id: str, ran: list[tuple[str, str, str]]) -> None:
+    """Raise :class:`RunError` when a cell that defined ``dag_id`` in the kernel is missing
+    from the saved notebook or reads otherwise there."""
+    from ..cellspec import split_magic_cell
+
+    saved = {str(c.get("id")): c.source for c in nb.cells if c.cell_type == "code"}
+    for key, body, label in ran:
+        if key.startswith("src:"):
+            continue  # the front end sent no cell id: nothing to compare with
+        parts = split_magic_cell(saved[key]) if key in saved else None
+        if parts is None or parts[2].strip() != body.strip():
+            raise RunError(
+                f"The saved notebook's {label} differs from what this kernel ran for DAG "
+                f"{dag_id!r} (unsaved changes, or the cell was edited after it ran). A "
+                "parallel run's workers import the DAG file exported from the saved "
+                "notebook, so they would run other code. Save the notebook (and run the cell "
+                "again if you edited it), then run again; the serial run (without "
+                "--parallelism) runs the kernel's DAG as it is."
+            )
 
 
 def write_bundle_file(session: Session, dag_id: str, source: str) -> str:
@@ -117,10 +143,9 @@ def run_parallel(
     dag, dr, db = plan.dag, plan.dr, plan.session
     summary = RunSummary(dag.dag_id, dr.run_id, "running", magic=magic,
                          executor=options.executor or "LocalExecutor")
-    worker_log = session.logs_folder / "kyte_executor" / "workers.log"
     try:
         ex = bx.ExecutorRun(options.executor, options.parallelism, dag_rel_path=dag_rel_path,
-                            bundle_name=BUNDLE_NAME, worker_log=worker_log)
+                            bundle_name=BUNDLE_NAME)
         bx.execution_api().start()
     except bx.ExecutorError as e:
         raise RunError(str(e)) from None
@@ -131,17 +156,21 @@ def run_parallel(
     ex.start()
     try:
         lost = _loop(session, plan, ex, states, progress)
-    except BaseException:
-        # Interrupted (or failed): stop the workers, their tries end failed.
+    except BaseException as e:
+        # Interrupted (or failed): stop the workers; their tries end failed, and the run
+        # failed (as Airflow's "mark run failed" ends it), never left running.
         ex.stop(kill=True)
         db.rollback()
         stopped = bx.fail_unfinished(dr, db, ("queued", "running", "restarting"))
-        bx.fail_unfinished(dr, db, ("scheduled",))
-        if stopped:
-            session.audit("run.interrupted", dag_id=dag.dag_id, run_id=dr.run_id,
-                          task_ids=stopped)
-        plan.frontier.settled = False
-        plan.settle()
+        plan.abort()
+        session.audit("run.interrupted", dag_id=dag.dag_id, run_id=dr.run_id,
+                      task_ids=stopped)
+        if isinstance(e, KeyboardInterrupt):
+            import sys
+
+            what = f"stopped {', '.join(stopped)} (their tries failed); " if stopped else ""
+            print(f"Interrupted: {what}run {dr.run_id} of {dag.dag_id} marked failed.",
+                  file=sys.stderr)
         raise
     finally:
         if ex.started:
@@ -163,8 +192,8 @@ def run_parallel(
 
 def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
           progress: Progress | None) -> set[str]:
-    """Rounds until nothing is ready, queued or running; the task ids whose tries were lost
-    (no heartbeat: their worker died).
+    """Rounds until nothing is ready, queued or running; the task instances (keys) whose
+    tries were lost (no heartbeat: their worker died).
 
     Airflow's dependency rules are asked again only when a task instance changed (or, while a
     retry or reschedule waits, once a second): the kernel's CPU also serves the workers'
@@ -277,7 +306,9 @@ def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary,
             path = log_path(session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
                             int(ti.try_number or 1))
             line = error_line(path)
-            if ti.task_id in (lost or ()):
+            if key in (lost or ()):
                 line = (f"its worker stopped: no heartbeat for {heartbeat_timeout():g} s, so "
                         "Airflow's failure handling ended the try")
             summary.error_lines[key] = redact(line) if line else "the try failed: see its log"
+            summary.errors[key] = WorkerTaskError(key, summary.executor or "LocalExecutor",
+                                                  summary.error_lines[key], ti.dag_id)

@@ -29,6 +29,19 @@ STATE_COLOURS = {
 FAILED = ("failed", "upstream_failed")
 
 
+class WorkerTaskError(Exception):
+    """A try that failed in an executor's worker (a parallel run): the exception itself
+    stayed in the worker's process; the message is its last line in the try's log, masked."""
+
+    def __init__(self, key: str, executor: str, line: str, dag_id: str) -> None:
+        task_id = key.split("[", 1)[0]
+        super().__init__(
+            f"{key} failed in a {executor} worker: {line}. To debug it, run it in the kernel: "
+            f"%run_task {dag_id} {task_id} --parallelism 1, then %debug."
+        )
+        self.key, self.executor, self.line = key, executor, line
+
+
 def ti_key(task_id: str, map_index: int) -> str:
     """How a task instance is named in summaries: ``task`` or ``task[i]`` when mapped."""
     return task_id if map_index < 0 else f"{task_id}[{map_index}]"
@@ -81,8 +94,8 @@ class RunSummary:
     tries: dict[str, int] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     duration: float = 0.0
-    #: the exception of each failed try that ran in the kernel (for ``%debug``); tries a
-    #: parallel run's workers ran keep theirs in their logs (see ``error_lines``)
+    #: the exception of each failed try: the task's own when it ran in the kernel (for
+    #: ``%debug``), a :class:`WorkerTaskError` naming it when an executor's worker ran it
     errors: dict[str, BaseException] = field(default_factory=dict, repr=False)
     magic: Literal["run_task", "run_dag", "scenario"] = "run_task"
     #: one masked line per failed task instance (what the cell and the JSON show)
