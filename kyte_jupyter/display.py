@@ -7,7 +7,7 @@ import time
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from IPython.display import HTML, display
+from IPython.display import display
 
 from .runner import STATE_COLOURS
 from .runner.progress import ProgressLine
@@ -223,4 +223,4 @@ class Progress:
         """Clear the "starting" line of a run refused before it started (the error says
         why); a line that showed states stays."""
         if self._handle is not None and not self._updated:
-            self._handle.update(HTML(""))
+            self._handle.update({"text/plain": "", "text/html": ""}, raw=True)
