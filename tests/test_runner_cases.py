@@ -316,6 +316,71 @@ def test_deferrable_task_runs_its_trigger_in_the_kernel_and_is_interruptible(
     assert k.value("_kyte_last_run.task_states") == {"long": "failed"}
 
 
+SLOW_CHAIN = '''%%dag
+import time
+from airflow.sdk import DAG, task
+
+with DAG("slow_chain", schedule=None):
+    @task
+    def first():
+        time.sleep(30)
+
+    # all_done: after a failed upstream these still run, unless the whole run stopped.
+    @task(trigger_rule="all_done")
+    def second():
+        time.sleep(30)
+
+    @task(trigger_rule="all_done")
+    def third():
+        time.sleep(30)
+
+    first() >> second() >> third()
+'''
+
+
+def test_interrupting_a_serial_run_stops_the_whole_run(make_kernel, sessions_root):
+    """The kernel's interrupt while a serial run's task sleeps in the kernel: that try ends
+    failed, no other task starts (even ones that would run after a failure), the run ends
+    failed, and the cell ends with the KeyboardInterrupt after a line saying what was
+    stopped."""
+    k = make_kernel()
+    k.ok(SLOW_CHAIN)
+    db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
+    msg_id = k.send("%run_dag slow_chain")
+    state = None
+    deadline = time.monotonic() + 120
+    while state != "running":
+        assert time.monotonic() < deadline, f"first never ran (state {state})"
+        time.sleep(0.2)
+        with sqlite3.connect(db, timeout=10) as con:
+            row = con.execute("SELECT state FROM task_instance WHERE dag_id='slow_chain' AND "
+                              "task_id='first'").fetchone()
+        state = row[0] if row else None
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=180)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    shown = ""
+    while True:
+        msg = k.kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            shown += msg["content"]["text"]
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    assert "interrupted while first ran" in shown and "2 task instances not started" in shown
+    with sqlite3.connect(db, timeout=10) as con:
+        tis = {r[0]: (r[1], r[2]) for r in con.execute(
+            "SELECT task_id, state, try_number FROM task_instance WHERE dag_id='slow_chain'")}
+        runs = con.execute("SELECT state FROM dag_run WHERE dag_id='slow_chain'").fetchall()
+    assert tis["first"] == ("failed", 1), tis
+    for later in ("second", "third"):
+        later_state, tries = tis[later]
+        assert later_state != "success" and tries == 0, tis
+    assert runs == [("failed",)]
+    assert k.value("1 + 1") == 2  # the kernel lives on
+
+
 # ---- items 8-12: what the cell shows ---------------------------------------------------------
 FAILING = '''%%dag
 import os

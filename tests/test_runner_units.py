@@ -105,6 +105,60 @@ def test_worker_json_log_reads_as_an_in_kernel_try_log(tmp_path: Path) -> None:
     assert render_log_text('plain\n{"timestamp": "x"\n') == 'plain\n{"timestamp": "x"\n'
 
 
+#: Records a task can make its worker write (``structlog.get_logger("airflow.task").info("x",
+#: error_detail=5)`` and the like): no field's type can be trusted.
+HOSTILE_RECORDS = [
+    {"timestamp": "t1", "level": "info", "event": "int detail", "error_detail": 5},
+    {"timestamp": "t2", "level": "info", "event": "str detail", "error_detail": "boom"},
+    {"timestamp": "t3", "level": "info", "event": "list detail", "error_detail": [1, "two", None]},
+    {"timestamp": "t4", "level": "error", "event": "frames not a list",
+     "error_detail": [{"exc_type": "ValueError", "exc_value": "real one", "frames": "nope"}]},
+    {"timestamp": "t5", "level": "error", "event": "odd frames",
+     "error_detail": {"exc_type": {"a": 1}, "frames": [3, {"filename": ["f"], "lineno": {}}]}},
+    {"timestamp": "t6", "level": "info", "event": "no lineno", "filename": "x.py"},
+    {"timestamp": 7, "level": [1], "event": {"nested": [1, {"b": None}]}, "logger": {"x": 1},
+     "lineno": "l", "extra": {"deep": [[{"k": "v"}]]}},
+]
+
+
+def test_hostile_worker_records_render_without_raising(tmp_path: Path) -> None:
+    """A worker's log with records of any field types (and one nested past what Python
+    parses) reads as text, and its error line is found without raising."""
+    head = WORKER_LOG.read_text().splitlines(keepends=True)[1]  # a real record first
+    lines = [json.dumps(rec) + "\n" for rec in HOSTILE_RECORDS]
+    deep = '{"timestamp": "t8", "event": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    path = tmp_path / "attempt=1.log"
+    path.write_text(head + "".join(lines) + deep)
+    text = read_log_text(path)
+    for rec in HOSTILE_RECORDS:
+        assert str(rec["event"]) in text, rec
+    assert "error_detail=5" in text and "error_detail=boom" in text
+    assert re.search(r"^t6 \[info +\] no lineno +\[\] loc=x\.py$", text, re.MULTILINE), text
+    assert deep in text  # the record Python cannot parse stays as it is
+    assert error_line(path) == "ValueError: real one"
+    # The case that crashed `%run_dag --parallelism`'s summary: no failure, none reported.
+    path.write_text(head + lines[0])
+    assert "int detail" in read_log_text(path) and error_line(path) is None
+
+
+def test_a_text_log_with_record_looking_lines_reads_unchanged(tmp_path: Path) -> None:
+    """An in-kernel try's log is text whatever its task printed: JSON lines that look like a
+    worker's records come back byte for byte, and a printed fake failure record is not
+    taken for the try's error."""
+    content = (
+        b"2026-11-29T23:35:46.974444Z [info     ] Task started [task] loc=task_runner.py:1\r\n"
+        b"RuntimeError: the real failure\n"
+        b'{"timestamp": "2020", "event": "x", "filename": "x.py"}\n'
+        b'{"timestamp": "2020", "event": "y", "error_detail": 5}\n'
+        b'{"timestamp": "2020", "event": "z", "error_detail": [{"exc_type": "ValueError", '
+        b'"exc_value": "spoofed", "frames": []}]}\n'
+    )
+    path = tmp_path / "attempt=1.log"
+    path.write_bytes(content)
+    assert read_log_text(path).encode() == content
+    assert error_line(path) == "RuntimeError: the real failure"
+
+
 def test_progress_names_running_tasks_no_status_and_singular() -> None:
     assert progress_text("d", {"a": "none"}) == "d running (1 task): 1 no status"
     assert progress_text("d", {"a": "running", "b": "none"}) == (

@@ -251,14 +251,19 @@ def end_forked_try() -> None:
 
 
 def read_log_text(path: Path) -> str:
-    """A try's log as text: an in-kernel try's as written, a worker's records rendered."""
-    from ..state.logs import render_log_text
+    """A try's log as text: an in-kernel try's exactly as written (undecodable bytes
+    replaced), a worker's records rendered. Which it is, the file's head says
+    (:func:`kyte_jupyter.state.logs.is_record_log`), never a line a task printed."""
+    from ..state.logs import HEAD_BYTES, is_record_log, render_log_text
 
-    return render_log_text(path.read_text(encoding="utf-8", errors="replace"))
+    data = path.read_bytes()
+    text = data.decode("utf-8", errors="replace")
+    return render_log_text(text) if is_record_log(data[:HEAD_BYTES]) else text
 
 
 def error_line(path: Path) -> str | None:
-    """The last failure a try's log records, as ``ExcType: message`` (or None)."""
+    """The last failure a try's log records, as ``ExcType: message`` (or None). Whatever the
+    log holds, this does not raise (a log that cannot be read has none)."""
     try:
         text = read_log_text(path)
     except OSError:

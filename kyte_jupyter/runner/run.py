@@ -289,6 +289,8 @@ class Runner:
                     try_number=ti.try_number, outcome=result.state,
                     forced=forcing.forced.get(key) if forcing is not None else None,
                 )
+                if isinstance(result.error, KeyboardInterrupt):
+                    _stop_for_interrupt(plan, key, states, result.error)
             if progress:
                 progress(dict(states))
         summary.task_states = plan.settle()
@@ -296,3 +298,19 @@ class Runner:
         if progress:
             progress(dict(summary.task_states))
         return summary
+
+
+def _stop_for_interrupt(plan: RunPlan, key: str, states: dict[str, str],
+                        interrupt: KeyboardInterrupt) -> None:
+    """The kernel's interrupt reached a try (the task runner recorded it as the task's
+    failure): the whole run stops. Says what was stopped, then raises the interrupt, so the
+    cell ends with it; :meth:`Runner._execute` ends the run (failed, never ``running``)."""
+    import sys
+
+    waiting = [k for k, s in states.items() if k != key and s not in runs.FINISHED]
+    rest = (f"; {len(waiting)} task instance{'s' if len(waiting) != 1 else ''} not started "
+            f"({', '.join(waiting[:5])}{', …' if len(waiting) > 5 else ''})" if waiting else "")
+    sys.stderr.write(f"Kyte: interrupted while {key} ran: its try is marked failed and run "
+                     f"{plan.dr.run_id} of {plan.dag.dag_id} is stopped (failed){rest}.\n")
+    sys.stderr.flush()
+    raise interrupt

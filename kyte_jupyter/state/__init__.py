@@ -54,6 +54,7 @@ from .errors import (
 from .forced import forced_outcomes, instance_key, task_forced
 from .graphs import graph_from_serialized
 from .logs import (
+    HEAD_BYTES,
     MAX_SEARCH_MATCHES,
     LogFiles,
     is_record_log,
@@ -489,9 +490,8 @@ class SessionState:
                 text="", offset=0, next_offset=0, size=0, complete=False,
             )  # fmt: skip
         parts = log_path_parts(dag_id, run_id, task_id, map_index, chosen)
-        chunk, start, size = self._files.read_range(parts, offset, limit)
+        chunk, start, size, records = self._files.read_range(parts, offset, limit)
         keep = len(chunk)
-        records = is_record_log(chunk)
         if start + keep < size or not ended:
             keep = utf8_complete_len(chunk)
             if records and chunk.rfind(b"\n", 0, keep) >= 0:
@@ -539,7 +539,8 @@ class SessionState:
             if fd is not None:
                 with os.fdopen(fd, "rb") as f:
                     size = os.fstat(f.fileno()).st_size
-                    truncated = search(f, size, query.casefold(), matches)
+                    records = is_record_log(os.pread(f.fileno(), HEAD_BYTES, 0))
+                    truncated = search(f, size, query.casefold(), matches, records)
         return LogSearch(
             query=query,
             matches=matches,

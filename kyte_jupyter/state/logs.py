@@ -36,7 +36,9 @@ def render_record(raw: str) -> list[str] | None:
     The layout is the console renderer's, which an in-kernel try's log uses: time, level,
     event, logger, ``loc=file:line``, other keys as ``key=value``; a failure's traceback on the
     lines below. Airflow's log-folding markers (``::group::…``, ``::endgroup::``, read only by
-    its UI) give no line, as in an in-kernel try's log.
+    its UI) give no line, as in an in-kernel try's log. A task logs what it likes through
+    structlog, so no field's type is trusted: any JSON value renders, and a record that still
+    cannot be rendered shows as the raw line.
     """
     import json
 
@@ -44,34 +46,57 @@ def render_record(raw: str) -> list[str] | None:
         return None
     try:
         rec = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(rec, dict) or "timestamp" not in rec or "event" not in rec:
         return None
-    event = str(rec.get("event", ""))
+    try:
+        return _render(rec)
+    except Exception:  # e.g. nesting too deep to show: the line as Airflow wrote it
+        return [raw]
+
+
+def _render(rec: dict[str, Any]) -> list[str]:
+    event = _text(rec["event"])
     if event.startswith(("::group::", "::endgroup::")):
         return []
-    extra = " ".join(f"{k}={v}" for k, v in rec.items() if k not in _RECORD_FIELDS)
-    loc = f"loc={rec['filename']}:{rec['lineno']}" if "filename" in rec else ""
-    line = (f"{rec.get('timestamp', '')} [{str(rec.get('level', '')):<9}] "
-            f"{event:<30} [{rec.get('logger', '')}]")
+    detail = rec.get("error_detail")
+    details = detail if isinstance(detail, list) else [detail] if isinstance(detail, dict) else []
+    extra = " ".join(f"{k}={_text(v)}" for k, v in rec.items() if k not in _RECORD_FIELDS
+                     or (k == "error_detail" and not isinstance(v, (list, dict, type(None)))))
+    loc = ""
+    if "filename" in rec:
+        loc = f"loc={_text(rec['filename'])}"
+        if "lineno" in rec:
+            loc += f":{_text(rec['lineno'])}"
+    line = (f"{_text(rec['timestamp'])} [{_text(rec.get('level', '')):<9}] "
+            f"{event:<30} [{_text(rec.get('logger', ''))}]")
     lines = [" ".join(p for p in (line, loc, extra) if p)]
-    for detail in rec.get("error_detail") or []:
-        if not isinstance(detail, dict):
+    for item in details:
+        if not isinstance(item, dict):
+            lines.append(f"error_detail: {_text(item)}")
             continue
         lines.append("Traceback (most recent call last):")
-        for frame in detail.get("frames") or []:
+        frames = item.get("frames")
+        for frame in frames if isinstance(frames, list) else []:
             if isinstance(frame, dict):
-                lines.append(f'  File "{frame.get("filename")}", line {frame.get("lineno")}, '
-                             f'in {frame.get("name")}')
-        lines.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
+                lines.append(f'  File "{_text(frame.get("filename"))}", line '
+                             f'{_text(frame.get("lineno"))}, in {_text(frame.get("name"))}')
+        lines.append(f"{_text(item.get('exc_type'))}: {_text(item.get('exc_value'))}")
     return lines
 
 
+def _text(value: Any) -> str:
+    """A JSON value as shown in a rendered record (as Python shows it: ``None``, ``{...}``)."""
+    return str(value)
+
+
 def render_log_text(text: str) -> str:
-    """``text`` of a try's log with each JSON log record rendered (:func:`render_record`);
-    every other line as it is. A worker's log file stays as Airflow wrote it (byte offsets
-    stay valid while it grows); readers show it through this."""
+    """``text`` of a worker's try log with each JSON log record rendered
+    (:func:`render_record`); every other line as it is. A worker's log file stays as Airflow
+    wrote it (byte offsets stay valid while it grows); readers show it through this. Only for
+    a file :func:`is_record_log` says is a worker's: an in-kernel try's log is text, whatever
+    its task printed."""
     if '{"' not in text:
         return text
     out: list[str] = []
@@ -85,10 +110,15 @@ def render_log_text(text: str) -> str:
     return "".join(out)
 
 
-def is_record_log(chunk: bytes) -> bool:
-    """Whether a log's bytes begin with a JSON log record (a worker's log)."""
-    head = chunk.lstrip()[:2]
-    return head == b'{"'
+#: How many bytes of a log's head :func:`is_record_log` needs.
+HEAD_BYTES = 64
+
+
+def is_record_log(head: bytes) -> bool:
+    """Whether a log file whose first bytes are ``head`` is a worker's (JSON records). Asked
+    of the file's head, never of a range further in: a worker's log begins with a record,
+    an in-kernel try's with Airflow's text lines (a task's printed JSON comes later)."""
+    return head.lstrip()[:2] == b'{"'
 
 
 def utf8_complete_len(data: bytes) -> int:
@@ -208,11 +238,15 @@ class LogFiles:
             raise
         return fd
 
-    def read_range(self, parts: list[str], offset: int, limit: int) -> tuple[bytes, int, int]:
-        """``(bytes, start, size)`` of a log file; empty when the try has not logged yet."""
+    def read_range(
+        self, parts: list[str], offset: int, limit: int
+    ) -> tuple[bytes, int, int, bool]:
+        """``(bytes, start, size, records)`` of a log file; empty when the try has not logged
+        yet. ``records``: the file is a worker's JSON records (judged on its head, whatever
+        the range)."""
         fd = self.open_log(parts)
         if fd is None:
-            return b"", 0, 0
+            return b"", 0, 0, False
         try:
             size = os.fstat(fd).st_size
             if offset < 0:
@@ -220,9 +254,10 @@ class LogFiles:
             else:
                 start = min(offset, size)
             chunk = os.pread(fd, min(limit, size - start), start) if size > start else b""
+            records = is_record_log(os.pread(fd, HEAD_BYTES, 0))
         finally:
             os.close(fd)
-        return chunk, start, size
+        return chunk, start, size, records
 
 
 def line_start(fd: int, pos: int, size: int) -> int:
@@ -246,8 +281,11 @@ def line_start(fd: int, pos: int, size: int) -> int:
     return 0 if back == 0 else pos
 
 
-def search(f: Any, size: int, needle: str, matches: list[LogMatch]) -> bool:
+def search(f: Any, size: int, needle: str, matches: list[LogMatch], records: bool) -> bool:
     """Append the lines of ``f`` (its first ``size`` bytes) containing ``needle`` (casefolded).
+
+    ``records``: ``f`` is a worker's log (:func:`is_record_log` of its head), whose JSON
+    records are searched and shown as the text they render to.
 
     Returns whether more than :data:`MAX_SEARCH_MATCHES` lines matched (it stops there).
     Reads pieces of at most ``_SEARCH_PIECE`` bytes, so memory stays bounded on any line.
@@ -262,14 +300,18 @@ def search(f: Any, size: int, needle: str, matches: list[LogMatch]) -> bool:
         if pos == line_start:
             first_piece = piece
         pos += len(piece)
-        seen = render_log_text(piece.decode("utf-8", "replace"))
+        seen = piece.decode("utf-8", "replace")
+        if records:
+            seen = render_log_text(seen)
         if matched_line != line_no and needle in seen.casefold():
             if len(matches) == MAX_SEARCH_MATCHES:
                 return True
             matched_line = line_no
-            # A worker's record shows as its first rendered line (its traceback follows it).
-            text = render_log_text(first_piece.rstrip(b"\r\n").decode("utf-8", "replace"))
-            text = text.split("\n", 1)[0][:_MATCH_TEXT]
+            text = first_piece.rstrip(b"\r\n").decode("utf-8", "replace")
+            if records:
+                # A worker's record shows as its first rendered line (its traceback follows).
+                text = render_log_text(text).split("\n", 1)[0]
+            text = text[:_MATCH_TEXT]
             matches.append(LogMatch(line=line_no, offset=line_start, text=text))
         if piece.endswith(b"\n"):
             line_no += 1

@@ -318,6 +318,40 @@ async def test_a_workers_growing_json_log_streams_as_text(
     assert len(found["matches"]) == 1 and "{" not in found["matches"][0]["text"], found
 
 
+async def test_only_a_workers_log_is_rendered_and_any_record_renders(
+    fetch_json: Any, etl_session: Session
+) -> None:
+    """An in-kernel try's log is served as written, even lines a task printed that look like
+    a worker's records (from any offset, and in a search); a worker's record with fields of
+    any type still renders (no 500)."""
+    text = (b"2026-11-29T23:35:46Z [info     ] Task started [task]\n"
+            b'{"timestamp": "2020", "event": "x", "filename": "x.py"}\n'
+            b'{"timestamp": "2020", "event": "y", "error_detail": [{"exc_type": "ValueError", '
+            b'"exc_value": "spoofed"}]}\n')
+    write_log(etl_session, "etl", RUN_ID, "extract", 1, text)
+    url = log_url(etl_session, "extract")
+    got = await fetch_json(*url)
+    assert got["text"].encode() == text and got["complete"], got
+    later = text.index(b'{"timestamp": "2020", "event": "y"')
+    got = await fetch_json(*url, params={"offset": later})
+    assert got["text"].encode() == text[later:], got
+    found = await fetch_json(*url, params={"search": "spoofed"})
+    assert [m["text"] for m in found["matches"]] == [text[later:-1].decode()], found
+    head = WORKER_LOG.read_bytes().split(b"\n", 1)[0] + b"\n"
+    hostile = (b'{"timestamp": "t", "level": "info", "event": "odd", "filename": "x.py", '
+               b'"error_detail": 5}\n'
+               b'{"timestamp": "t", "event": {"n": [1]}, "error_detail": ["a", {"frames": 3}]}\n')
+    write_log(etl_session, "etl", RUN_ID, "double", 1, head + hostile, map_index=1)
+    url = log_url(etl_session, "double")
+    got = await fetch_json(*url, params={"map_index": 1})
+    assert "{" not in got["text"].split("\n", 1)[0] and "loc=x.py error_detail=5" in got["text"]
+    assert "{'n': [1]}" in got["text"] and "error_detail: a" in got["text"], got
+    got = await fetch_json(*url, params={"map_index": 1, "offset": len(head)})
+    assert got["text"].startswith("t [info     ] odd"), got
+    found = await fetch_json(*url, params={"map_index": 1, "search": "odd"})
+    assert len(found["matches"]) == 1, found
+
+
 async def test_a_negative_offset_starts_at_a_line_boundary(
     fetch_json: Any, etl_session: Session
 ) -> None:
