@@ -92,6 +92,23 @@ with DAG("kx_slow", schedule=None):
     forever() >> quick()
 '''
 
+SEGFAULT = '''%%dag
+from airflow.sdk import DAG, task
+
+with DAG("kx_segv", schedule=None):
+    @task
+    def crash() -> None:
+        import ctypes
+        ctypes.string_at(0)
+
+    @task
+    def fine() -> int:
+        return 1
+
+    crash()
+    fine()
+'''
+
 SCRATCH = "THRESHOLD = 3"
 NOTEBOOK_ONLY = '''%%dag
 from airflow.sdk import DAG, task
@@ -337,18 +354,21 @@ def _start_slow_run(k: Any, home: Path) -> str:
 
 def test_killed_worker_and_killed_kernel(tmp_path: Path, template_root: Path) -> None:
     """A worker killed mid-try: the try ends as Airflow ends a try without heartbeats (failed,
-    no retries left) and the run goes on. A kernel killed mid-run leaves no process behind."""
+    no retries left) and the run goes on; so does a task that segfaults. A kernel killed
+    mid-run leaves no process behind."""
     root = tmp_path / "sessions"
     root.mkdir()
     shutil.copytree(template_root / ".templates", root / ".templates")
     nb = tmp_path / "dies.ipynb"
     slow = nbformat.v4.new_code_cell(SLOW)
-    nbformat.write(nbformat.v4.new_notebook(cells=[slow]), nb)
+    crash = nbformat.v4.new_code_cell(SEGFAULT)
+    nbformat.write(nbformat.v4.new_notebook(cells=[slow, crash]), nb)
     # Airflow's own setting: how long a try may go without a heartbeat.
     k = Kernel(nb, root, tmp_path, {"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "5"})
     try:
         k.ok("%load_ext kyte_jupyter")
         k.ok(SLOW, cell_id=slow.id)
+        k.ok(SEGFAULT, cell_id=crash.id)
         home = SessionStore(root).find(str(nb)).home  # type: ignore[union-attr]
         kernel_proc = psutil.Process(k.km.provisioner.process.pid)  # type: ignore[union-attr]
 
@@ -361,6 +381,11 @@ def test_killed_worker_and_killed_kernel(tmp_path: Path, template_root: Path) ->
         out = _run(k, "_kyte_last_run")
         assert out["states"] == {"forever": "failed", "quick": "upstream_failed"}, out
         assert "its worker stopped" in k.ok("print(_kyte_last_run.error_lines)").stdout
+
+        # A task that segfaults ends its try (it spun forever under a Python SIGSEGV handler
+        # Airflow's DAG importer leaves installed); the run goes on.
+        out = _run(k, "%run_dag kx_segv --parallelism 2")
+        assert out["states"] == {"crash": "failed", "fine": "success"}, out
 
         _start_slow_run(k, home)
         workers = kernel_proc.children(recursive=True)
