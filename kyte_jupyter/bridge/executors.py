@@ -384,10 +384,13 @@ class ExecutorRun:
         try:
             executor = ExecutorLoader.load_executor(name or "LocalExecutor")
         except Exception as e:
+            from airflow.configuration import conf
+
+            configured = conf.get("core", "executor", fallback="") or "LocalExecutor"
             raise ExecutorError(
-                f"Executor {name!r} is not configured for this session ({e}). Add it to the "
-                "session's [core] executor setting (e.g. AIRFLOW__CORE__EXECUTOR="
-                "LocalExecutor,CeleryExecutor)."
+                f"Executor {name!r} is not configured for this session ({e}). This session "
+                f"has: {configured}. Use one of those, or add it to the session's [core] "
+                "executor setting (e.g. AIRFLOW__CORE__EXECUTOR=LocalExecutor,CeleryExecutor)."
             ) from None
         executor.parallelism = parallelism
         self.executor = executor

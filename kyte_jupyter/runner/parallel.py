@@ -300,7 +300,9 @@ def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary,
         key = ti_key(ti.task_id, ti.map_index)
         if key not in summary.task_states:
             continue
-        summary.tries[key] = int(ti.try_number or 0)
+        if not ti.try_number:
+            continue  # never ran (upstream_failed, skipped): no try, no duration
+        summary.tries[key] = int(ti.try_number)
         summary.durations[key] = float(ti.duration or 0.0)
         if summary.task_states[key] == "failed":
             path = log_path(session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
