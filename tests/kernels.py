@@ -16,6 +16,23 @@ from typing import Any
 from jupyter_client.manager import KernelManager
 
 
+def wait_for_ti_state(db: Path, dag_id: str, task_id: str, state: str,
+                      timeout: float = 180) -> None:
+    """Poll a session's SQLite metastore until the task instance's newest try is in ``state``
+    (for tests that interrupt or kill something while a try runs)."""
+    import sqlite3
+
+    seen = None
+    deadline = time.monotonic() + timeout
+    while seen != state:
+        assert time.monotonic() < deadline, f"{dag_id}.{task_id} never got {state} ({seen})"
+        time.sleep(0.2)
+        with sqlite3.connect(db, timeout=30) as con:
+            row = con.execute("SELECT state FROM task_instance WHERE dag_id=? AND task_id=? "
+                              "ORDER BY try_number DESC", (dag_id, task_id)).fetchone()
+        seen = row[0] if row else None
+
+
 @dataclass
 class Result:
     """What one execute request produced."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import nbformat
 import psutil
 import pytest
-from kernels import Kernel
+from kernels import Kernel, wait_for_ti_state
 
 from kyte_jupyter.session import SessionStore
 
@@ -340,15 +339,7 @@ def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
 def _start_slow_run(k: Any, home: Path) -> str:
     """Send ``%run_dag kx_slow --parallelism 2`` and wait until ``forever`` runs; the msg id."""
     msg_id = k.send("%run_dag kx_slow --parallelism 2")
-    state = None
-    deadline = time.monotonic() + 180
-    while state != "running":
-        assert time.monotonic() < deadline, f"forever never ran (state {state})"
-        time.sleep(0.2)
-        with sqlite3.connect(home / "airflow.db", timeout=30) as con:
-            row = con.execute("SELECT state FROM task_instance WHERE dag_id='kx_slow' AND "
-                              "task_id='forever' ORDER BY id DESC").fetchone()
-        state = row[0] if row else None
+    wait_for_ti_state(home / "airflow.db", "kx_slow", "forever", "running")
     return msg_id
 
 

@@ -17,11 +17,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kernels import wait_for_ti_state
 
 from kyte_jupyter.session import SessionStore
 
@@ -299,15 +299,7 @@ def test_deferrable_task_runs_its_trigger_in_the_kernel_and_is_interruptible(
     assert "asyncio.run() cannot be called" not in r.text
     db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
     msg_id = k.send("r = %run_task waits long")
-    state = None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and state != "deferred":
-        time.sleep(0.5)
-        with sqlite3.connect(db, timeout=10) as con:
-            row = con.execute("SELECT state FROM task_instance WHERE dag_id='waits' AND "
-                              "task_id='long' ORDER BY try_number DESC").fetchone()
-        state = row[0] if row else None
-    assert state == "deferred"
+    wait_for_ti_state(db, "waits", "long", "deferred", timeout=120)
     k.km.interrupt_kernel()
     reply = k.reply(msg_id, timeout=60)
     assert reply["status"] == "error"
@@ -354,15 +346,7 @@ def test_interrupting_a_serial_run_stops_the_whole_run(make_kernel, sessions_roo
     k.ok(SLOW_CHAIN)
     db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
     msg_id = k.send("%run_dag slow_chain")
-    state = None
-    deadline = time.monotonic() + 120
-    while state != "running":
-        assert time.monotonic() < deadline, f"first never ran (state {state})"
-        time.sleep(0.2)
-        with sqlite3.connect(db, timeout=10) as con:
-            row = con.execute("SELECT state FROM task_instance WHERE dag_id='slow_chain' AND "
-                              "task_id='first'").fetchone()
-        state = row[0] if row else None
+    wait_for_ti_state(db, "slow_chain", "first", "running")
     k.km.interrupt_kernel()
     reply = k.reply(msg_id, timeout=180)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
