@@ -466,7 +466,11 @@ class ExecutorRun:
                 for k, (state, _info) in self.executor.event_buffer.items()
                 if isinstance(k, TaskInstanceKey)
                 and str(getattr(state, "value", state)) not in ("running", "queued")]
-        with create_session(scoped=False) as session:
+        # A lost try's failure is logged by the task instance as a "state mismatch" error
+        # (for a scheduler's log); the run's summary says it in the cell ("its worker
+        # stopped"), so the task instances' own logger stays quiet meanwhile.
+        with create_session(scoped=False) as session, _logger_level("airflow.task",
+                                                                      logging.CRITICAL):
             SchedulerJobRunner.process_executor_events(
                 executor=self.executor, job_id=None, scheduler_dag_bag=self.dag_bag,
                 session=session,
@@ -552,6 +556,32 @@ QUIET_LOGGERS = {
     "airflow.sdk.api.client": logging.WARNING,
     "py.warnings": logging.WARNING, "celery": logging.WARNING, "kombu": logging.WARNING,
 }
+
+
+@contextlib.contextmanager
+def _logger_level(name: str, level: int) -> Iterator[None]:
+    """``name``'s level (stdlib and Airflow's structlog table, see
+    :func:`quiet_scheduler_logs`) is ``level`` inside the block, for loggers made there."""
+    import sys
+
+    tables = [getattr(sys.modules.get(m), "PER_LOGGER_LEVELS", None)
+              for m in ("airflow._shared.logging.structlog",
+                        "airflow.sdk._shared.logging.structlog")]
+    std = logging.getLogger(name)
+    before_std = std.level
+    before = [(t, t.get(name)) for t in tables if t is not None]
+    std.setLevel(level)
+    for table, _ in before:
+        table[name] = level
+    try:
+        yield
+    finally:
+        std.setLevel(before_std)
+        for table, old in before:
+            if old is None:
+                del table[name]
+            else:
+                table[name] = old
 
 
 def quiet_scheduler_logs() -> None:
