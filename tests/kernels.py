@@ -167,8 +167,15 @@ class Kernel:
         return dict(reply["content"])
 
     def ok(self, code: str, cell_id: str | None = None) -> Result:
-        """Execute a cell that must succeed."""
+        """Execute a cell that must succeed.
+
+        A cell sent just after one that failed can land in ipykernel's stop-on-error window
+        and come back ``aborted`` without having run (as a cell queued behind a failing one
+        does in JupyterLab); it is sent once more.
+        """
         r = self.run(code, cell_id)
+        if r.status == "aborted":
+            r = self.run(code, cell_id)
         assert r.status == "ok", r.summary()
         return r
 
