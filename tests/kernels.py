@@ -18,8 +18,9 @@ from jupyter_client.manager import KernelManager
 
 def wait_for_ti_state(db: Path, dag_id: str, task_id: str, state: str,
                       timeout: float = 180) -> None:
-    """Poll a session's SQLite metastore until the task instance's newest try is in ``state``
-    (for tests that interrupt or kill something while a try runs)."""
+    """Poll a session's SQLite metastore until the task's newest task instance (the latest
+    run's: ids are UUID7, ordered by time) is in ``state`` (for tests that interrupt or kill
+    something while a try runs)."""
     import sqlite3
 
     seen = None
@@ -29,7 +30,7 @@ def wait_for_ti_state(db: Path, dag_id: str, task_id: str, state: str,
         time.sleep(0.2)
         with sqlite3.connect(db, timeout=30) as con:
             row = con.execute("SELECT state FROM task_instance WHERE dag_id=? AND task_id=? "
-                              "ORDER BY try_number DESC", (dag_id, task_id)).fetchone()
+                              "ORDER BY id DESC", (dag_id, task_id)).fetchone()
         seen = row[0] if row else None
 
 
