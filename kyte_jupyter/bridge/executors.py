@@ -400,6 +400,8 @@ class ExecutorRun:
         self.runner = SchedulerJobRunner(job=Job(), executors=[executor])
         self.dag_bag = DBDagBag()
         self.started = False
+        #: seconds a running try may go without a heartbeat (read once per run)
+        self.heartbeat_timeout = heartbeat_timeout()
 
     @property
     def is_local(self) -> bool:
@@ -477,12 +479,12 @@ class ExecutorRun:
             )
         return done
 
-    def fail_lost_tries(self, dr: Any, session: Any) -> list[str]:
-        """Running tries of ``dr`` without a heartbeat for :func:`heartbeat_timeout` seconds
+    def fail_lost_tries(self, dr: Any, session: Any) -> list[tuple[str, int]]:
+        """Running tries of ``dr`` without a heartbeat for :attr:`heartbeat_timeout` seconds
         (their worker died) are reported failed to the executor, as Airflow's scheduler does
         (``_find_and_purge_task_instances_without_heartbeats``); the next :meth:`heartbeat`
-        hands them to Airflow's failure handling (retry or fail). Their keys (``task`` or
-        ``task[i]``).
+        hands them to Airflow's failure handling (retry or fail). Their
+        ``(task_id, map_index)``.
         """
         from datetime import timedelta
 
@@ -492,19 +494,19 @@ class ExecutorRun:
         from airflow.utils.state import TaskInstanceState
         from sqlalchemy import select
 
-        limit = timezone.utcnow() - timedelta(seconds=heartbeat_timeout())
+        limit = timezone.utcnow() - timedelta(seconds=self.heartbeat_timeout)
         lost = session.scalars(select(TI).where(
             TI.dag_id == dr.dag_id, TI.run_id == dr.run_id,
             TI.state.in_((TaskInstanceState.RUNNING, TaskInstanceState.RESTARTING)),
             TI.last_heartbeat_at < limit,
         )).all()
-        names = []
+        names: list[tuple[str, int]] = []
         for ti in lost:
             session.add(Log(event="heartbeat timeout", task_instance=ti.key, extra=(
-                f"Task did not emit heartbeat within time limit ({heartbeat_timeout():g} "
+                f"Task did not emit heartbeat within time limit ({self.heartbeat_timeout:g} "
                 "seconds): its worker stopped.")))
             self.executor.change_state(ti.key, TaskInstanceState.FAILED, remove_running=True)
-            names.append(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]")
+            names.append((ti.task_id, ti.map_index))
         session.commit()
         return names
 
@@ -558,18 +560,24 @@ QUIET_LOGGERS = {
 }
 
 
-@contextlib.contextmanager
-def _logger_level(name: str, level: int) -> Iterator[None]:
-    """``name``'s level (stdlib and Airflow's structlog table, see
-    :func:`quiet_scheduler_logs`) is ``level`` inside the block, for loggers made there."""
+def _level_tables() -> list[Any]:
+    """Airflow's per-name structlog level tables, in both copies of its shared logging code
+    (those imported so far)."""
     import sys
 
     tables = [getattr(sys.modules.get(m), "PER_LOGGER_LEVELS", None)
               for m in ("airflow._shared.logging.structlog",
                         "airflow.sdk._shared.logging.structlog")]
+    return [t for t in tables if t is not None]
+
+
+@contextlib.contextmanager
+def _logger_level(name: str, level: int) -> Iterator[None]:
+    """``name``'s level (stdlib and Airflow's structlog table, see
+    :func:`quiet_scheduler_logs`) is ``level`` inside the block, for loggers made there."""
     std = logging.getLogger(name)
     before_std = std.level
-    before = [(t, t.get(name)) for t in tables if t is not None]
+    before = [(t, t.get(name)) for t in _level_tables()]
     std.setLevel(level)
     for table, _ in before:
         table[name] = level
@@ -592,15 +600,9 @@ def quiet_scheduler_logs() -> None:
     kernel ran a parallel run; stdlib levels alone do not reach them. The table is updated
     here (only for names nobody configured), in both copies of Airflow's shared logging code.
     """
-    import sys
-
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
-    for module in ("airflow._shared.logging.structlog", "airflow.sdk._shared.logging.structlog"):
-        mod = sys.modules.get(module)
-        levels = getattr(mod, "PER_LOGGER_LEVELS", None)
-        if levels is None:
-            continue
+    for levels in _level_tables():
         for name, level in QUIET_LOGGERS.items():
             if name not in levels:
                 levels[name] = level

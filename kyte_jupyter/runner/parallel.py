@@ -180,7 +180,7 @@ def run_parallel(
     plan.frontier.settled = False
     summary.task_states = plan.settle()
     summary.run_state = runs.run_state(dr)
-    _fill_tries(session, plan, summary, lost)
+    _fill_tries(session, plan, summary, lost, ex.heartbeat_timeout)
     if progress:
         progress(dict(summary.task_states))
     for key, state in summary.task_states.items():
@@ -275,7 +275,7 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
                 last_lost_check = now
                 found = ex.fail_lost_tries(dr, db)
                 if found:  # Airflow's failure handling runs at the next heartbeat
-                    lost.update(found)
+                    lost.update(ti_key(task_id, index) for task_id, index in found)
                     idle, check = 0.0, True
                     continue
         # Nothing changed: wait a little (workers are running, or a retry delay).
@@ -291,11 +291,10 @@ def _states(plan: RunPlan) -> dict[str, str]:
 
 
 def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary,
-                lost: set[str] | None = None) -> None:
+                lost: set[str], heartbeat_timeout: float) -> None:
     """Tries, durations and errors of the summary, from the task instances and their logs
-    (the workers ran them)."""
-    from ..bridge.executors import heartbeat_timeout
-
+    (the workers ran them); a try in ``lost`` went ``heartbeat_timeout`` seconds without
+    a heartbeat."""
     for ti in plan.frontier.task_instances():
         key = ti_key(ti.task_id, ti.map_index)
         if key not in summary.task_states:
@@ -308,8 +307,8 @@ def _fill_tries(session: Session, plan: RunPlan, summary: RunSummary,
             path = log_path(session, ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
                             int(ti.try_number or 1))
             line = error_line(path)
-            if key in (lost or ()):
-                line = (f"its worker stopped: no heartbeat for {heartbeat_timeout():g} s, so "
+            if key in lost:
+                line = (f"its worker stopped: no heartbeat for {heartbeat_timeout:g} s, so "
                         "Airflow's failure handling ended the try")
             summary.error_lines[key] = redact(line) if line else "the try failed: see its log"
             summary.errors[key] = WorkerTaskError(key, summary.executor or "LocalExecutor",

@@ -80,12 +80,8 @@ class Runner:
                 db.commit()
                 new_run = (dr.dag_id, dr.run_id)
                 plan = RunPlan(dag, dr, db, Selection(None, set()))
-                if parallel is not None and bundle is not None:
-                    summary = run_parallel(self.session, plan, "run_dag", progress, parallel,
-                                           bundle)
-                else:
-                    summary = self._execute(plan, "run_dag", echo_logs, progress, isolated,
-                                            whatif)
+                summary = self._run_plan(plan, "run_dag", echo_logs, progress, isolated,
+                                         whatif, parallel, bundle)
                 summary.state = summary.run_state or "none"
         except BaseException as e:
             self._set_aside_refused(new_run, whatif, e)
@@ -136,18 +132,24 @@ class Runner:
                 self.airflow.attach(dr, sdag, db)
                 plan = RunPlan(dag, dr, db, selection)
                 plan.prepare_rerun()
-                if parallel is not None and bundle is not None:
-                    summary = run_parallel(self.session, plan, "run_task", progress, parallel,
-                                           bundle)
-                else:
-                    summary = self._execute(plan, "run_task", echo_logs, progress, isolated,
-                                            whatif)
+                summary = self._run_plan(plan, "run_task", echo_logs, progress, isolated,
+                                         whatif, parallel, bundle)
                 summary.state = outcome(list(summary.task_states.values()))
         except BaseException as e:
             self._set_aside_refused(new_run, whatif, e)
             raise
         summary.duration = time.perf_counter() - start
         return summary
+
+    def _run_plan(self, plan: RunPlan, magic: Literal["run_task", "run_dag"],
+                  echo_logs: bool, progress: Progress | None, isolated: bool,
+                  whatif: WhatIf | None, parallel: ParallelOptions | None,
+                  bundle: str | None) -> RunSummary:
+        """Drive ``plan``: on an executor when the run is parallel (``bundle`` is its DAG
+        file), else in the kernel."""
+        if parallel is not None and bundle is not None:
+            return run_parallel(self.session, plan, magic, progress, parallel, bundle)
+        return self._execute(plan, magic, echo_logs, progress, isolated, whatif)
 
     def _set_aside_refused(self, new_run: tuple[str, str] | None, whatif: WhatIf | None,
                            error: BaseException) -> None:
