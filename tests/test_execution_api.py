@@ -103,3 +103,96 @@ def test_stock_app_is_used_when_asked(make_kernel):
     )
     assert kind != "DirectTransport"
     assert k.value("%xcom parity use") == 3
+
+
+LANE = r"""
+import json, uuid
+import httpx
+from airflow.api_fastapi.execution_api.app import _jwt_generator
+from airflow.sdk.api.datamodels._generated import API_VERSION
+from kyte_jupyter.bridge.executors import execution_api
+
+url = execution_api().start().rstrip("/")
+lane = execution_api().lane
+gen = _jwt_generator()
+run = _last.run_id
+make, use = _ti_ids["make"], _ti_ids["use"]
+missing = str(uuid.UUID(int=1))
+
+def token(sub, scope="execution", valid_for=None):
+    return gen.generate(extras={"sub": sub, "scope": scope}, valid_for=valid_for)
+
+heartbeat = {"hostname": "h", "pid": 1}
+running = {"state": "running", "hostname": "h", "unixname": "u", "pid": 1,
+           "start_date": "2026-01-01T00:00:00Z"}
+# name: (method, path, body, bearer token or None, whether the lane may answer it)
+cases = {
+    "no token": ("PUT", f"/task-instances/{make}/rtif", {"a": "b"}, None, False),
+    "another ti's token": ("PUT", f"/task-instances/{make}/rtif", {"a": "b"}, token(use), False),
+    "workload token on state": ("PATCH", f"/task-instances/{make}/state", {"state": "nonsense"},
+                                token(make, "workload"), False),
+    "forged token": ("GET", f"/xcoms/parity/{run}/make/return_value", None,
+                     token(make)[:-4] + "AAAA", False),
+    "token due for reissue": ("GET", f"/xcoms/parity/{run}/make/return_value", None,
+                              token(make, valid_for=20), False),
+    "heartbeat finished ti": ("PUT", f"/task-instances/{make}/heartbeat", heartbeat,
+                              token(make), True),
+    "run finished ti (workload)": ("PATCH", f"/task-instances/{make}/run", running,
+                                   token(make, "workload"), True),
+    "state bad payload": ("PATCH", f"/task-instances/{make}/state", {"state": "nonsense"},
+                          token(make), True),
+    "rtif unknown ti": ("PUT", f"/task-instances/{missing}/rtif", {"a": "b"}, token(missing), True),
+    "xcom found": ("GET", f"/xcoms/parity/{run}/make/return_value", None, token(use), True),
+    "xcom missing": ("GET", f"/xcoms/parity/{run}/use/nothing_here", None, token(use), True),
+}
+results, served = {}, {}
+with httpx.Client(timeout=120) as client:  # the first call to the app builds Cadwyn
+    for name, (method, path, body, bearer, _lane) in cases.items():
+        seen = []
+        for on in (True, False):
+            lane.on = on
+            before = lane.served
+            headers = {"airflow-api-version": API_VERSION, "content-type": "application/json"}
+            if bearer:
+                headers["authorization"] = f"Bearer {bearer}"
+            r = client.request(method, url + path, headers=headers,
+                               content=b"" if body is None else json.dumps(body).encode())
+            if on:
+                served[name] = lane.served - before
+            seen.append((r.status_code, r.json() if r.content else None,
+                         "refreshed-api-token" in r.headers))
+        lane.on = True
+        results[name] = seen
+lane_may = {name: case[4] for name, case in cases.items()}
+"""
+
+
+def test_session_api_fast_lane_answers_as_the_app(make_kernel):
+    """Workers reach the session's execution API over HTTP; Kyte's fast lane answers the
+    routes every try calls. Same status codes, bodies and token reissue as Airflow's app, and
+    nothing served that the app's authentication would refuse."""
+    k = make_kernel()
+    k.ok(DAG_CELL)
+    k.ok("_last = %run_dag parity")
+    k.ok(
+        "from airflow.models.taskinstance import TaskInstance as _TI\n"
+        "from airflow.utils.session import create_session as _cs\n"
+        "with _cs() as _s:\n"
+        "    _ti_ids = {t.task_id: str(t.id) for t in _s.query(_TI).filter_by(run_id=_last.run_id)}"
+    )
+    k.ok(LANE)
+    results, served, lane_may = k.value("results"), k.value("served"), k.value("lane_may")
+    for name, (lane, app) in results.items():
+        assert lane == app, f"{name}: fast lane {lane} != app {app}"
+        assert served[name] == int(lane_may[name]), (
+            f"{name}: the lane {'did not serve' if lane_may[name] else 'served'} it")
+    statuses = {name: pair[0][0] for name, pair in results.items()}
+    assert statuses["no token"] == 401
+    assert statuses["another ti's token"] == 403 and statuses["workload token on state"] == 403
+    assert statuses["forged token"] == 403
+    assert statuses["token due for reissue"] == 200 and results["token due for reissue"][0][2]
+    assert statuses["heartbeat finished ti"] == 409
+    assert statuses["run finished ti (workload)"] == 409
+    assert statuses["state bad payload"] == 422 and statuses["rtif unknown ti"] == 404
+    assert results["xcom found"][0][1]["value"] == {"rows": [1, 2, 3]}
+    assert statuses["xcom missing"] == 404

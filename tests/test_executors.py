@@ -129,6 +129,18 @@ with DAG("kx_drift", schedule=None):
     v()
 '''
 
+# A task that reads a Variable: a call the session's fast lane leaves to Airflow's app.
+VARIABLE = '''%%dag
+from airflow.sdk import DAG, Variable, task
+
+with DAG("kx_variable", schedule=None):
+    @task
+    def read() -> str:
+        return Variable.get("kx_greeting")
+
+    read()
+'''
+
 EXAMPLES = ["example_dynamic_task_mapping", "example_setup_teardown"]
 
 
@@ -157,6 +169,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         "scratch": SCRATCH,
         "notebook_only": NOTEBOOK_ONLY,
         "drift": DRIFT,
+        "variable": VARIABLE,
         **{name: "%%dag\n" + _example(name) for name in EXAMPLES},
     }
     nb = tmp / "parallel.ipynb"
@@ -244,6 +257,14 @@ def test_example_dag_parallel_ends_as_serial(kernel, dag_id):
     assert parallel["states"] == serial["states"]
     assert parallel["state"] == serial["state"]
     assert _xcoms(kernel, dag_id, parallel["run_id"]) == _xcoms(kernel, dag_id, serial["run_id"])
+
+
+def test_a_try_that_needs_the_whole_api_gets_it(kernel):
+    """Reading a Variable goes past the fast lane to Airflow's app (built on first use)."""
+    kernel.ok("from airflow.models import Variable as _V\n_V.set('kx_greeting', 'hello')")
+    out = _run(kernel, "%run_dag kx_variable --parallelism 2")
+    assert out["states"] == {"read": "success"}, out
+    assert kernel.value("%xcom kx_variable read") == "hello"
 
 
 def test_independent_tasks_run_at_the_same_time(kernel):

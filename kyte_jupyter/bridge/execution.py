@@ -1,4 +1,4 @@
-"""The execution API, served to the Task SDK's in-process task runner without HTTP.
+"""The execution API's hot routes, served without Airflow's FastAPI app around them.
 
 ``DAG.test()`` (and Kyte, which runs tries the same way) hands the Task SDK's task runner an
 ``httpx`` client whose transport is the whole FastAPI execution-API app: every call crosses
@@ -9,20 +9,24 @@ costs time: about two thirds of a warm trivial try, plus ~3 s for Cadwyn to gene
 versioned routers when the first request arrives.
 
 :class:`DirectTransport` serves the calls every try makes (``PATCH …/run``, ``PUT …/rtif``,
-``PATCH …/state``) and the XCom reads, writes and deletes of TaskFlow tasks (a re-run try
-deletes its earlier result first) by calling Airflow's own route functions with a metastore
-session, in the calling thread — the same code and SQL as the API, so states, XComs, rendered
-fields, retries and callbacks are Airflow's. Everything else
+``PATCH …/state``, ``PUT …/heartbeat``) and the XCom reads, writes and deletes of TaskFlow
+tasks (a re-run try deletes its earlier result first) by calling Airflow's own route
+functions with a metastore session, in the calling thread — the same code and SQL as the
+API, so states, XComs, rendered fields, retries and callbacks are Airflow's. Everything else
 (variables, connections, asset events, …) goes to the stock in-process app, built on first
 use. The status codes and bodies are the ones the app would send, including its error
 handlers' (``HTTPException``, ``DataError`` → 422, unique-constraint ``IntegrityError`` → 409,
 any other error → 500). Set ``KYTE_EXECUTION_API=http`` to send every call through the stock
 app instead (to compare, or to rule this module out when debugging).
 
+:class:`ExecutionApiFastLane` does the same over HTTP, for the workers of parallel runs
+(``bridge.executors`` serves it): the same handlers, behind the checks Airflow's JWT
+authentication makes, in front of the stock app.
+
 Like the rest of ``kyte_jupyter.bridge``, this module reaches into Airflow's internals on
 purpose; the route signatures it calls are those of the Airflow range pinned in pyproject.toml,
-and the tests
-run Airflow's example DAGs through it and compare them with ``dag.test()``.
+and the tests run Airflow's example DAGs through it and compare them with ``dag.test()``, and
+send the same requests to it and to the app (``tests/test_execution_api.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ import httpx
 
 log = logging.getLogger(__name__)
 
+#: ``httpx.Request.extensions`` keys: the caller's validated ``TIToken`` and an ``svcs``
+#: container of the app's services (set by :class:`ExecutionApiFastLane`).
+TOKEN_EXTENSION = "kyte_ti_token"
+SERVICES_EXTENSION = "kyte_services"
+
 _TI = r"task-instances/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 # An XCom of one task: /xcoms/{dag_id}/{run_id}/{task_id}/{key}. Keys may contain "/" in the
 # API (``{key:path}``), which makes the item/slice routes ambiguous: those go to the app.
@@ -53,8 +62,18 @@ _ROUTES: list[tuple[frozenset[str], re.Pattern[str], str]] = [
     (frozenset({"PATCH"}), re.compile(rf"/{_TI}/run$"), "_ti_run"),
     (frozenset({"PUT"}), re.compile(rf"/{_TI}/rtif$"), "_ti_put_rtif"),
     (frozenset({"PATCH"}), re.compile(rf"/{_TI}/state$"), "_ti_update_state"),
+    (frozenset({"PUT"}), re.compile(rf"/{_TI}/heartbeat$"), "_ti_heartbeat"),
     (frozenset({"GET", "POST", "DELETE"}), re.compile(rf"/{_XCOM}$"), "_xcom"),
 ]
+
+
+def hot_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
+    """``(name of the DirectTransport method, path parameters)`` of a hot route, or None."""
+    for methods, pattern, name in _ROUTES:
+        match = pattern.search(path) if method in methods else None
+        if match:
+            return name, match.groupdict()
+    return None
 
 
 def enabled() -> bool:
@@ -82,15 +101,14 @@ class DirectTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer ``request``: with a route function when it is a hot route, else the app."""
         if self._direct:
-            path = request.url.path
-            for methods, pattern, name in _ROUTES:
-                match = pattern.search(path) if request.method in methods else None
-                if match:
-                    params = {k: unquote(v) for k, v in match.groupdict().items()}
-                    handler = getattr(self, name)
-                    # Routes bind structlog context variables (ti_id); keep them out of the
-                    # kernel's own context, as the app's worker threads do.
-                    return contextvars.copy_context().run(self._serve, handler, request, params)
+            route = hot_route(request.method, request.url.path)
+            if route:
+                name, params = route
+                params = {k: unquote(v) for k, v in params.items()}
+                # Routes bind structlog context variables (ti_id); keep them out of the
+                # kernel's own context, as the app's worker threads do.
+                return contextvars.copy_context().run(
+                    self._serve, getattr(self, name), request, params)
         return self.app_transport.handle_request(request)
 
     @property
@@ -150,10 +168,15 @@ class DirectTransport(httpx.BaseTransport):
 
         ti_id = UUID(id)
         payload = TIEnterRunningPayload.model_validate_json(request.read())
-        # What the in-process app's auth override hands the route: an execution-scoped token.
-        token = TIToken(id=ti_id, claims=TIClaims(scope="execution"))
+        # The caller's validated token (served over HTTP: see ExecutionApiFastLane), or what
+        # the in-process app's auth override hands the route: an execution-scoped token.
+        token = request.extensions.get(TOKEN_EXTENSION) or TIToken(
+            id=ti_id, claims=TIClaims(scope="execution"))
         out = Response()
-        context = routes.ti_run(ti_id, payload, out, session, self.dag_bag, None, token)
+        # A workload token's run swaps it for an execution token: the route reads Airflow's
+        # JWTGenerator from the app's services.
+        services = request.extensions.get(SERVICES_EXTENSION)
+        context = routes.ti_run(ti_id, payload, out, session, self.dag_bag, services, token)
         # FastAPI validates the return value against the response model, then dumps it by
         # alias without the fields left unset (``response_model_exclude_unset=True``).
         body = TIRunContext.model_validate(context).model_dump_json(
@@ -178,6 +201,14 @@ class DirectTransport(httpx.BaseTransport):
         # None is the route's 204; it returns a bare 200 when the TI already had the state.
         status = int(getattr(result, "status_code", 204))
         return httpx.Response(status)
+
+    def _ti_heartbeat(self, request: httpx.Request, session: Any, id: str) -> httpx.Response:
+        from airflow.api_fastapi.execution_api.datamodels.taskinstance import TIHeartbeatInfo
+        from airflow.api_fastapi.execution_api.routes import task_instances as routes
+
+        payload = TIHeartbeatInfo.model_validate_json(request.read())
+        routes.ti_heartbeat(UUID(id), payload, session)
+        return httpx.Response(204)
 
     # ---- XComs ------------------------------------------------------------------------------
     def _xcom(
@@ -209,6 +240,138 @@ class DirectTransport(httpx.BaseTransport):
             content=found.model_dump_json(by_alias=True).encode(),
             headers={"content-type": "application/json"},
         )
+
+
+#: Token scopes each hot route takes, and whether the token's subject must be the task
+#: instance in the path — what Airflow's ``require_auth`` enforces on these routes (a route's
+#: ``token:*`` security scopes, else execution only; ``ti:self`` on the task-instance router).
+_ROUTE_AUTH: dict[str, tuple[frozenset[str], bool]] = {
+    "_ti_run": (frozenset({"execution", "workload"}), True),
+    "_ti_put_rtif": (frozenset({"execution"}), True),
+    "_ti_update_state": (frozenset({"execution"}), True),
+    "_ti_heartbeat": (frozenset({"execution"}), True),
+    "_xcom": (frozenset({"execution"}), False),
+}
+
+
+class ExecutionApiFastLane:
+    """An ASGI app in front of Airflow's execution-API app, for the session's workers.
+
+    The routes every try of a parallel run calls (``run``, ``rtif``, ``heartbeat``, ``state``
+    and a TaskFlow task's XCom) are served by :class:`DirectTransport`'s handlers — Airflow's
+    route functions with a metastore session, in one of the app's worker threads — once the
+    request's JWT has passed the checks Airflow's ``JWTBearer`` and ``require_auth`` make
+    (Airflow's own ``JWTValidator`` from the app's services, the route's token scopes,
+    ``ti:self``). What the app adds on top of those calls is framework: two
+    ``BaseHTTPMiddleware`` layers, Cadwyn's version routing and FastAPI's dependency
+    resolution, about two thirds of the kernel's CPU per request; the kernel's CPU also runs
+    the run's loop and, on a small machine, the workers.
+
+    Anything the lane does not positively authenticate and authorise goes to the app
+    unchanged, so its answers and error bodies stay Airflow's: other routes, a missing or
+    invalid token, a scope the route does not take, another task instance's id, an
+    execution token due for reissue (``JWTReissueMiddleware`` renews it), Cadwyn versions
+    that differ, multi-team mode (XCom access checks), or ``KYTE_EXECUTION_API=http``.
+    """
+
+    def __init__(self, app: Any, execution_app: Any, prefix: str, dag_bag: Any) -> None:
+        from airflow.configuration import conf
+
+        self.app = app
+        self.execution_app = execution_app
+        self.prefix = prefix.rstrip("/")
+        self.direct = DirectTransport(dag_bag)
+        #: Whether the lane serves at all (else every request goes to the app).
+        self.on = enabled() and self.direct._direct and not conf.getboolean("core", "multi_team")
+        #: Requests the lane answered (the rest went to the app).
+        self.served = 0
+        self._validator: Any = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not (self.on and scope["type"] == "http" and await self._answer(scope, receive, send)):
+            await self.app(scope, receive, send)
+
+    async def _answer(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
+        """Serve a hot route (True), or leave the request untouched for the app (False)."""
+        path: str = scope["path"]
+        if not path.startswith(self.prefix + "/"):
+            return False
+        method: str = scope["method"]
+        route = hot_route(method, path[len(self.prefix):])
+        if route is None:
+            return False
+        name, params = route
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        token = await self._authorise(headers.get("authorization", ""), name, params)
+        if token is None:
+            return False
+
+        import anyio.to_thread
+        import svcs
+
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return True
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        url = httpx.URL(scheme="http", host="127.0.0.1", path=path,
+                        query=scope.get("query_string") or b"")
+        registry = self.execution_app.state.svcs_registry
+
+        def serve() -> httpx.Response:
+            with svcs.Container(registry) as services:
+                request = httpx.Request(method, url, headers=headers, content=body, extensions={
+                    TOKEN_EXTENSION: token, SERVICES_EXTENSION: services})
+                # Path parameters as Starlette gives them: percent-decoded once (ASGI's path).
+                return self.direct._serve(getattr(self.direct, name), request, params)
+
+        response = await anyio.to_thread.run_sync(contextvars.copy_context().run, serve)
+        out = [(k.encode("latin-1"), v.encode("latin-1"))
+               for k, v in response.headers.multi_items()]
+        if "correlation-id" in headers:  # CorrelationIdMiddleware echoes it
+            out.append((b"correlation-id", headers["correlation-id"].encode("latin-1")))
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": out})
+        await send({"type": "http.response.body", "body": response.content})
+        self.served += 1
+        return True
+
+    async def _authorise(self, authorization: str, name: str, params: dict[str, str]) -> Any:
+        """The request's ``TIToken`` when the route may be served here, else None."""
+        import time
+
+        from airflow.api_fastapi.auth.tokens import JWTValidator
+        from airflow.api_fastapi.execution_api.datamodels.token import TIClaims, TIToken
+
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not credentials:
+            return None
+        registry = getattr(self.execution_app.state, "svcs_registry", None)
+        if registry is None:
+            return None
+        try:
+            if self._validator is None:
+                import svcs
+
+                async with svcs.Container(registry) as services:
+                    self._validator = await services.aget(JWTValidator)
+            claims = await self._validator.avalidated_claims(credentials, {})
+            claims.setdefault("scope", "execution")
+            token = TIToken(id=claims["sub"], claims=TIClaims(**claims))
+        except Exception:  # the app answers (403) and logs why
+            return None
+        scopes, ti_self = _ROUTE_AUTH[name]
+        if token.claims.scope not in scopes or (ti_self and str(token.id) != params["id"]):
+            return None
+        if token.claims.scope == "execution":
+            # JWTReissueMiddleware's rule: renew in the last fifth of the lifetime (≥ 30 s).
+            exp, iat = int(claims.get("exp", 0)), int(claims.get("iat", 0))
+            if exp - int(time.time()) <= max(int((exp - iat) * 0.20), 30):
+                return None
+        return token
 
 
 @functools.cache

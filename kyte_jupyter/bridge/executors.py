@@ -152,6 +152,8 @@ class ExecutionApiServer:
         self.url = ""
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        #: The ASGI app served: Kyte's fast lane in front of Airflow's app (once started).
+        self.lane: Any = None
 
     @property
     def running(self) -> bool:
@@ -180,10 +182,10 @@ class ExecutionApiServer:
         host = os.environ.get(BIND_ENV, "127.0.0.1")
         app = create_task_execution_api_app()
         app.state.dag_bag = create_dag_bag()
-        # Cadwyn builds its versioned routers on the first request, which takes seconds: a
-        # worker's first call would time out. Build them now.
-        if not getattr(app, "_cadwyn_initialized", True):
-            app._cadwyn_initialize()  # type: ignore[attr-defined]
+        # Cadwyn builds its versioned routers on the app's first request: seconds of CPU and
+        # tens of MB. The fast lane serves the calls every try makes without it, so most runs
+        # never build them; the first call that needs the app waits for them once per kernel
+        # (workers' calls may take worker_api_timeout()).
 
         threads = int(os.environ.get(THREADS_ENV, "4"))
 
@@ -202,7 +204,10 @@ class ExecutionApiServer:
 
         root = FastAPI(title="Kyte session execution API", lifespan=lifespan)
         root.mount("/execution", app)
-        config = uvicorn.Config(root, host=host, port=port, log_level="warning",
+        from .execution import ExecutionApiFastLane
+
+        self.lane = lane = ExecutionApiFastLane(root, app, "/execution", app.state.dag_bag)
+        config = uvicorn.Config(lane, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="on")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="kyte-execution-api", daemon=True)
