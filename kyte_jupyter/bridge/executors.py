@@ -89,14 +89,15 @@ def worker_api_timeout(seconds: float = 60.0) -> None:
 
 
 WORKER_HEARTBEAT_S = 1
-"""Seconds between a running try's heartbeats, for workers this kernel forks.
+"""Seconds between a running try's heartbeats, for workers this kernel forks, where Linux
+cannot wake a supervisor when its task process exits (no ``pidfd_open``; see
+:func:`_wake_on_task_exit`).
 
 Why: Airflow's supervisor waits for its task process in ``select`` calls of up to
 ``[workers] min_heartbeat_interval`` (5 s). When the task process closes its sockets a moment
 before it has exited, the next wait has nothing left to wake it and lasts the full interval, so
 the worker sits idle for up to 5 s after the try ended (measured: most 0 s tries of a 64-task
-run held their worker 5-6 s). 1 s bounds that gap; each running try then heartbeats once a
-second, a cheap call to the session's API. A value the operator configured is kept.
+run held their worker 5-6 s). 1 s bounds that gap. A value the operator configured is kept.
 """
 
 
@@ -130,7 +131,8 @@ def prepare_forked_workers() -> None:
     """Before this process forks executor workers: settings they read, and work each of them
     would otherwise repeat.
 
-    * the supervisor's heartbeat interval (:data:`WORKER_HEARTBEAT_S`) unless configured;
+    * without ``pidfd_open``, the supervisor's heartbeat interval (:data:`WORKER_HEARTBEAT_S`)
+      unless configured;
     * the execution-API client's TLS context, built once here (loading the CA bundle takes
       ~0.1-0.3 s of CPU, which every forked worker paid on its first call; forks inherit the
       ``lru_cache`` that holds it).
@@ -138,7 +140,7 @@ def prepare_forked_workers() -> None:
     from airflow.sdk.api import client
     from airflow.sdk.execution_time import supervisor
 
-    if not _configured("workers", "min_heartbeat_interval"):
+    if not _pidfd_works() and not _configured("workers", "min_heartbeat_interval"):
         # Read once, at import: set on the module the forked workers inherit.
         supervisor.MIN_HEARTBEAT_INTERVAL = WORKER_HEARTBEAT_S
     client.Client._get_ssl_context_cached(client.API_SSL_CA_FILE_PATH, client.API_SSL_CERT_PATH)
@@ -271,6 +273,67 @@ def _die_with_parent(parent: int, sig: int) -> None:
         os.kill(os.getpid(), sig)
 
 
+def _pidfd_works() -> bool:
+    """Whether Linux gives this process pidfds (5.3 and later)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+class _ExitFd:
+    """A pidfd in a supervisor's selector: readable once the task process has exited."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:  # the supervisor closed its selector before the exit
+        self.close()
+
+
+def _wake_on_task_exit() -> None:
+    """In a worker: its supervisor's wait ends as soon as the task process exits.
+
+    Airflow's supervisor learns of the exit by polling after each ``select`` (see
+    :data:`WORKER_HEARTBEAT_S` for the gap that leaves). A pidfd of the task process among
+    the selector's files makes that ``select`` return at the exit, so the worker takes its
+    next try at once, and tries heartbeat at Airflow's own interval.
+    """
+    if not _pidfd_works():
+        return
+    import selectors
+
+    from airflow.sdk.execution_time import supervisor
+
+    register = supervisor.WatchedSubprocess._register_pipe_readers
+
+    def register_with_exit(self: Any, *args: Any, **kwargs: Any) -> None:
+        register(self, *args, **kwargs)
+        try:
+            exit_fd = _ExitFd(os.pidfd_open(self.pid))
+        except OSError:
+            return
+
+        def exited(f: _ExitFd) -> bool:
+            return False  # done: the supervisor calls closed(), then f.close()
+
+        def closed(f: _ExitFd) -> None:
+            self.selector.unregister(f)
+
+        self.selector.register(exit_fd, selectors.EVENT_READ, (exited, closed))
+
+    supervisor.WatchedSubprocess._register_pipe_readers = register_with_exit  # type: ignore[method-assign]
+
+
 def _keep_fatal_signals_default() -> None:
     """In a task process: Python handlers for SIGSEGV/SIGBUS/SIGFPE/SIGILL are not installed.
 
@@ -344,6 +407,7 @@ def _after_fork_in_child() -> None:
     os.dup2(fd, 2)
     os.close(fd)
     _silence_kernel_streams(1)
+    _wake_on_task_exit()
 
 
 _hook_installed: list[bool] = []
