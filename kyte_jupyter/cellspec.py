@@ -47,6 +47,8 @@ class DagCellOptions:
     default_args: dict[str, Any] | None = None
     tags: list[str] = field(default_factory=list)
     description: str | None = None
+    line: str = ""
+    """The magic's line as written (what follows ``%%dag``)."""
 
     def given(self) -> dict[str, Any]:
         """The DAG keyword arguments this cell sets explicitly (for merging across cells)."""
@@ -95,7 +97,8 @@ def parse_dag_line(line: str) -> DagCellOptions:
         ) from e
     for name in ("dag_id", "schedule", "start_date", "default_args", "tags", "description"):
         setattr(args, name, unquote(getattr(args, name)))
-    opts = DagCellOptions(dag_id=args.dag_id, schedule=args.schedule, description=args.description)
+    opts = DagCellOptions(dag_id=args.dag_id, schedule=args.schedule, description=args.description,
+                          line=line.strip())
     if opts.dag_id is not None and not DAG_ID_RE.match(opts.dag_id):
         raise UsageError(
             f"%%dag: {opts.dag_id!r} is not a valid DAG id: use letters, digits, '_', '-' and '.'."

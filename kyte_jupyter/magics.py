@@ -27,6 +27,7 @@ from .magicargs import parse_when as _parse_when
 from .notebook import Notebook, current_registry, current_session, import_airflow
 from .session import Session, SessionError
 from .session.guard import Guard
+from .session.lease import PARALLEL_ACTION
 from .whatif.options import whatif_args
 
 _state: dict[str, Any] = {}
@@ -78,6 +79,12 @@ def unload(ipython: Any) -> None:
 #: The most task instances a run may hand to an executor at once (LocalExecutor starts one
 #: worker process per slot, each a forked Airflow of ~250 MB resident).
 MAX_PARALLELISM = 64
+
+
+def _action(magic: str, parallel: object) -> str:
+    """What a kernel's lease says it is doing (read by other kernels, and by the recovery
+    after this kernel died: a parallel run's tries ran in the executor's workers)."""
+    return f"{magic} {PARALLEL_ACTION}" if parallel else magic
 
 
 @magics_class
@@ -268,18 +275,27 @@ class KyteMagics(Magics):
         self.notebook.task(dag, args.task_id)
         whatif = _whatif(dag, args)
         parallel = self._parallel(args, whatif)
+        from .display import Progress
         from .runner import RunError
 
+        # A serial run streams the tries' logs into the cell; a parallel one (whose workers
+        # write them) shows the live progress line %run_dag shows.
+        progress = Progress(dag.dag_id) if parallel else None
         try:
-            with self.guard.run(dag.dag_id, "run_task"):
+            with self.guard.run(dag.dag_id, _action("run_task", parallel)):
                 summary = self.notebook.runner.run_tasks(
                     dag, args.task_id, upstream=args.upstream, downstream=args.downstream,
                     map_index=args.map_index, logical_date=_parse_when(args.logical_date),
                     conf=_parse_conf(args.conf), echo_logs=not args.quiet,
+                    progress=progress.update if progress else None,
                     isolated=args.isolated, whatif=whatif, parallel=parallel,
                 )
         except RunError as e:
+            if progress:
+                progress.withdraw()
             raise UsageError(str(e)) from None
+        if progress:
+            progress.finish(summary.task_states)
         self._shell.user_ns["_kyte_last_run"] = summary
         self._raise_failure(summary)
         return summary
@@ -349,7 +365,7 @@ class KyteMagics(Magics):
         parallel = self._parallel(args, whatif)  # refused before anything says "starting"
         progress = Progress(dag.dag_id)
         try:
-            with self.guard.run(dag.dag_id, "run_dag"):
+            with self.guard.run(dag.dag_id, _action("run_dag", parallel)):
                 summary = self.notebook.runner.run_dag(
                     dag, logical_date=logical, conf=conf, echo_logs=args.logs,
                     progress=progress.update, isolated=args.isolated, whatif=whatif,

@@ -172,10 +172,8 @@ class Notebook:
         from .runner.parallel import dag_file_source
 
         reg = self.registry
-        bodies = [reg.file_bodies[key][0] for key, ids in reg.file_cells.items()
-                  if dag.dag_id in ids and key in reg.file_bodies]
-        return dag_file_source(self.session, dag, reg.notebook_cells, bodies,
-                               ran=reg.ran_cells(dag.dag_id))
+        return dag_file_source(self.session, dag, reg.notebook_cells,
+                               reg.ran_sources(dag.dag_id), ran=reg.ran_cells(dag.dag_id))
 
     def defined_dags(self) -> list[str]:
         """Ids of the DAGs defined in this kernel so far (without importing Airflow)."""

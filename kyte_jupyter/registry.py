@@ -384,6 +384,18 @@ class Registry:
                                f"kernel: DAG {d!r} lacks what it defines.")
         return out
 
+    def ran_sources(self, dag_id: str) -> list[str]:
+        """The ``%%dag`` cells (magic line and body, as they ran) that defined ``dag_id`` in
+        this kernel: grown cells in their order, then the whole-file cell."""
+        sources = []
+        if dag_id in self.grown:
+            sources = [f"%%dag {c.options.line}\n{c.body.lstrip(chr(10))}"
+                       for c in self.grown[dag_id].cells]
+        for key, ids in self.file_cells.items():
+            if dag_id in ids and key in self.file_bodies:
+                sources.append("%%dag\n" + self.file_bodies[key][0].lstrip("\n"))
+        return sources
+
     def ran_cells(self, dag_id: str) -> list[tuple[str, str, str]]:
         """``(cell key, body, label)`` of each ``%%dag`` cell whose run defined (part of)
         ``dag_id`` in this kernel; the key is the front end's cell id, or ``src:…`` when the

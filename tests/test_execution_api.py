@@ -69,7 +69,8 @@ for name, (method, path, body) in cases.items():
 """
 
 
-def test_direct_transport_answers_as_the_stock_app(make_kernel):
+def _kernel_after_a_run(make_kernel):
+    """A kernel that ran the parity DAG: ``_last`` (its summary), ``_ti_ids`` (task id → id)."""
     k = make_kernel()
     k.ok(DAG_CELL)
     k.ok("_last = %run_dag parity")
@@ -79,6 +80,11 @@ def test_direct_transport_answers_as_the_stock_app(make_kernel):
         "with _cs() as _s:\n"
         "    _ti_ids = {t.task_id: str(t.id) for t in _s.query(_TI).filter_by(run_id=_last.run_id)}"
     )
+    return k
+
+
+def test_direct_transport_answers_as_the_stock_app(make_kernel):
+    k = _kernel_after_a_run(make_kernel)
     k.ok(COMPARE)
     results = k.value("results")
     for name, (direct, stock) in results.items():
@@ -137,6 +143,7 @@ cases = {
                               token(make, valid_for=20), False),
     "heartbeat finished ti": ("PUT", f"/task-instances/{make}/heartbeat", heartbeat,
                               token(make), True),
+    "two tokens": ("PUT", f"/task-instances/{make}/heartbeat", heartbeat, token(make), False),
     "run finished ti (workload)": ("PATCH", f"/task-instances/{make}/run", running,
                                    token(make, "workload"), True),
     "state bad payload": ("PATCH", f"/task-instances/{make}/state", {"state": "nonsense"},
@@ -144,6 +151,19 @@ cases = {
     "rtif unknown ti": ("PUT", f"/task-instances/{missing}/rtif", {"a": "b"}, token(missing), True),
     "xcom found": ("GET", f"/xcoms/parity/{run}/make/return_value", None, token(use), True),
     "xcom missing": ("GET", f"/xcoms/parity/{run}/use/nothing_here", None, token(use), True),
+    "xcom bad query": ("GET", f"/xcoms/parity/{run}/make/return_value?map_index=x", None,
+                       token(use), True),
+    # An XCom key with an encoded "?" (decoded once, as Starlette decodes it).
+    "xcom key with ?": ("GET", f"/xcoms/parity/{run}/make/a%3Fb", None, token(use), True),
+    # Left to the app: a path that only ends like a hot route, a repeated query parameter,
+    # a body not sent as JSON (FastAPI refuses it).
+    "hot route under another path": ("GET", f"/xcoms/zz/xcoms/parity/{run}/make/return_value",
+                                     None, token(use), False),
+    "repeated query parameter": (
+        "GET", f"/xcoms/parity/{run}/make/return_value?map_index=5&map_index=-1", None,
+        token(use), False),
+    "xcom set as text/plain": ("POST", f"/xcoms/parity/{run}/use/as_text", "1", token(use),
+                               False),
 }
 results, served = {}, {}
 with httpx.Client(timeout=120) as client:  # the first call to the app builds Cadwyn
@@ -152,15 +172,23 @@ with httpx.Client(timeout=120) as client:  # the first call to the app builds Ca
         for on in (True, False):
             lane.on = on
             before = lane.served
-            headers = {"airflow-api-version": API_VERSION, "content-type": "application/json"}
+            headers = [("airflow-api-version", API_VERSION)]
+            if isinstance(body, str):  # sent as it is, as text
+                headers.append(("content-type", "text/plain"))
+                content = body.encode()
+            else:
+                headers.append(("content-type", "application/json"))
+                content = b"" if body is None else json.dumps(body).encode()
             if bearer:
-                headers["authorization"] = f"Bearer {bearer}"
-            r = client.request(method, url + path, headers=headers,
-                               content=b"" if body is None else json.dumps(body).encode())
+                headers.append(("authorization", f"Bearer {bearer}"))
+            if name == "two tokens":  # the app reads the first
+                headers.insert(0, ("authorization", f"Bearer {token(use)}"))
+            r = client.request(method, url + path, headers=headers, content=content)
             if on:
                 served[name] = lane.served - before
             seen.append((r.status_code, r.json() if r.content else None,
-                         "refreshed-api-token" in r.headers))
+                         "refreshed-api-token" in r.headers,
+                         r.headers.get("airflow-api-version")))
         lane.on = True
         results[name] = seen
 lane_may = {name: case[4] for name, case in cases.items()}
@@ -171,15 +199,7 @@ def test_session_api_fast_lane_answers_as_the_app(make_kernel):
     """Workers reach the session's execution API over HTTP; Kyte's fast lane answers the
     routes every try calls. Same status codes, bodies and token reissue as Airflow's app, and
     nothing served that the app's authentication would refuse."""
-    k = make_kernel()
-    k.ok(DAG_CELL)
-    k.ok("_last = %run_dag parity")
-    k.ok(
-        "from airflow.models.taskinstance import TaskInstance as _TI\n"
-        "from airflow.utils.session import create_session as _cs\n"
-        "with _cs() as _s:\n"
-        "    _ti_ids = {t.task_id: str(t.id) for t in _s.query(_TI).filter_by(run_id=_last.run_id)}"
-    )
+    k = _kernel_after_a_run(make_kernel)
     k.ok(LANE)
     results, served, lane_may = k.value("results"), k.value("served"), k.value("lane_may")
     for name, (lane, app) in results.items():
@@ -195,4 +215,6 @@ def test_session_api_fast_lane_answers_as_the_app(make_kernel):
     assert statuses["run finished ti (workload)"] == 409
     assert statuses["state bad payload"] == 422 and statuses["rtif unknown ti"] == 404
     assert results["xcom found"][0][1]["value"] == {"rows": [1, 2, 3]}
-    assert statuses["xcom missing"] == 404
+    assert statuses["xcom missing"] == 404 and statuses["xcom bad query"] == 422
+    assert statuses["two tokens"] == 403 and statuses["xcom set as text/plain"] == 422
+    assert statuses["hot route under another path"] == 404

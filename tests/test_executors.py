@@ -253,7 +253,13 @@ def test_trigger_rules_parallel_ends_as_serial(kernel):
 def test_example_dag_parallel_ends_as_serial(kernel, dag_id):
     """Mapping and setup/teardown, decided by Airflow's rules in both paths."""
     serial = _run(kernel, f"%run_dag {dag_id}")
-    parallel = _run(kernel, f"%run_dag {dag_id} --parallelism 3")
+    shown = kernel.ok(f"_r = %run_dag {dag_id} --parallelism 3").text
+    parallel = _run(kernel, "_r")
+    # No log line of a worker or task process reaches the cell, even after a serial run
+    # configured Airflow's logging in the kernel (the workers inherit it).
+    for noise in ("XCom not found", "Workload finished", "Secrets backends", "[error",
+                  "[info", "[warning"):
+        assert noise not in shown, shown
     assert parallel["states"] == serial["states"]
     assert parallel["state"] == serial["state"]
     assert _xcoms(kernel, dag_id, parallel["run_id"]) == _xcoms(kernel, dag_id, serial["run_id"])
@@ -299,8 +305,12 @@ def test_pool_and_max_active_tasks_are_honoured(kernel):
 def test_run_task_downstream_in_parallel(kernel):
     """%run_task … --downstream --parallelism reruns part of the current run."""
     _run(kernel, "%run_dag kx_mat")
-    out = _run(kernel, "%run_task kx_mat m0 --downstream --parallelism 2")
+    shown = kernel.ok("_r = %run_task kx_mat m0 --downstream --parallelism 2")
+    out = _run(kernel, "_r")
     assert out["states"] == {"m0": "success"} and out["state"] == "success"
+    # The live progress line, as %run_dag shows it.
+    texts = [o["data"]["text/plain"] for o in shown.outputs if "text/plain" in o.get("data", {})]
+    assert "kx_mat finished (1 task): 1 success" in texts, shown.text
 
 
 def test_notebook_only_names_get_the_export_refusal(kernel):
@@ -405,5 +415,55 @@ def test_killed_worker_and_killed_kernel(tmp_path: Path, template_root: Path) ->
         kernel_proc.kill()
         gone, alive = psutil.wait_procs(workers, timeout=60)
         assert not alive, [p.cmdline() for p in alive]
+    finally:
+        k.shutdown()
+    # The next kernel repairs the run and says what happened: the tries ran in workers, so
+    # --isolated (for tasks that crash the kernel) is not the advice.
+    k = Kernel(nb, root, tmp_path, {})
+    try:
+        k.ok("%load_ext kyte_jupyter")
+        notice = k.ok("%kyte").text
+        assert "a kernel stopped while" in notice and "executor's workers" in notice, notice
+        assert "--isolated" not in notice, notice
+    finally:
+        k.shutdown()
+
+
+GROWN = ['''%%dag kx_grown --start-date 2026-01-01
+from airflow.sdk import task
+
+
+@task
+def numbers() -> list:
+    return [1, 2, 3]
+
+
+made = numbers()
+''', '''%%dag kx_grown
+@task
+def total(xs: list) -> int:
+    return sum(xs)
+
+
+total(made)
+''']
+
+
+def test_a_kernel_that_does_not_know_its_notebook_runs_grown_dags(tmp_path: Path,
+                                                                  template_root: Path) -> None:
+    """Under nbclient (or a console) the kernel is not told its notebook's file: the workers
+    get the DAG file exported from the %%dag cells the kernel ran, grown cells included."""
+    root = tmp_path / "sessions"
+    root.mkdir()
+    shutil.copytree(template_root / ".templates", root / ".templates")
+    k = Kernel(tmp_path / "unknown.ipynb", root, tmp_path, {"JPY_SESSION_NAME": ""})
+    try:
+        k.ok("%load_ext kyte_jupyter")
+        assert "notebook : unknown" in k.ok("%kyte").text
+        for cell in GROWN:
+            k.ok(cell)
+        out = _run(k, "%run_dag kx_grown --parallelism 2")
+        assert out["states"] == {"numbers": "success", "total": "success"}, out
+        assert k.value("%xcom kx_grown total") == 6
     finally:
         k.shutdown()

@@ -56,21 +56,21 @@ _TI = r"task-instances/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 # API (``{key:path}``), which makes the item/slice routes ambiguous: those go to the app.
 _XCOM = r"xcoms/(?P<dag_id>[^/]+)/(?P<run_id>[^/]+)/(?P<task_id>[^/]+)/(?P<key>[^/]+)"
 
-# (methods, path, name of the DirectTransport method serving it: looked up per request, so
-# that it can be instrumented)
+# (methods, the whole path below the API's root, name of the DirectTransport method serving
+# it: looked up per request, so that it can be instrumented)
 _ROUTES: list[tuple[frozenset[str], re.Pattern[str], str]] = [
-    (frozenset({"PATCH"}), re.compile(rf"/{_TI}/run$"), "_ti_run"),
-    (frozenset({"PUT"}), re.compile(rf"/{_TI}/rtif$"), "_ti_put_rtif"),
-    (frozenset({"PATCH"}), re.compile(rf"/{_TI}/state$"), "_ti_update_state"),
-    (frozenset({"PUT"}), re.compile(rf"/{_TI}/heartbeat$"), "_ti_heartbeat"),
-    (frozenset({"GET", "POST", "DELETE"}), re.compile(rf"/{_XCOM}$"), "_xcom"),
+    (frozenset({"PATCH"}), re.compile(rf"/{_TI}/run"), "_ti_run"),
+    (frozenset({"PUT"}), re.compile(rf"/{_TI}/rtif"), "_ti_put_rtif"),
+    (frozenset({"PATCH"}), re.compile(rf"/{_TI}/state"), "_ti_update_state"),
+    (frozenset({"PUT"}), re.compile(rf"/{_TI}/heartbeat"), "_ti_heartbeat"),
+    (frozenset({"GET", "POST", "DELETE"}), re.compile(rf"/{_XCOM}"), "_xcom"),
 ]
 
 
 def hot_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     """``(name of the DirectTransport method, path parameters)`` of a hot route, or None."""
     for methods, pattern, name in _ROUTES:
-        match = pattern.search(path) if method in methods else None
+        match = pattern.fullmatch(path) if method in methods else None
         if match:
             return name, match.groupdict()
     return None
@@ -79,6 +79,28 @@ def hot_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
 def enabled() -> bool:
     """Whether tries use the direct transport (``KYTE_EXECUTION_API`` is not ``http``)."""
     return os.environ.get("KYTE_EXECUTION_API", "direct").lower() != "http"
+
+
+def _newest_version() -> str:
+    """The execution API's newest version (what a Task SDK of this Airflow sends)."""
+    from airflow.api_fastapi.execution_api.versions import bundle
+
+    return str(bundle.versions[0].value)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """An ASGI ``receive`` that gives ``body`` (already read) first, then what follows."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        message: dict[str, Any] = await receive()
+        return message
+
+    return replay
 
 
 def _versions_match() -> bool:
@@ -139,10 +161,11 @@ class DirectTransport(httpx.BaseTransport):
         except HTTPException as e:
             response = _json(e.status_code, {"detail": e.detail})
         except ValidationError as e:
-            # FastAPI's answer to a request body that does not validate.
+            # FastAPI's answer to a request body (or query string) that does not validate.
+            where = e.title if e.title in ("query",) else "body"
             errors = json.loads(e.json(include_url=False))
             for error in errors:
-                error["loc"] = ["body", *error["loc"]]
+                error["loc"] = [where, *error["loc"]]
             response = _json(422, {"detail": errors})
         except DataError as e:
             response = _json(422, {"detail": {"reason": "data_error", "message": str(e.orig)}})
@@ -233,7 +256,8 @@ class DirectTransport(httpx.BaseTransport):
         if request.method == "DELETE":
             query = _query(request, map_index=(int, -1))
             return _json(200, routes.delete_xcom(session, dag_id, run_id, task_id, key, **query))
-        params = routes.GetXcomFilterParams.model_validate(dict(request.url.params))
+        params = _in_query(lambda: routes.GetXcomFilterParams.model_validate(
+            dict(request.url.params)))
         found = routes.get_xcom(dag_id, run_id, task_id, key, session, params)
         return httpx.Response(
             200,
@@ -285,6 +309,8 @@ class ExecutionApiFastLane:
         self.on = enabled() and self.direct._direct and not conf.getboolean("core", "multi_team")
         #: Requests the lane answered (the rest went to the app).
         self.served = 0
+        #: The API version the lane serves (the newest; requests for others go to Cadwyn).
+        self.version = _newest_version()
         self._validator: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -292,7 +318,8 @@ class ExecutionApiFastLane:
             await self.app(scope, receive, send)
 
     async def _answer(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
-        """Serve a hot route (True), or leave the request untouched for the app (False)."""
+        """Serve a hot route, or hand the request to the app; False: not a hot route (the
+        request is untouched)."""
         path: str = scope["path"]
         if not path.startswith(self.prefix + "/"):
             return False
@@ -301,13 +328,18 @@ class ExecutionApiFastLane:
         if route is None:
             return False
         name, params = route
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        names: list[str] = []
+        for k, v in scope["headers"]:
+            key = k.decode("latin-1").lower()
+            names.append(key)
+            headers.setdefault(key, v.decode("latin-1"))  # the first, as Starlette reads them
+        if (names.count("authorization") > 1 or names.count("content-type") > 1
+                or headers.get("airflow-api-version") != self.version):
+            return False  # Airflow's app decides (Cadwyn migrates other API versions)
         token = await self._authorise(headers.get("authorization", ""), name, params)
         if token is None:
             return False
-
-        import anyio.to_thread
-        import svcs
 
         body = b""
         while True:
@@ -317,20 +349,15 @@ class ExecutionApiFastLane:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        url = httpx.URL(scheme="http", host="127.0.0.1", path=path,
-                        query=scope.get("query_string") or b"")
-        registry = self.execution_app.state.svcs_registry
-
-        def serve() -> httpx.Response:
-            with svcs.Container(registry) as services:
-                request = httpx.Request(method, url, headers=headers, content=body, extensions={
-                    TOKEN_EXTENSION: token, SERVICES_EXTENSION: services})
-                # Path parameters as Starlette gives them: percent-decoded once (ASGI's path).
-                return self.direct._serve(getattr(self.direct, name), request, params)
-
-        response = await anyio.to_thread.run_sync(contextvars.copy_context().run, serve)
+        query: bytes = scope.get("query_string") or b""
+        request = self._request(method, scope, headers, body, query)
+        if request is None:  # FastAPI's own parsing and errors for anything unusual
+            await self.app(scope, _replay(body, receive), send)
+            return True
+        response = await self._serve(request, name, params, token)
         out = [(k.encode("latin-1"), v.encode("latin-1"))
                for k, v in response.headers.multi_items()]
+        out.append((b"airflow-api-version", self.version.encode()))  # as Cadwyn answers
         if "correlation-id" in headers:  # CorrelationIdMiddleware echoes it
             out.append((b"correlation-id", headers["correlation-id"].encode("latin-1")))
         await send({"type": "http.response.start", "status": response.status_code,
@@ -338,6 +365,52 @@ class ExecutionApiFastLane:
         await send({"type": "http.response.body", "body": response.content})
         self.served += 1
         return True
+
+    @staticmethod
+    def _request(method: str, scope: dict[str, Any], headers: dict[str, str], body: bytes,
+                 query: bytes) -> httpx.Request | None:
+        """The request for DirectTransport's handlers, or None when the request is one the
+        lane leaves to FastAPI: a body that is not JSON (or not sent as JSON), a repeated
+        query parameter, a target httpx cannot represent."""
+        from urllib.parse import parse_qsl
+
+        if method in ("PATCH", "PUT", "POST"):
+            kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if kind != "application/json":
+                return None
+            try:
+                json.loads(body)
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+                return None
+        try:
+            keys = [k for k, _ in parse_qsl(query.decode("ascii"), keep_blank_values=True)]
+            raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("ascii")
+            url = httpx.URL("http://127.0.0.1" + raw_path
+                            + ("?" + query.decode("ascii") if query else ""))
+        except (UnicodeDecodeError, httpx.InvalidURL):
+            return None
+        if len(keys) != len(set(keys)):
+            return None
+        return httpx.Request(method, url, headers=headers, content=body)
+
+    async def _serve(self, request: httpx.Request, name: str, params: dict[str, str],
+                     token: Any) -> httpx.Response:
+        """Run the handler in one of the app's worker threads (AnyIO's, as FastAPI would)."""
+        import anyio.to_thread
+        import svcs
+
+        registry = self.execution_app.state.svcs_registry
+
+        def serve() -> httpx.Response:
+            with svcs.Container(registry) as services:
+                request.extensions = {**request.extensions, TOKEN_EXTENSION: token,
+                                      SERVICES_EXTENSION: services}
+                # Path parameters as Starlette gives them: percent-decoded once (ASGI's path).
+                return self.direct._serve(getattr(self.direct, name), request, params)
+
+        response: httpx.Response = await anyio.to_thread.run_sync(
+            contextvars.copy_context().run, serve)
+        return response
 
     async def _authorise(self, authorization: str, name: str, params: dict[str, str]) -> Any:
         """The request's ``TIToken`` when the route may be served here, else None."""
@@ -403,8 +476,28 @@ def _query(request: httpx.Request, **spec: tuple[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (kind, default) in spec.items():
         raw = request.url.params.get(name)
-        out[name] = default if raw is None else _adapter(kind).validate_python(raw)
+        out[name] = default if raw is None else _in_query(
+            functools.partial(_adapter(kind).validate_python, raw), name)
     return out
+
+
+def _in_query(validate: Callable[[], Any], *loc: str) -> Any:
+    """``validate()``; a ``ValidationError`` it raises is re-raised as one about the query
+    string (its title ``query``, its errors under ``loc``), which FastAPI locates there."""
+    from pydantic import ValidationError
+    from pydantic_core import InitErrorDetails
+
+    try:
+        return validate()
+    except ValidationError as e:
+        details: list[InitErrorDetails] = []
+        for err in e.errors():
+            detail = InitErrorDetails(type=err["type"], loc=(*loc, *err["loc"]),
+                                      input=err["input"])
+            if err.get("ctx"):
+                detail["ctx"] = err["ctx"]
+            details.append(detail)
+        raise ValidationError.from_exception_data("query", details) from None
 
 
 def _json(status: int, body: Any) -> httpx.Response:

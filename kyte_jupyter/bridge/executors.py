@@ -25,7 +25,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -127,6 +127,16 @@ def heartbeat_timeout() -> float:
     return float(HEARTBEAT_TIMEOUT_S)
 
 
+class _Silent:
+    """A logger that logs nothing."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+_SILENT = _Silent()
+
+
 def prepare_forked_workers() -> None:
     """Before this process forks executor workers: settings they read, and work each of them
     would otherwise repeat.
@@ -143,7 +153,14 @@ def prepare_forked_workers() -> None:
     if not _pidfd_works() and not _configured("workers", "min_heartbeat_interval"):
         # Read once, at import: set on the module the forked workers inherit.
         supervisor.MIN_HEARTBEAT_INTERVAL = WORKER_HEARTBEAT_S
-    client.Client._get_ssl_context_cached(client.API_SSL_CA_FILE_PATH, client.API_SSL_CERT_PATH)
+    # It logs "Using Public CAs from certifi" at info: a worker's line, not the cell's.
+    logger = client.log
+    client.log = _SILENT
+    try:
+        client.Client._get_ssl_context_cached(client.API_SSL_CA_FILE_PATH,
+                                              client.API_SSL_CERT_PATH)
+    finally:
+        client.log = logger
 
 
 class ExecutionApiServer:
@@ -372,8 +389,16 @@ def _silence_kernel_streams(target: int) -> None:
         def write(self: Any, text: str) -> int:
             return out.write(text)
 
+        def drop(self: Any) -> None:
+            for _ in self._flush_buffers():
+                pass
+
         stream.OutStream.write = write
         stream.OutStream.flush = lambda self: None
+        # Loggers configured in the kernel (structlog's WriteLogger, after a serial run) hold
+        # the kernel stream's original ``write``, bound before this fork: it buffers, then
+        # sends the buffer to the notebook from ``_flush``. Here that drops it.
+        stream.OutStream._flush = drop
 
 
 def _after_fork_in_child() -> None:

@@ -52,15 +52,17 @@ class ParallelOptions:
 
 
 def dag_file_source(session: Session, dag: DAG, notebook_cells: dict[str, str] | None,
-                    file_bodies: list[str],
+                    ran_sources: list[str],
                     ran: list[tuple[str, str, str]] | None = None) -> str:
     """The exported DAG file of ``dag`` (what ``jupyter kyte export`` would write).
 
-    From the notebook file when it exists (its ``kyte-include`` cells included); else from the
-    ``%%dag`` cells the kernel ran. Raises :class:`RunError` with the export's refusal, or
-    when a cell in ``ran`` (``(cell id, body, label)`` of the cells that defined the DAG in
-    this kernel) reads otherwise in the saved notebook: the workers would run other code
-    than the kernel has.
+    From the notebook file when it exists (its ``kyte-include`` cells included); else (the
+    kernel does not know its notebook: nbclient, a console) from the notebook's cells as the
+    front end last sent them, or from ``ran_sources``, the ``%%dag`` cells (magic line and
+    body) that defined the DAG in this kernel. Raises :class:`RunError` with the export's
+    refusal, or when a cell in ``ran`` (``(cell id, body, label)`` of the cells that defined
+    the DAG in this kernel) reads otherwise in the saved notebook: the workers would run other
+    code than the kernel has.
     """
     import nbformat
 
@@ -72,8 +74,7 @@ def dag_file_source(session: Session, dag: DAG, notebook_cells: dict[str, str] |
             nb = read_notebook(path)
             _refuse_unsaved(nb, dag.dag_id, ran or [])
         else:
-            sources = list((notebook_cells or {}).values()) or [
-                "%%dag\n" + body.lstrip("\n") for body in file_bodies]
+            sources = list((notebook_cells or {}).values()) or ran_sources
             nb = nbformat.v4.new_notebook(
                 cells=[nbformat.v4.new_code_cell(s) for s in sources])
         files = build_dag_files(nb, path.name or "notebook.ipynb", dag_id=dag.dag_id)

@@ -65,9 +65,13 @@ class Guard:
         notes = []
         if recovered.tries or recovered.runs:
             what = ", ".join(recovered.tries) or ", ".join(r for _, r in recovered.runs)
+            advice = (
+                "Their tries ran in the executor's workers, which stopped with that kernel; "
+                "run them again when you are ready." if recovered.in_workers else
+                "If a task crashes its process, run it with --isolated.")
             notes.append(
                 f"Kyte: a kernel stopped while {what} ran; marked failed (the rest of those "
-                "runs is kept). If a task crashes its process, run it with --isolated."
+                f"runs is kept). {advice}"
             )
         if recovered.skipped_dags:
             notes.append(

@@ -40,6 +40,8 @@ from .audit import now
 from .store import Session, SessionError, _atomic_write
 
 LEASES_DIR = "kyte/leases"
+#: In a claim's action: the run's tries run in an executor's workers, not in the kernel.
+PARALLEL_ACTION = "--parallelism"
 
 
 class BusyError(SessionError):
@@ -274,6 +276,8 @@ class Recovered:
     tries: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)
     skipped_dags: list[str] = field(default_factory=list)
+    #: Every repaired run was a parallel run: its tries ran in the executor's workers.
+    in_workers: bool = False
 
 
 def recover(session: Session, lease: Lease | None) -> Recovered:
@@ -312,6 +316,9 @@ def recover(session: Session, lease: Lease | None) -> Recovered:
                     h.path.with_suffix(".lock").unlink()
     result.tries, result.runs = tries, runs
     result.skipped_dags = sorted(protected)
+    parallel = {dag for h in dead for dag, c in h.claims.items()
+                if PARALLEL_ACTION in str(c.get("action", ""))}
+    result.in_workers = bool(runs) and all(dag in parallel for dag, _ in runs)
     for dag_id, run_id in runs:
         session.audit("run.interrupted", dag_id=dag_id, run_id=run_id, outcome="failed")
     return result

@@ -430,11 +430,29 @@ async def test_notebook_kernel_starts_in_its_session_with_the_magics(
 # ---- the server process never imports Airflow ---------------------------------------------------
 
 
-async def test_serving_the_api_does_not_import_airflow(
+# Only meaningful in a process nothing else imported Airflow into: the test below runs it in
+# a fresh interpreter (the whole suite's processes have imported Airflow long before).
+AIRFLOW_FREE = "KYTE_AIRFLOW_FREE_CHECK" in os.environ
+
+
+def test_serving_the_api_does_not_import_airflow() -> None:
+    """Every handler the sidebar and export use, served without importing Airflow (checked in
+    a fresh interpreter by :func:`check_served_without_airflow`)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", f"{__file__}::check_served_without_airflow",
+         "-p", "no:xdist", "-p", "no:cacheprovider", "-q", "-o", "python_functions=check_*"],
+        env={**os.environ, "KYTE_AIRFLOW_FREE_CHECK": "1"}, cwd=REPO,
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, (
+        proc.stdout[-3000:] + proc.stderr[-2000:])
+
+
+async def check_served_without_airflow(
     jp_fetch: Any, jp_root_dir: Path, etl_session: Session
 ) -> None:
-    if AIRFLOW_PRELOADED or "airflow" in sys.modules:
-        pytest.skip("Airflow was imported into this test process by something else")
+    assert AIRFLOW_FREE and not AIRFLOW_PRELOADED, (
+        "run by test_serving_the_api_does_not_import_airflow")
     write_log(etl_session, "etl", RUN_ID, "extract", 1, b"hello\n")
     write_notebook(jp_root_dir / "nb.ipynb", DAG_CELL)
     sid = etl_session.id
