@@ -81,10 +81,12 @@ def unload(ipython: Any) -> None:
 MAX_PARALLELISM = 64
 
 
-def _action(magic: str, parallel: object) -> str:
+def _action(magic: str, parallel: Any) -> str:
     """What a kernel's lease says it is doing (read by other kernels, and by the recovery
-    after this kernel died: a parallel run's tries ran in the executor's workers)."""
-    return f"{magic} {PARALLEL_ACTION}" if parallel else magic
+    after this kernel died: the tries of a LocalExecutor run ran in workers that died with
+    it; remote workers, Celery's, may still be running theirs)."""
+    local = parallel is not None and parallel.executor in (None, "LocalExecutor")
+    return f"{magic} {PARALLEL_ACTION}" if local else magic
 
 
 @magics_class

@@ -391,7 +391,10 @@ class ExecutionApiFastLane:
             return None
         if len(keys) != len(set(keys)):
             return None
-        return httpx.Request(method, url, headers=headers, content=body)
+        try:
+            return httpx.Request(method, url, headers=headers, content=body)
+        except UnicodeEncodeError:  # a header httpx will not send (not ASCII)
+            return None
 
     async def _serve(self, request: httpx.Request, name: str, params: dict[str, str],
                      token: Any) -> httpx.Response:

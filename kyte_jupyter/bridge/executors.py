@@ -203,8 +203,9 @@ class ExecutionApiServer:
         app.state.dag_bag = create_dag_bag()
         # Cadwyn builds its versioned routers on the app's first request: seconds of CPU and
         # tens of MB. The fast lane serves the calls every try makes without it, so most runs
-        # never build them; the first call that needs the app waits for them once per kernel
-        # (workers' calls may take worker_api_timeout()).
+        # never build them. The first call that needs the app builds them, once per kernel,
+        # in the server's event loop: every call waits those seconds then (workers' calls
+        # may take worker_api_timeout(); heartbeats have 30 s).
 
         threads = int(os.environ.get(THREADS_ENV, "4"))
 
@@ -390,6 +391,7 @@ def _silence_kernel_streams(target: int) -> None:
             return out.write(text)
 
         def drop(self: Any) -> None:
+            self._flush_pending = self._subprocess_flush_pending = False
             for _ in self._flush_buffers():
                 pass
 

@@ -40,7 +40,8 @@ from .audit import now
 from .store import Session, SessionError, _atomic_write
 
 LEASES_DIR = "kyte/leases"
-#: In a claim's action: the run's tries run in an executor's workers, not in the kernel.
+#: In a claim's action: the run's tries run in LocalExecutor workers the kernel forked (they
+#: end with it), not in the kernel.
 PARALLEL_ACTION = "--parallelism"
 
 
@@ -276,7 +277,7 @@ class Recovered:
     tries: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)
     skipped_dags: list[str] = field(default_factory=list)
-    #: Every repaired run was a parallel run: its tries ran in the executor's workers.
+    #: Every repaired run was a LocalExecutor run: its tries ran in the kernel's workers.
     in_workers: bool = False
 
 
