@@ -386,27 +386,26 @@ class Registry:
 
     def ran_sources(self, dag_id: str) -> list[str]:
         """The ``%%dag`` cells (magic line and body, as they ran) that defined ``dag_id`` in
-        this kernel: grown cells in their order, then the whole-file cell."""
-        sources = []
-        if dag_id in self.grown:
-            sources = [f"%%dag {c.options.line}\n{c.body.lstrip(chr(10))}"
-                       for c in self.grown[dag_id].cells]
-        for key, ids in self.file_cells.items():
-            if dag_id in ids and key in self.file_bodies:
-                sources.append("%%dag\n" + self.file_bodies[key][0].lstrip("\n"))
-        return sources
+        this kernel, in :meth:`ran_cells`'s order."""
+        return [f"%%dag {line}".rstrip() + "\n" + body.lstrip("\n")
+                for _, body, _, line in self._ran(dag_id)]
 
     def ran_cells(self, dag_id: str) -> list[tuple[str, str, str]]:
         """``(cell key, body, label)`` of each ``%%dag`` cell whose run defined (part of)
         ``dag_id`` in this kernel; the key is the front end's cell id, or ``src:…`` when the
         front end sent none."""
-        ran: list[tuple[str, str, str]] = []
+        return [(key, body, label) for key, body, label, _ in self._ran(dag_id)]
+
+    def _ran(self, dag_id: str) -> list[tuple[str, str, str, str]]:
+        """``(cell key, body, label, magic line)`` of the cells that defined ``dag_id``:
+        grown cells in their order, then the whole-file cell (its line is not kept)."""
+        ran: list[tuple[str, str, str, str]] = []
         if dag_id in self.grown:
-            ran = [(c.key, c.body, c.label) for c in self.grown[dag_id].cells]
+            ran = [(c.key, c.body, c.label, c.options.line) for c in self.grown[dag_id].cells]
         for key, ids in self.file_cells.items():
             if dag_id in ids:
                 body, label = self.file_bodies.get(key, ("", "a %%dag cell"))
-                ran.append((key, body, label))
+                ran.append((key, body, label, ""))
         return ran
 
     def _all_keys(self) -> set[str]:

@@ -105,10 +105,9 @@ def _replay(body: bytes, receive: Any) -> Any:
 
 def _versions_match() -> bool:
     """The Task SDK speaks the API's newest version, so Cadwyn would migrate nothing."""
-    from airflow.api_fastapi.execution_api.versions import bundle
     from airflow.sdk.api.datamodels._generated import API_VERSION
 
-    return bool(bundle.versions[0].value == API_VERSION)
+    return _newest_version() == API_VERSION
 
 
 class DirectTransport(httpx.BaseTransport):
@@ -162,7 +161,7 @@ class DirectTransport(httpx.BaseTransport):
             response = _json(e.status_code, {"detail": e.detail})
         except ValidationError as e:
             # FastAPI's answer to a request body (or query string) that does not validate.
-            where = e.title if e.title in ("query",) else "body"
+            where = "query" if e.title == _QUERY_ERROR else "body"
             errors = json.loads(e.json(include_url=False))
             for error in errors:
                 error["loc"] = [where, *error["loc"]]
@@ -484,9 +483,14 @@ def _query(request: httpx.Request, **spec: tuple[Any, Any]) -> dict[str, Any]:
     return out
 
 
+#: The title of a ``ValidationError`` about the query string (see :func:`_in_query`).
+_QUERY_ERROR = "query"
+
+
 def _in_query(validate: Callable[[], Any], *loc: str) -> Any:
     """``validate()``; a ``ValidationError`` it raises is re-raised as one about the query
-    string (its title ``query``, its errors under ``loc``), which FastAPI locates there."""
+    string (titled :data:`_QUERY_ERROR`, its errors under ``loc``), which FastAPI locates
+    there."""
     from pydantic import ValidationError
     from pydantic_core import InitErrorDetails
 
@@ -500,7 +504,7 @@ def _in_query(validate: Callable[[], Any], *loc: str) -> Any:
             if err.get("ctx"):
                 detail["ctx"] = err["ctx"]
             details.append(detail)
-        raise ValidationError.from_exception_data("query", details) from None
+        raise ValidationError.from_exception_data(_QUERY_ERROR, details) from None
 
 
 def _json(status: int, body: Any) -> httpx.Response:

@@ -18,6 +18,7 @@ which scheduled task instances may be queued now: pools, ``max_active_tasks``,
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -291,8 +292,10 @@ def _die_with_parent(parent: int, sig: int) -> None:
         os.kill(os.getpid(), sig)
 
 
+@functools.cache
 def _pidfd_works() -> bool:
-    """Whether Linux gives this process pidfds (5.3 and later)."""
+    """Whether Linux gives this process pidfds (5.3 and later); asked once in the kernel,
+    whose forked workers inherit the answer."""
     try:
         os.close(os.pidfd_open(os.getpid()))
     except (AttributeError, OSError):
