@@ -141,6 +141,39 @@ with DAG("kx_variable", schedule=None):
     read()
 '''
 
+# Six independent tasks in a file whose top-level code notes each parse (by process id), and
+# a file whose top-level code reads a Variable (an answer that belongs to each try).
+PARSE_ONCE = '''%%dag
+import os
+import pathlib
+
+from airflow.sdk import DAG, task
+
+with open(pathlib.Path({parses!r}) / "kx_parse_once", "a") as notes:
+    notes.write(f"{{os.getpid()}}\\n")
+
+with DAG("kx_parse_once", schedule=None):
+    @task
+    def one(i: int) -> int:
+        return i
+
+    for i in range(6):
+        one.override(task_id=f"t{{i}}")(i)
+'''
+
+TOP_LEVEL_VARIABLE = '''%%dag
+from airflow.sdk import DAG, Variable, task
+
+GREETING = Variable.get("kx_top_level", default="unset")
+
+with DAG("kx_top_variable", schedule=None):
+    @task
+    def greet() -> str:
+        return GREETING
+
+    greet()
+'''
+
 EXAMPLES = ["example_dynamic_task_mapping", "example_setup_teardown"]
 
 
@@ -161,6 +194,8 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
     shutil.copytree(template_root / ".templates", root / ".templates")
     marks = tmp / "marks"
     marks.mkdir()
+    parses = tmp / "parses"
+    parses.mkdir()
     cells = {
         "rules": "%%dag\n" + TRIGGER_RULES,
         "together": TOGETHER.format(marks=str(marks)),
@@ -170,6 +205,8 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         "notebook_only": NOTEBOOK_ONLY,
         "drift": DRIFT,
         "variable": VARIABLE,
+        "parse_once": PARSE_ONCE.format(parses=str(parses)),
+        "top_variable": TOP_LEVEL_VARIABLE,
         **{name: "%%dag\n" + _example(name) for name in EXAMPLES},
     }
     nb = tmp / "parallel.ipynb"
@@ -183,6 +220,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         k.home = SessionStore(root).find(str(nb)).home  # type: ignore[union-attr]
         k.cell_ids = {name: cell.id for name, cell in zip(cells, saved, strict=True)}
         k.marks = marks
+        k.parses = parses
         yield k
     finally:
         k.shutdown()
@@ -271,6 +309,40 @@ def test_a_try_that_needs_the_whole_api_gets_it(kernel):
     out = _run(kernel, "%run_dag kx_variable --parallelism 2")
     assert out["states"] == {"read": "success"}, out
     assert kernel.value("%xcom kx_variable read") == "hello"
+
+
+def test_workers_parse_a_dag_file_once_not_per_try(kernel):
+    """Each worker parses the DAG file once and forks its tries from that parse (Airflow's
+    task runner would parse it in every try); KYTE_PARSE_PER_TRY=1 restores a parse per try.
+    """
+    notes = kernel.parses / "kx_parse_once"
+    kernel.ok("import os")
+    kernel_pid = int(kernel.value("os.getpid()"))
+
+    def parses_by_workers(line: str) -> list[str]:
+        notes.write_text("")
+        out = _run(kernel, line)
+        assert out["states"] == {f"t{i}": "success" for i in range(6)}, out
+        for i in range(6):
+            assert kernel.value(f"%xcom kx_parse_once t{i}") == i
+        return [p for p in notes.read_text().split() if int(p) != kernel_pid]
+
+    once = parses_by_workers("%run_dag kx_parse_once --parallelism 2")
+    assert 1 <= len(once) <= 2, once  # one per worker, and there are two workers
+    kernel.ok("os.environ['KYTE_PARSE_PER_TRY'] = '1'")
+    try:
+        per_try = parses_by_workers("%run_dag kx_parse_once --parallelism 2")
+    finally:
+        kernel.ok("del os.environ['KYTE_PARSE_PER_TRY']")
+    assert len(per_try) == 6, per_try  # as Airflow's task runner does: once per try
+
+
+def test_a_dag_file_that_reads_a_variable_at_top_level_is_parsed_per_try(kernel):
+    """The worker's parse would not see the try's Variable: such a file is parsed in the try."""
+    kernel.ok("from airflow.models import Variable as _V\n_V.set('kx_top_level', 'from try')")
+    out = _run(kernel, "%run_dag kx_top_variable --parallelism 2")
+    assert out["states"] == {"greet": "success"}, out
+    assert kernel.value("%xcom kx_top_variable greet") == "from try"
 
 
 def test_independent_tasks_run_at_the_same_time(kernel):

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import worker_parse
+
 log = logging.getLogger(__name__)
 
 URL_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
@@ -146,10 +148,16 @@ def prepare_forked_workers() -> None:
       unless configured;
     * the execution-API client's TLS context, built once here (loading the CA bundle takes
       ~0.1-0.3 s of CPU, which every forked worker paid on its first call; forks inherit the
-      ``lru_cache`` that holds it).
+      ``lru_cache`` that holds it);
+    * the task runner's pydantic adapters, which each task process built again
+      (:func:`~.startup.warm_task_runner_schemas`).
     """
     from airflow.sdk.api import client
     from airflow.sdk.execution_time import supervisor
+
+    from .startup import warm_task_runner_schemas
+
+    warm_task_runner_schemas()
 
     if not _pidfd_works() and not _configured("workers", "min_heartbeat_interval"):
         # Read once, at import: set on the module the forked workers inherit.
@@ -356,7 +364,8 @@ def _wake_on_task_exit() -> None:
 
 
 def _keep_fatal_signals_default() -> None:
-    """In a task process: Python handlers for SIGSEGV/SIGBUS/SIGFPE/SIGILL are not installed.
+    """In a worker and its task processes: Python handlers for SIGSEGV/SIGBUS/SIGFPE/SIGILL
+    are not installed (a worker parses DAG files too, and its task processes are its forks).
 
     Why: Airflow's DAG importer (``PythonDagImporter``) installs a Python SIGSEGV handler
     while it parses the DAG file and never restores the default. A Python handler only sets
@@ -414,7 +423,7 @@ def _after_fork_in_child() -> None:
         parent = _in_worker[0]
         _in_worker.clear()
         _die_with_parent(parent, signal.SIGKILL)
-        _keep_fatal_signals_default()
+        worker_parse.serve_parsed_bags()  # fatal signals: the worker's guard is inherited
         return
     if not _forking:
         return
@@ -438,6 +447,9 @@ def _after_fork_in_child() -> None:
     os.close(fd)
     _silence_kernel_streams(1)
     _wake_on_task_exit()
+    _keep_fatal_signals_default()
+    if worker_parse.enabled():
+        worker_parse.parse_before_fork()
 
 
 _hook_installed: list[bool] = []

@@ -50,17 +50,20 @@ def tune_sqlite() -> None:
 
 
 def cache_task_runner_schemas() -> None:
-    """Build the task runner's pydantic ``TypeAdapter(JsonValue)`` once, not per field per try.
+    """Build the task runner's pydantic adapters once, not per field per try.
 
-    The Task SDK's ``_serialize_rendered_fields`` constructs a new ``TypeAdapter(JsonValue)``
-    for every template field of every try, and building one compiles a pydantic schema: about
-    2 ms of a trivial try's ~20 ms. A ``TypeAdapter`` is immutable, so one per type serves
-    every call the same way; only ``task_runner``'s own name is rebound, for one-argument
-    calls (anything else still builds a new adapter).
+    The Task SDK builds a new ``TypeAdapter`` for each use: ``_serialize_rendered_fields``
+    one of ``JsonValue`` for every template field of every try, and each task process's
+    ``CommsDecoder`` two of ``ToTask``. Building one compiles a pydantic schema (measured
+    here: ~1 ms for ``JsonValue``, ~2-3 ms for ``ToTask``; a trivial try takes ~20 ms).
+    A ``TypeAdapter`` is immutable, so one per type serves every call the same way; only
+    ``task_runner``'s and ``comms``' own names are rebound, for one-argument calls
+    (anything else still builds a new adapter). :func:`warm_task_runner_schemas` builds
+    them before the kernel forks executor workers, whose task processes inherit them.
     """
     import functools
 
-    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time import comms, task_runner
     from pydantic import TypeAdapter
 
     if getattr(vars(task_runner)["TypeAdapter"], "kyte_cached", False):
@@ -80,6 +83,17 @@ def cache_task_runner_schemas() -> None:
 
     adapter.kyte_cached = True  # type: ignore[attr-defined]
     setattr(task_runner, "TypeAdapter", adapter)  # noqa: B010 (a module's own name)
+    setattr(comms, "TypeAdapter", adapter)  # noqa: B010
+
+
+def warm_task_runner_schemas() -> None:
+    """Build the cached adapters every try uses (see :func:`cache_task_runner_schemas`)."""
+    from airflow.sdk.execution_time import comms, task_runner
+    from pydantic import JsonValue
+
+    cache_task_runner_schemas()
+    vars(task_runner)["TypeAdapter"](JsonValue)
+    vars(comms)["TypeAdapter"](comms.ToTask)
 
 
 def preload(home: str, connections: list[str], variables: list[str]) -> tuple[int, int]:

@@ -196,9 +196,10 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
     """Rounds until nothing is ready, queued or running; the task instances (keys) whose
     tries were lost (no heartbeat: their worker died).
 
-    Airflow's dependency rules are asked again only when a task instance changed (or, while a
-    retry or reschedule waits, once a second): the kernel's CPU also serves the workers'
-    execution API, so a round that changes nothing costs two cheap queries.
+    Airflow's dependency rules are asked again only when a change could make a task instance
+    ready (:func:`_may_ready_more`), or, while a retry or reschedule waits, once a second: the
+    kernel's CPU also serves the workers' execution API, so a round that changes nothing
+    costs two cheap queries.
     """
     dr, db = plan.dr, plan.session
     idle = 0.0
@@ -211,12 +212,11 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
     last_lost_check = time.monotonic()
     while True:
         versions = runs.ti_versions(dr, db)
-        # Only a state change can make another task instance ready: a running try's
-        # heartbeat (once a second) changes its row too, but must not cost an evaluation.
+        # A running try's heartbeat changes its row too, but must not cost an evaluation.
         stated = {key: v[0] for key, v in versions.items()}
         waiting = any(v in WAITING for v in stated.values())
         now = time.monotonic()
-        check = check or stated != seen or (waiting and now - last_check > 1)
+        check = check or _may_ready_more(seen, stated) or (waiting and now - last_check > 1)
         if check and now - last_check < gap:
             # Evaluating a big run holds the GIL the execution API's threads need: leave
             # them at least twice the time the last evaluation took.
@@ -250,7 +250,8 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
                 progress(dict(states))
         active = any(v[0] in ACTIVE for v in versions.values()) or ex.busy() or bool(ready)
         if ready or queued or events:
-            idle, quiet, check = 0.0, False, True
+            # What they changed in the metastore shows in the next round's states.
+            idle, quiet = 0.0, False
             continue
         if not active:
             if changed or not (quiet and checked):
@@ -282,6 +283,20 @@ def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
         # Nothing changed: wait a little (workers are running, or a retry delay).
         idle = min(0.2, idle + 0.02)
         time.sleep(idle)
+
+
+def _may_ready_more(seen: dict[Any, str] | None, now: dict[Any, str]) -> bool:
+    """Whether the change from ``seen`` to ``now`` (task instance -> state) could make a task
+    instance ready: a task instance appeared or went (mapping, removal), or one entered a
+    state other than ``scheduled``, ``queued``, ``running`` or ``restarting``.
+
+    Airflow's trigger rules read only upstream task instances' finished states, so a try
+    being scheduled, queued or started readies nothing; a finished, skipped, upstream-failed
+    or retry-waiting one may.
+    """
+    if seen is None or seen.keys() != now.keys():
+        return True
+    return any(state != seen[key] and state not in ACTIVE for key, state in now.items())
 
 
 def _states(plan: RunPlan) -> dict[str, str]:
