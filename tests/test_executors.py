@@ -161,6 +161,25 @@ with DAG("kx_parse_once", schedule=None):
         one.override(task_id=f"t{{i}}")(i)
 '''
 
+# A file whose top-level code keeps a file open: each forked try would share it.
+PARSE_KEEPS_OPEN = '''%%dag
+import os
+import pathlib
+
+from airflow.sdk import DAG, task
+
+NOTES = open(pathlib.Path({parses!r}) / "kx_parse_open", "a", buffering=1)
+NOTES.write(f"{{os.getpid()}}\\n")
+
+with DAG("kx_parse_open", schedule=None):
+    @task
+    def one(i: int) -> int:
+        return i
+
+    for i in range(3):
+        one.override(task_id=f"t{{i}}")(i)
+'''
+
 TOP_LEVEL_VARIABLE = '''%%dag
 from airflow.sdk import DAG, Variable, task
 
@@ -172,6 +191,34 @@ with DAG("kx_top_variable", schedule=None):
         return GREETING
 
     greet()
+'''
+
+# Retries: a task that fails its first try, one that fails both, and their downstreams.
+RETRY = '''%%dag
+from datetime import timedelta
+
+from airflow.sdk import DAG, task
+
+with DAG("kx_retry", schedule=None):
+    @task(retries=1, retry_delay=timedelta(seconds=0))
+    def flaky(ti=None) -> int:
+        if ti.try_number == 1:
+            raise RuntimeError("the first try fails")
+        return ti.try_number
+
+    @task(retries=1, retry_delay=timedelta(seconds=0))
+    def broken() -> None:
+        raise RuntimeError("every try fails")
+
+    @task
+    def after(n: int) -> int:
+        return n + 1
+
+    @task(trigger_rule="all_done")
+    def cleanup() -> str:
+        return "done"
+
+    [after(flaky()), broken()] >> cleanup()
 '''
 
 EXAMPLES = ["example_dynamic_task_mapping", "example_setup_teardown"]
@@ -205,7 +252,9 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         "notebook_only": NOTEBOOK_ONLY,
         "drift": DRIFT,
         "variable": VARIABLE,
+        "retry": RETRY,
         "parse_once": PARSE_ONCE.format(parses=str(parses)),
+        "parse_open": PARSE_KEEPS_OPEN.format(parses=str(parses)),
         "top_variable": TOP_LEVEL_VARIABLE,
         **{name: "%%dag\n" + _example(name) for name in EXAMPLES},
     }
@@ -287,6 +336,21 @@ def test_trigger_rules_parallel_ends_as_serial(kernel):
     assert "::group::" not in log and "::endgroup::" not in log  # as an in-kernel try's log
 
 
+def test_retries_parallel_end_as_serial(kernel):
+    """A try that fails is retried by Airflow's rules in a worker, as in the kernel."""
+    serial = _run(kernel, "%run_dag kx_retry")
+    serial_tries = kernel.value("_r.tries")
+    parallel = _run(kernel, "%run_dag kx_retry --parallelism 2")
+    assert parallel["states"] == serial["states"] == {
+        "flaky": "success", "after": "success", "broken": "failed", "cleanup": "success"}
+    # Airflow decides a run's state by its leaves: here cleanup, which ran all_done.
+    assert parallel["state"] == serial["state"] == "success"
+    assert kernel.value("_r.tries") == serial_tries
+    assert serial_tries["flaky"] == serial_tries["broken"] == 2, serial_tries
+    assert _xcoms(kernel, "kx_retry", parallel["run_id"]) == _xcoms(
+        kernel, "kx_retry", serial["run_id"])
+
+
 @pytest.mark.parametrize("dag_id", EXAMPLES)
 def test_example_dag_parallel_ends_as_serial(kernel, dag_id):
     """Mapping and setup/teardown, decided by Airflow's rules in both paths."""
@@ -335,6 +399,19 @@ def test_workers_parse_a_dag_file_once_not_per_try(kernel):
     finally:
         kernel.ok("del os.environ['KYTE_PARSE_PER_TRY']")
     assert len(per_try) == 6, per_try  # as Airflow's task runner does: once per try
+
+
+def test_a_dag_file_that_keeps_a_file_open_is_parsed_per_try(kernel):
+    """Tries forked from one parse would share what its top-level code left open."""
+    notes = kernel.parses / "kx_parse_open"
+    kernel.ok("import os")
+    kernel_pid = int(kernel.value("os.getpid()"))
+    notes.write_text("")
+    out = _run(kernel, "%run_dag kx_parse_open --parallelism 2")
+    assert out["states"] == {f"t{i}": "success" for i in range(3)}, out
+    parses = [p for p in notes.read_text().split() if int(p) != kernel_pid]
+    # Each try's own parse, besides the workers' (whose parses were not used).
+    assert len(set(parses)) >= 3, parses
 
 
 def test_a_dag_file_that_reads_a_variable_at_top_level_is_parsed_per_try(kernel):

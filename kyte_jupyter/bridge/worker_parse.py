@@ -20,7 +20,9 @@ How:
 A DAG file is parsed per try, as Airflow does, when its parse in the worker:
 
 * used the task runner's channel to its supervisor (top-level ``Variable.get``,
-  ``Connection`` or XCom reads: those answers belong to the try), or
+  ``Connection`` or XCom reads: those answers belong to the try);
+* left a file descriptor open or a thread running (a connection or client opened at the
+  top level: every forked try would share its socket, and threads do not survive a fork);
 * had import errors, or did not define the try's DAG.
 
 What differs from a parse per try: the file's top-level code runs once per worker instead
@@ -31,6 +33,7 @@ kernel's environment restores a parse per try.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 PER_TRY_ENV = "KYTE_PARSE_PER_TRY"
@@ -43,6 +46,13 @@ _bags: dict[tuple[str, str, str | None], tuple[tuple[int, int, int], Any]] = {}
 def enabled() -> bool:
     """Whether workers parse each DAG file once (``KYTE_PARSE_PER_TRY`` is not set)."""
     return os.environ.get(PER_TRY_ENV, "").lower() not in ("1", "true", "yes")
+
+
+def _open_fds() -> set[str] | None:
+    try:
+        return set(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:
@@ -93,6 +103,7 @@ def _parse(dag_rel_path: Any, bundle_info: Any) -> None:
         return
     guard = _NoSupervisor()
     before = vars(task_runner).get("SUPERVISOR_COMMS", _MISSING)
+    fds, threads = _open_fds(), set(threading.enumerate())
     task_runner.SUPERVISOR_COMMS = guard  # type: ignore[assignment]
     try:
         bag = BundleDagBag(dag_folder=dag_folder, safe_mode=False, load_op_links=False,
@@ -104,8 +115,10 @@ def _parse(dag_rel_path: Any, bundle_info: Any) -> None:
             del task_runner.SUPERVISOR_COMMS
         else:
             task_runner.SUPERVISOR_COMMS = before
-    if bag is not None and (guard.used or bag.import_errors or not bag.dags
-                            or _stamp(dag_folder) != stamp):
+    left_open = fds is None or bool(_open_fds() != fds)
+    started = bool(set(threading.enumerate()) - threads)
+    if bag is not None and (guard.used or left_open or started or bag.import_errors
+                            or not bag.dags or _stamp(dag_folder) != stamp):
         bag = None
     _bags[key] = (stamp, bag)
 
