@@ -10,6 +10,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from kyte_jupyter.contracts.run import RUN_SUMMARY_MIME
 from kyte_jupyter.contracts.run import RunSummary as Contract
 from kyte_jupyter.runner.logs import LineFilter, error_line, read_log_text
@@ -168,3 +170,23 @@ def test_progress_names_running_tasks_no_status_and_singular() -> None:
     assert progress_text("d", {"a": "success"}, done=True) == "d finished (1 task): 1 success"
     bundle = ProgressLine("d", {"a": "running", "b": "none"})._repr_mimebundle_()
     assert "now: <code>a</code>" in bundle["text/html"] and "none" not in bundle["text/html"]
+
+
+@pytest.mark.parametrize(("seen", "now", "asks"), [
+    (None, {"a": "none"}, True),  # the first round
+    ({"a": "none"}, {"a": "none"}, False),  # nothing changed
+    ({"a": "none"}, {"a": "scheduled"}, False),  # scheduling, queueing, starting ready
+    ({"a": "scheduled"}, {"a": "queued"}, False),  # nothing: no trigger rule reads them
+    ({"a": "queued"}, {"a": "running"}, False),
+    ({"a": "running"}, {"a": "success"}, True),  # a finished upstream may
+    ({"a": "running"}, {"a": "failed"}, True),
+    ({"a": "running"}, {"a": "up_for_retry"}, True),  # its retry waits to be ready
+    ({"a": "none"}, {"a": "upstream_failed"}, True),  # propagates downstream
+    ({"a": "success"}, {"a": "success", "b[0]": "none"}, True),  # mapping expanded
+    ({"a": "success", "b": "none"}, {"a": "success"}, True),  # removed
+])
+def test_dependency_rules_are_asked_again_only_after_a_change_that_can_ready_a_task(
+        seen: dict[str, str] | None, now: dict[str, str], asks: bool) -> None:
+    from kyte_jupyter.runner.parallel import _may_ready_more
+
+    assert _may_ready_more(seen, now) is asks
