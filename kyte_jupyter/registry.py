@@ -131,13 +131,14 @@ class Registry:
         __tracebackhide__ = True  # a cell's error shows the cell's frames, not this one
         from airflow.sdk import DAG
 
-        from .bridge import collecting_dags
+        from .bridge import collecting_dags, parsing_as_dag_processor
 
         code = compile_cell(body, filename)
         before = {id(v) for v in ns.values() if isinstance(v, DAG)}
         main_mod = sys.modules.get("__main__")
         try:
-            with cell_module(ns, self.notebook_path), collecting_dags(CELL_MODULE) as collected:
+            with cell_module(ns, self.notebook_path), parsing_as_dag_processor(), \
+                    collecting_dags(CELL_MODULE) as collected:
                 started = time.perf_counter()
                 exec(code, ns)
                 top_level = time.perf_counter() - started
@@ -245,6 +246,8 @@ class Registry:
         __tracebackhide__ = True  # a cell's error shows the cell's frames, not this one
         from airflow.sdk import DAG
 
+        from .bridge import parsing_as_dag_processor
+
         kwargs: dict[str, Any] = {"schedule": None}
         for c in cells:
             kwargs.update(c.options.given())
@@ -262,7 +265,8 @@ class Registry:
             code = compile_cell(c.body, c.filename)
             before = set(dag.task_dict)
             try:
-                with dag, _muted(c.key != current_key), cell_module(ns, self.notebook_path):
+                with dag, _muted(c.key != current_key), cell_module(ns, self.notebook_path), \
+                        parsing_as_dag_processor():
                     exec(code, ns)
             except Exception as e:
                 if type(e).__name__ == "DuplicateTaskIdFound":

@@ -415,11 +415,18 @@ def test_a_dag_file_that_keeps_a_file_open_is_parsed_per_try(kernel):
 
 
 def test_a_dag_file_that_reads_a_variable_at_top_level_is_parsed_per_try(kernel):
-    """The worker's parse would not see the try's Variable: such a file is parsed in the try."""
-    kernel.ok("from airflow.models import Variable as _V\n_V.set('kx_top_level', 'from try')")
-    out = _run(kernel, "%run_dag kx_top_variable --parallelism 2")
-    assert out["states"] == {"greet": "success"}, out
-    assert kernel.value("%xcom kx_top_variable greet") == "from try"
+    """A DAG file's top-level Variable read sees the metastore in the cell, as in Airflow's
+    DAG processor, and in each try (the worker's parse would not see it, so the file is
+    parsed in the try): serial and parallel runs return the same value."""
+    kernel.ok("from airflow.models import Variable as _V\n"
+              "_V.set('kx_top_level', 'from the metastore')")
+    kernel.ok(TOP_LEVEL_VARIABLE, cell_id=kernel.cell_ids["top_variable"])
+    serial = _run(kernel, "%run_dag kx_top_variable")
+    assert serial["states"] == {"greet": "success"}, serial
+    assert kernel.value("%xcom kx_top_variable greet") == "from the metastore"
+    parallel = _run(kernel, "%run_dag kx_top_variable --parallelism 2")
+    assert parallel["states"] == {"greet": "success"}, parallel
+    assert kernel.value("%xcom kx_top_variable greet") == "from the metastore"
 
 
 def test_independent_tasks_run_at_the_same_time(kernel):

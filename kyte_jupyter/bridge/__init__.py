@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .dags import check_dag, collecting_dags
+from .dags import check_dag, collecting_dags, parsing_as_dag_processor
 from .masking import redact, redact_value
 from .runs import (
     FINISHED,
@@ -191,7 +191,8 @@ def sync_dags(dags: Iterable[DAG]) -> None:
 __all__ = [
     "FINISHED", "SCHEDULABLE", "Bridge", "MapNotReady", "TriggerInterrupted", "TryResult",
     "cache_task_runner_schemas", "check_dag", "collecting_dags", "create_run", "current",
-    "db_session", "delete_runs", "get_run", "latest_run", "preload", "quiet_server_logs",
+    "db_session", "delete_runs", "get_run", "latest_run", "parsing_as_dag_processor",
+    "preload", "quiet_server_logs",
     "redact", "redact_value", "run_for_date", "state_name", "sync_dags", "task_instances",
     "ti_states", "tune_sqlite", "xcom_value",
 ]

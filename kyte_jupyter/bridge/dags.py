@@ -66,6 +66,33 @@ def build_scheduler_dag(dag: DAG) -> Any:
 
 
 @contextmanager
+def parsing_as_dag_processor() -> Iterator[None]:
+    """Inside the block, the Task SDK's Variable and Connection reads see the session's
+    metastore, as a DAG file's top-level reads do in Airflow's DAG processor.
+
+    Why internal: the Task SDK picks its secrets backends by process context
+    (``ensure_secrets_backend_loaded``): a task's supervisor channel, else
+    ``_AIRFLOW_PROCESS_CONTEXT=server`` (the scheduler, the DAG processor's manager, the API
+    server: the metastore), else environment variables and external backends only. A DAG
+    cell is a DAG file parsed in the kernel, which is the session's DAG processor; without
+    this, a top-level ``Variable.get`` in a cell missed the metastore (and the serial run
+    used another value than a parallel run's task process, which asks its supervisor).
+    """
+    import os
+
+    name = "_AIRFLOW_PROCESS_CONTEXT"
+    before = os.environ.get(name)
+    os.environ[name] = "server"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextmanager
 def collecting_dags(module_name: str = "__main__") -> Iterator[Callable[[], list[DAG]]]:
     """Collect the DAGs that code run inside the block auto-registers, as a DAG file's are.
 
