@@ -221,6 +221,21 @@ with DAG("kx_retry", schedule=None):
     [after(flaky()), broken()] >> cleanup()
 '''
 
+# A task that logs at info on Airflow's task logger.
+LOGS = '''%%dag
+import logging
+
+from airflow.sdk import DAG, task
+
+with DAG("kx_logs", schedule=None):
+    @task
+    def say() -> str:
+        logging.getLogger("airflow.task").info("a line at info")
+        return "said"
+
+    say()
+'''
+
 EXAMPLES = ["example_dynamic_task_mapping", "example_setup_teardown"]
 
 
@@ -253,6 +268,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         "drift": DRIFT,
         "variable": VARIABLE,
         "retry": RETRY,
+        "logs": LOGS,
         "parse_once": PARSE_ONCE.format(parses=str(parses)),
         "parse_open": PARSE_KEEPS_OPEN.format(parses=str(parses)),
         "top_variable": TOP_LEVEL_VARIABLE,
@@ -349,6 +365,16 @@ def test_retries_parallel_end_as_serial(kernel):
     assert serial_tries["flaky"] == serial_tries["broken"] == 2, serial_tries
     assert _xcoms(kernel, "kx_retry", parallel["run_id"]) == _xcoms(
         kernel, "kx_retry", serial["run_id"])
+
+
+def test_tries_log_at_info_in_parallel_runs_and_in_serial_runs_after_them(kernel):
+    """Quieting the scheduler's bookkeeping in the cell leaves every try's log complete."""
+    for line in ("%run_dag kx_logs --parallelism 2", "%run_dag kx_logs --parallelism 2",
+                 "%run_dag kx_logs"):
+        assert _run(kernel, line)["states"] == {"say": "success"}
+        log = kernel.ok("%task_log kx_logs say").text
+        assert "a line at info" in log, (line, log)
+        assert "Done. Returned value was: said" in log, (line, log)
 
 
 @pytest.mark.parametrize("dag_id", EXAMPLES)

@@ -446,6 +446,7 @@ def _after_fork_in_child() -> None:
     os.dup2(fd, 2)
     os.close(fd)
     _silence_kernel_streams(1)
+    restore_scheduler_logs()  # for the tries' logs; the worker's own output is dropped
     _wake_on_task_exit()
     _keep_fatal_signals_default()
     if worker_parse.enabled():
@@ -703,20 +704,40 @@ def _logger_level(name: str, level: int) -> Iterator[None]:
                 table[name] = old
 
 
+#: (logger name, its stdlib level, [(structlog level table, its entry)]) before quieting
+_quieted: list[tuple[str, int, list[tuple[Any, Any]]]] = []
+
+
 def quiet_scheduler_logs() -> None:
-    """The scheduler's and executor's bookkeeping (queued, shutting down) stays out of cells.
+    """The scheduler's and executor's bookkeeping (queued, shutting down) stays out of cells,
+    until :func:`restore_scheduler_logs`.
 
     Why internal: Airflow's structlog loggers take their level from a per-name table filled
     from ``[logging] namespace_levels`` when logging is configured, which happened before this
     kernel ran a parallel run; stdlib levels alone do not reach them. The table is updated
     here (only for names nobody configured), in both copies of Airflow's shared logging code.
     """
+    if _quieted:
+        return
     for name, level in QUIET_LOGGERS.items():
-        logging.getLogger(name).setLevel(level)
-    for levels in _level_tables():
-        for name, level in QUIET_LOGGERS.items():
-            if name not in levels:
-                levels[name] = level
+        std = logging.getLogger(name)
+        tables = [(t, t.get(name)) for t in _level_tables()]
+        _quieted.append((name, std.level, tables))
+        std.setLevel(level)
+        for table, old in tables:
+            if old is None:
+                table[name] = level
+
+
+def restore_scheduler_logs() -> None:
+    """Undo :func:`quiet_scheduler_logs`: after a parallel run (the kernel's own tries log
+    ``airflow.task`` at info), and in each worker (its tries' logs are complete)."""
+    while _quieted:
+        name, std_level, tables = _quieted.pop()
+        logging.getLogger(name).setLevel(std_level)
+        for table, old in tables:
+            if old is None:
+                table.pop(name, None)
 
 
 def set_paused(dag_id: str, paused: bool, session: Any) -> None:

@@ -141,6 +141,22 @@ def run_parallel(
     """Drive ``plan`` to its end with an executor; the run's summary (states settled)."""
     from ..bridge import executors as bx
 
+    try:
+        return _run_parallel(session, plan, magic, progress, options, dag_rel_path)
+    finally:
+        bx.restore_scheduler_logs()
+
+
+def _run_parallel(
+    session: Session,
+    plan: RunPlan,
+    magic: Literal["run_task", "run_dag"],
+    progress: Progress | None,
+    options: ParallelOptions,
+    dag_rel_path: str,
+) -> RunSummary:
+    from ..bridge import executors as bx
+
     dag, dr, db = plan.dag, plan.dr, plan.session
     summary = RunSummary(dag.dag_id, dr.run_id, "running", magic=magic,
                          executor=options.executor or "LocalExecutor")
