@@ -7,6 +7,7 @@ the workers import the DAG file export writes from it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -161,17 +162,27 @@ with DAG("kx_parse_once", schedule=None):
         one.override(task_id=f"t{{i}}")(i)
 '''
 
-# A file whose top-level code keeps a file open: each forked try would share it.
-PARSE_KEEPS_OPEN = '''%%dag
+# Files whose top-level code leaves something behind that forked tries would share (or, for
+# atexit handlers, never run): each notes its parses by process id.
+KEEPS = {
+    "kx_keep_fd": "KEPT = open(pathlib.Path({parses!r}) / 'kx_keep_fd.kept', 'a')",
+    "kx_keep_atexit": "atexit.register(print, 'parsed here')",
+    "kx_keep_thread": "_thread.start_new_thread(time.sleep, (600,))",
+}
+PARSE_KEEPS = '''%%dag
+import _thread
+import atexit
 import os
 import pathlib
+import time
 
 from airflow.sdk import DAG, task
 
-NOTES = open(pathlib.Path({parses!r}) / "kx_parse_open", "a", buffering=1)
-NOTES.write(f"{{os.getpid()}}\\n")
+with open(pathlib.Path({parses!r}) / "{dag_id}", "a") as notes:
+    notes.write(f"{{os.getpid()}}\\n")
+{keep}
 
-with DAG("kx_parse_open", schedule=None):
+with DAG("{dag_id}", schedule=None):
     @task
     def one(i: int) -> int:
         return i
@@ -270,7 +281,9 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         "retry": RETRY,
         "logs": LOGS,
         "parse_once": PARSE_ONCE.format(parses=str(parses)),
-        "parse_open": PARSE_KEEPS_OPEN.format(parses=str(parses)),
+        **{dag_id: PARSE_KEEPS.format(parses=str(parses), dag_id=dag_id,
+                                      keep=keep.format(parses=str(parses)))
+           for dag_id, keep in KEEPS.items()},
         "top_variable": TOP_LEVEL_VARIABLE,
         **{name: "%%dag\n" + _example(name) for name in EXAMPLES},
     }
@@ -401,41 +414,46 @@ def test_a_try_that_needs_the_whole_api_gets_it(kernel):
     assert kernel.value("%xcom kx_variable read") == "hello"
 
 
-def test_workers_parse_a_dag_file_once_not_per_try(kernel):
-    """Each worker parses the DAG file once and forks its tries from that parse (Airflow's
-    task runner would parse it in every try); KYTE_PARSE_PER_TRY=1 restores a parse per try.
-    """
-    notes = kernel.parses / "kx_parse_once"
-    kernel.ok("import os")
-    kernel_pid = int(kernel.value("os.getpid()"))
-
-    def parses_by_workers(line: str) -> list[str]:
-        notes.write_text("")
-        out = _run(kernel, line)
-        assert out["states"] == {f"t{i}": "success" for i in range(6)}, out
-        for i in range(6):
-            assert kernel.value(f"%xcom kx_parse_once t{i}") == i
-        return [p for p in notes.read_text().split() if int(p) != kernel_pid]
-
-    once = parses_by_workers("%run_dag kx_parse_once --parallelism 2")
-    assert 1 <= len(once) <= 2, once  # one per worker, and there are two workers
-    kernel.ok("os.environ['KYTE_PARSE_PER_TRY'] = '1'")
+@contextlib.contextmanager
+def _parse_once(k: Any) -> Iterator[None]:
+    """Runs in the block have KYTE_PARSE_ONCE=1: workers parse each DAG file once."""
+    k.ok("import os\nos.environ['KYTE_PARSE_ONCE'] = '1'")
     try:
-        per_try = parses_by_workers("%run_dag kx_parse_once --parallelism 2")
+        yield
     finally:
-        kernel.ok("del os.environ['KYTE_PARSE_PER_TRY']")
-    assert len(per_try) == 6, per_try  # as Airflow's task runner does: once per try
+        k.ok("del os.environ['KYTE_PARSE_ONCE']")
 
 
-def test_a_dag_file_that_keeps_a_file_open_is_parsed_per_try(kernel):
-    """Tries forked from one parse would share what its top-level code left open."""
-    notes = kernel.parses / "kx_parse_open"
-    kernel.ok("import os")
-    kernel_pid = int(kernel.value("os.getpid()"))
+def _parses_by_workers(k: Any, dag_id: str, tasks: int) -> list[str]:
+    """Run ``dag_id`` with two workers; the process ids of the parses not in the kernel."""
+    notes = k.parses / dag_id
+    k.ok("import os")
+    kernel_pid = int(k.value("os.getpid()"))
     notes.write_text("")
-    out = _run(kernel, "%run_dag kx_parse_open --parallelism 2")
-    assert out["states"] == {f"t{i}": "success" for i in range(3)}, out
-    parses = [p for p in notes.read_text().split() if int(p) != kernel_pid]
+    out = _run(k, f"%run_dag {dag_id} --parallelism 2")
+    assert out["states"] == {f"t{i}": "success" for i in range(tasks)}, out
+    for i in range(tasks):
+        assert k.value(f"%xcom {dag_id} t{i}") == i
+    return [p for p in notes.read_text().split() if int(p) != kernel_pid]
+
+
+def test_each_try_parses_the_dag_file_unless_workers_parse_it_once(kernel):
+    """Airflow's task runner parses the DAG file in every try, and so do parallel runs; with
+    KYTE_PARSE_ONCE=1 each worker parses it once and forks its tries from that parse."""
+    per_try = _parses_by_workers(kernel, "kx_parse_once", 6)
+    assert len(per_try) == 6, per_try
+    with _parse_once(kernel):
+        once = _parses_by_workers(kernel, "kx_parse_once", 6)
+    assert 1 <= len(once) <= 2, once  # one per worker, and there are two workers
+
+
+@pytest.mark.parametrize("dag_id", sorted(KEEPS))
+def test_a_dag_file_that_leaves_something_behind_is_parsed_per_try(kernel, dag_id):
+    """An open file, a thread, an atexit handler: tries forked from one parse would share
+    them (or never run the handler), so with KYTE_PARSE_ONCE=1 such a file is parsed in
+    each try all the same."""
+    with _parse_once(kernel):
+        parses = _parses_by_workers(kernel, dag_id, 3)
     # Each try's own parse, besides the workers' (whose parses were not used).
     assert len(set(parses)) >= 3, parses
 
@@ -450,7 +468,8 @@ def test_a_dag_file_that_reads_a_variable_at_top_level_is_parsed_per_try(kernel)
     serial = _run(kernel, "%run_dag kx_top_variable")
     assert serial["states"] == {"greet": "success"}, serial
     assert kernel.value("%xcom kx_top_variable greet") == "from the metastore"
-    parallel = _run(kernel, "%run_dag kx_top_variable --parallelism 2")
+    with _parse_once(kernel):
+        parallel = _run(kernel, "%run_dag kx_top_variable --parallelism 2")
     assert parallel["states"] == {"greet": "success"}, parallel
     assert kernel.value("%xcom kx_top_variable greet") == "from the metastore"
 

@@ -1,5 +1,5 @@
-"""In LocalExecutor workers forked from the kernel: each DAG file is parsed once per worker,
-not once per try.
+"""In LocalExecutor workers forked from the kernel, with ``KYTE_PARSE_ONCE=1``: each DAG file
+is parsed once per worker, not once per try.
 
 Why: Airflow's task runner parses the try's DAG file in every task process
 (``task_runner.parse`` builds a ``BundleDagBag``). That is Airflow's price for a fresh
@@ -7,6 +7,12 @@ process per try, and it grows with the DAG: measured here (one warm process, 2 C
 parsing the benchmark's 64-task DAG takes ~32 ms of CPU, its 200-task DAG ~90 ms, a
 1,000-task DAG ~0.8 s — per try. A worker's task processes are forks of the worker, so a
 parse the worker made before forking is already in each of them, copied on write.
+
+Why opt-in: a parse shared by a worker's tries is not a parse per try. The file's top-level
+code runs once per worker, in the worker: it sees no parsing context
+(``get_parsing_context()`` is empty), no ORM block, and its output, ``atexit`` handlers and
+other process state are the worker's, not each try's. Airflow's per-try parse stays the
+default, so a parallel run behaves as a deployment does.
 
 How:
 
@@ -17,17 +23,17 @@ How:
   when the arguments are the same and the file is unchanged (inode, size, mtime). Everything
   else in ``parse`` runs as before: bundle checks, the task lookup, the startup log line.
 
-A DAG file is parsed per try, as Airflow does, when its parse in the worker:
+A DAG file is still parsed per try when its parse in the worker:
 
 * used the task runner's channel to its supervisor (top-level ``Variable.get``,
   ``Connection`` or XCom reads: those answers belong to the try);
-* left a file descriptor open or a thread running (a connection or client opened at the
-  top level: every forked try would share its socket, and threads do not survive a fork);
-* had import errors, or did not define the try's DAG.
+* left a file descriptor open, a thread running (a connection or client opened at the top
+  level: every forked try would share its socket, and threads do not survive a fork) or an
+  ``atexit`` handler registered (tries never run the worker's);
+* raised (even ``SystemExit``), had import errors, or did not define the try's DAG.
 
-What differs from a parse per try: the file's top-level code runs once per worker instead
-of once per try (``dag.test()`` runs it once per run). ``KYTE_PARSE_PER_TRY=1`` in the
-kernel's environment restores a parse per try.
+A DAG file whose top-level code crashes the process (a segfault, ``os._exit``) takes the
+worker with it, and its try stays queued until the run is interrupted.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import os
 import threading
 from typing import Any
 
-PER_TRY_ENV = "KYTE_PARSE_PER_TRY"
+ONCE_ENV = "KYTE_PARSE_ONCE"
 
 #: (dag file, bundle path, bundle name) -> (file stamp, the parsed bag or None when the file
 #: must be parsed per try)
@@ -44,8 +50,8 @@ _bags: dict[tuple[str, str, str | None], tuple[tuple[int, int, int], Any]] = {}
 
 
 def enabled() -> bool:
-    """Whether workers parse each DAG file once (``KYTE_PARSE_PER_TRY`` is not set)."""
-    return os.environ.get(PER_TRY_ENV, "").lower() not in ("1", "true", "yes")
+    """Whether workers parse each DAG file once (``KYTE_PARSE_ONCE=1``; default: per try)."""
+    return os.environ.get(ONCE_ENV, "").lower() in ("1", "true", "yes")
 
 
 def _open_fds() -> set[str] | None:
@@ -53,6 +59,21 @@ def _open_fds() -> set[str] | None:
         return set(os.listdir("/proc/self/fd"))
     except OSError:
         return None
+
+
+def _os_threads() -> set[str] | None:
+    """This process's threads, as the OS lists them (also those ``threading`` never saw)."""
+    try:
+        return set(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
+def _process_state() -> tuple[Any, ...]:
+    import atexit
+
+    return (_open_fds(), _os_threads(), frozenset(threading.enumerate()),
+            atexit._ncallbacks())
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:
@@ -103,21 +124,20 @@ def _parse(dag_rel_path: Any, bundle_info: Any) -> None:
         return
     guard = _NoSupervisor()
     before = vars(task_runner).get("SUPERVISOR_COMMS", _MISSING)
-    fds, threads = _open_fds(), set(threading.enumerate())
+    state = _process_state()
     task_runner.SUPERVISOR_COMMS = guard  # type: ignore[assignment]
     try:
         bag = BundleDagBag(dag_folder=dag_folder, safe_mode=False, load_op_links=False,
                            bundle_path=bundle.path, bundle_name=bundle_info.name)
-    except Exception:
+    except BaseException:  # noqa: BLE001 - SystemExit at import too: the try parses it
         bag = None
     finally:
         if before is _MISSING:
             del task_runner.SUPERVISOR_COMMS
         else:
             task_runner.SUPERVISOR_COMMS = before
-    left_open = fds is None or bool(_open_fds() != fds)
-    started = bool(set(threading.enumerate()) - threads)
-    if bag is not None and (guard.used or left_open or started or bag.import_errors
+    changed = None in state or _process_state() != state
+    if bag is not None and (guard.used or changed or bag.import_errors
                             or not bag.dags or _stamp(dag_folder) != stamp):
         bag = None
     _bags[key] = (stamp, bag)
@@ -132,7 +152,7 @@ def parse_before_fork() -> None:
     def start_parsed(cls: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             _parse(kwargs["dag_rel_path"], kwargs["bundle_info"])
-        except Exception:  # noqa: BLE001 - the task process parses it, and reports errors
+        except BaseException:  # noqa: BLE001 - the task process parses it, and reports errors
             pass
         return start(cls, *args, **kwargs)
 
