@@ -142,70 +142,58 @@ def run_parallel(
     from ..bridge import executors as bx
 
     try:
-        return _run_parallel(session, plan, magic, progress, options, dag_rel_path)
+        dag, dr, db = plan.dag, plan.dr, plan.session
+        summary = RunSummary(dag.dag_id, dr.run_id, "running", magic=magic,
+                             executor=options.executor or "LocalExecutor")
+        try:
+            ex = bx.ExecutorRun(options.executor, options.parallelism, dag_rel_path=dag_rel_path,
+                                bundle_name=BUNDLE_NAME)
+            bx.execution_api().start()
+        except bx.ExecutorError as e:
+            raise RunError(str(e)) from None
+        states = plan.initial_states()
+        if progress:
+            progress(dict(states))
+        bx.set_paused(dag.dag_id, False, db)
+        ex.start()
+        try:
+            lost = _loop(session, plan, ex, states, progress)
+        except BaseException as e:
+            # Interrupted (or failed): stop the workers; their tries end failed, and the run
+            # failed (as Airflow's "mark run failed" ends it), never left running.
+            ex.stop(kill=True)
+            db.rollback()
+            stopped = bx.fail_unfinished(dr, db, ("queued", "running", "restarting"))
+            plan.abort()
+            session.audit("run.interrupted", dag_id=dag.dag_id, run_id=dr.run_id,
+                          task_ids=stopped)
+            if isinstance(e, KeyboardInterrupt):
+                import sys
+
+                what = f"stopped {', '.join(stopped)} (their tries failed); " if stopped else ""
+                print(f"Interrupted: {what}run {dr.run_id} of {dag.dag_id} marked failed.",
+                      file=sys.stderr)
+            raise
+        finally:
+            if ex.started:
+                ex.stop()
+            bx.set_paused(dag.dag_id, True, db)
+        # The last round may have settled while workers still ran: let update_state decide now.
+        plan.frontier.settled = False
+        summary.task_states = plan.settle()
+        summary.run_state = runs.run_state(dr)
+        _fill_tries(session, plan, summary, lost, ex.heartbeat_timeout)
+        if progress:
+            progress(dict(summary.task_states))
+        for key, state in summary.task_states.items():
+            session.audit("task.run", dag_id=dag.dag_id, task_id=key, run_id=dr.run_id,
+                          try_number=summary.tries.get(key), outcome=state,
+                          executor=options.executor or "LocalExecutor")
+        return summary
+
     finally:
+        # Its quieting is for the cell: later runs' tries log at info again.
         bx.restore_scheduler_logs()
-
-
-def _run_parallel(
-    session: Session,
-    plan: RunPlan,
-    magic: Literal["run_task", "run_dag"],
-    progress: Progress | None,
-    options: ParallelOptions,
-    dag_rel_path: str,
-) -> RunSummary:
-    from ..bridge import executors as bx
-
-    dag, dr, db = plan.dag, plan.dr, plan.session
-    summary = RunSummary(dag.dag_id, dr.run_id, "running", magic=magic,
-                         executor=options.executor or "LocalExecutor")
-    try:
-        ex = bx.ExecutorRun(options.executor, options.parallelism, dag_rel_path=dag_rel_path,
-                            bundle_name=BUNDLE_NAME)
-        bx.execution_api().start()
-    except bx.ExecutorError as e:
-        raise RunError(str(e)) from None
-    states = plan.initial_states()
-    if progress:
-        progress(dict(states))
-    bx.set_paused(dag.dag_id, False, db)
-    ex.start()
-    try:
-        lost = _loop(session, plan, ex, states, progress)
-    except BaseException as e:
-        # Interrupted (or failed): stop the workers; their tries end failed, and the run
-        # failed (as Airflow's "mark run failed" ends it), never left running.
-        ex.stop(kill=True)
-        db.rollback()
-        stopped = bx.fail_unfinished(dr, db, ("queued", "running", "restarting"))
-        plan.abort()
-        session.audit("run.interrupted", dag_id=dag.dag_id, run_id=dr.run_id,
-                      task_ids=stopped)
-        if isinstance(e, KeyboardInterrupt):
-            import sys
-
-            what = f"stopped {', '.join(stopped)} (their tries failed); " if stopped else ""
-            print(f"Interrupted: {what}run {dr.run_id} of {dag.dag_id} marked failed.",
-                  file=sys.stderr)
-        raise
-    finally:
-        if ex.started:
-            ex.stop()
-        bx.set_paused(dag.dag_id, True, db)
-    # The last round may have settled while workers still ran: let update_state decide now.
-    plan.frontier.settled = False
-    summary.task_states = plan.settle()
-    summary.run_state = runs.run_state(dr)
-    _fill_tries(session, plan, summary, lost, ex.heartbeat_timeout)
-    if progress:
-        progress(dict(summary.task_states))
-    for key, state in summary.task_states.items():
-        session.audit("task.run", dag_id=dag.dag_id, task_id=key, run_id=dr.run_id,
-                      try_number=summary.tries.get(key), outcome=state,
-                      executor=options.executor or "LocalExecutor")
-    return summary
-
 
 def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
           progress: Progress | None) -> set[str]:
