@@ -142,34 +142,10 @@ with DAG("kx_variable", schedule=None):
     read()
 '''
 
-# Six independent tasks in a file whose top-level code notes each parse (by process id), and
-# a file whose top-level code reads a Variable (an answer that belongs to each try).
-PARSE_ONCE = '''%%dag
-import os
-import pathlib
-
-from airflow.sdk import DAG, task
-
-with open(pathlib.Path({parses!r}) / "kx_parse_once", "a") as notes:
-    notes.write(f"{{os.getpid()}}\\n")
-
-with DAG("kx_parse_once", schedule=None):
-    @task
-    def one(i: int) -> int:
-        return i
-
-    for i in range(6):
-        one.override(task_id=f"t{{i}}")(i)
-'''
-
-# Files whose top-level code leaves something behind that forked tries would share (or, for
-# atexit handlers, never run): each notes its parses by process id.
-KEEPS = {
-    "kx_keep_fd": "KEPT = open(pathlib.Path({parses!r}) / 'kx_keep_fd.kept', 'a')",
-    "kx_keep_atexit": "atexit.register(print, 'parsed here')",
-    "kx_keep_thread": "_thread.start_new_thread(time.sleep, (600,))",
-}
-PARSE_KEEPS = '''%%dag
+# Files whose top-level code notes each parse (by process id), in tasks t0..t{n-1}. Besides
+# the plain one, some leave something behind that forked tries would share (or, for atexit
+# handlers, never run).
+NOTED_PARSES = '''%%dag
 import _thread
 import atexit
 import os
@@ -187,10 +163,16 @@ with DAG("{dag_id}", schedule=None):
     def one(i: int) -> int:
         return i
 
-    for i in range(3):
+    for i in range({tasks}):
         one.override(task_id=f"t{{i}}")(i)
 '''
+KEEPS = {
+    "kx_keep_fd": "KEPT = open(pathlib.Path({parses!r}) / 'kx_keep_fd.kept', 'a')",
+    "kx_keep_atexit": "atexit.register(print, 'parsed here')",
+    "kx_keep_thread": "_thread.start_new_thread(time.sleep, (600,))",
+}
 
+# A file whose top-level code reads a Variable (an answer that belongs to each try).
 TOP_LEVEL_VARIABLE = '''%%dag
 from airflow.sdk import DAG, Variable, task
 
@@ -280,9 +262,10 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         "variable": VARIABLE,
         "retry": RETRY,
         "logs": LOGS,
-        "parse_once": PARSE_ONCE.format(parses=str(parses)),
-        **{dag_id: PARSE_KEEPS.format(parses=str(parses), dag_id=dag_id,
-                                      keep=keep.format(parses=str(parses)))
+        "parse_once": NOTED_PARSES.format(parses=str(parses), dag_id="kx_parse_once",
+                                          keep="", tasks=6),
+        **{dag_id: NOTED_PARSES.format(parses=str(parses), dag_id=dag_id, tasks=3,
+                                       keep=keep.format(parses=str(parses)))
            for dag_id, keep in KEEPS.items()},
         "top_variable": TOP_LEVEL_VARIABLE,
         **{name: "%%dag\n" + _example(name) for name in EXAMPLES},

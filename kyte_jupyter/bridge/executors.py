@@ -364,8 +364,9 @@ def _wake_on_task_exit() -> None:
 
 
 def _keep_fatal_signals_default() -> None:
-    """In a worker and its task processes: Python handlers for SIGSEGV/SIGBUS/SIGFPE/SIGILL
-    are not installed (a worker parses DAG files too, and its task processes are its forks).
+    """In a worker and its task processes (its forks, which inherit this): Python handlers
+    for SIGSEGV/SIGBUS/SIGFPE/SIGILL are not installed (with ``KYTE_PARSE_ONCE=1`` the worker
+    parses DAG files itself).
 
     Why: Airflow's DAG importer (``PythonDagImporter``) installs a Python SIGSEGV handler
     while it parses the DAG file and never restores the default. A Python handler only sets

@@ -162,7 +162,7 @@ def parse_before_fork() -> None:
 def serve_parsed_bags() -> None:
     """In a task process: ``BundleDagBag(...)`` with the worker's arguments is the worker's
     bag while the file is unchanged."""
-    if not any(bag is not None for _stamp_, bag in _bags.values()):
+    if all(bag is None for _, bag in _bags.values()):
         return
     from airflow.dag_processing import dagbag
 

@@ -190,10 +190,10 @@ def run_parallel(
                           try_number=summary.tries.get(key), outcome=state,
                           executor=options.executor or "LocalExecutor")
         return summary
-
     finally:
         # Its quieting is for the cell: later runs' tries log at info again.
         bx.restore_scheduler_logs()
+
 
 def _loop(session: Session, plan: RunPlan, ex: Any, states: dict[str, str],
           progress: Progress | None) -> set[str]:
