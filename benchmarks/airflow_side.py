@@ -11,6 +11,12 @@ Modes:
   first ``dag.test()`` in the process (of the small warm-up DAG ``WID``; pass the same file
   and id to time the first run of ``DAG_ID`` itself), then ``N`` timed, warm ``dag.test()``
   runs of ``DAG_ID``.
+* ``scheduler FILE DAG_ID --parallelism P --reps N``: Airflow's own deployment on this home —
+  ``airflow api-server`` (127.0.0.1 only), ``airflow scheduler`` with a LocalExecutor of
+  ``P`` slots and ``airflow dag-processor`` — runs ``DAG_ID`` once to warm up, then ``N``
+  timed runs, each triggered through the REST API. A run's time is Airflow's own record of
+  it: the DagRun's ``end_date`` minus its ``queued_at``. The three services are stopped
+  (their process groups) at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -20,10 +26,18 @@ import time
 _T_START = time.perf_counter()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import resource  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from datetime import datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -70,15 +84,134 @@ def _test(dag: Any, cpu: list[float] | None = None) -> tuple[float, str]:
     return took, state
 
 
+SERVICES = (["api-server", "--host", "127.0.0.1", "--port", "{port}"], ["scheduler"],
+            ["dag-processor"])
+"""Airflow's own services for ``scheduler`` mode, as ``airflow`` CLI arguments."""
+
+
+@contextlib.contextmanager
+def _deployment(home: Path, parallelism: int) -> Iterator[str]:
+    """Airflow's API server, scheduler (LocalExecutor, ``parallelism`` slots) and DAG
+    processor on ``home``, each in a process group of its own; yields the API's base URL.
+
+    Every service is stopped (SIGTERM to its group, SIGKILL after 30 s) when the block ends.
+    Their output goes to ``home/logs/<service>.log``.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = dict(
+        os.environ,
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        AIRFLOW__CORE__PARALLELISM=str(parallelism),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{url}/execution/",
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__CORE__AUTH_MANAGER=("airflow.api_fastapi.auth.managers.simple."
+                                     "simple_auth_manager.SimpleAuthManager"),
+        # Every REST caller is an admin: the API listens on 127.0.0.1 only, for this run.
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+    )
+    (home / "logs").mkdir(exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for args in SERVICES:
+            with open(home / "logs" / f"{args[0]}.log", "wb") as out:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "airflow", *(a.format(port=port) for a in args)],
+                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        yield url
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (the harness's timeout stops this process's group) ends this process through
+    ``SystemExit``, so that :func:`_deployment` stops Airflow's services on the way out."""
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _unpause(url: str, dag_id: str) -> None:
+    """Unpause ``dag_id`` (an earlier ``dag.test()`` on this home created it paused)."""
+    import httpx
+
+    httpx.patch(f"{url}/api/v2/dags/{dag_id}", json={"is_paused": False},
+                timeout=60).raise_for_status()
+
+
+def _scheduled_run(url: str, dag_id: str, run_id: str, timeout: float) -> float:
+    """Trigger ``dag_id`` through the REST API and wait for the DagRun to end; Airflow's own
+    record of its duration (``end_date`` − ``queued_at``, seconds).
+
+    Raises ``SystemExit`` if it does not end in success within ``timeout`` seconds.
+    """
+    import httpx
+
+    runs = f"{url}/api/v2/dags/{dag_id}/dagRuns"
+    httpx.post(runs, json={"dag_run_id": run_id, "logical_date": None},
+               timeout=60).raise_for_status()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        reply = httpx.get(f"{runs}/{run_id}", timeout=60)
+        if reply.status_code != 200:  # e.g. SQLite busy under the run's writes: ask again
+            last = f" (last reply: {reply.status_code} {reply.text[:300]})"
+            print(f"GET {run_id}: {reply.status_code} {reply.text[:300]}", file=sys.stderr)
+            continue
+        run = reply.json()
+        if run["state"] in ("success", "failed"):
+            if run["state"] != "success":
+                raise SystemExit(f"Airflow's scheduler ended {dag_id} {run['state']}")
+            ended = datetime.fromisoformat(run["end_date"])
+            return (ended - datetime.fromisoformat(run["queued_at"])).total_seconds()
+    raise SystemExit(f"Airflow's scheduler did not finish {dag_id} in {timeout:.0f} s{last}")
+
+
+def _wait_for_dag(url: str, dag_id: str, timeout: float = 300) -> None:
+    """Until the API serves ``dag_id`` (the DAG processor parsed it and the API is up)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            if httpx.get(f"{url}/api/v2/dags/{dag_id}", timeout=10).status_code == 200:
+                return
+            errors = httpx.get(f"{url}/api/v2/importErrors", timeout=10).json()
+            if errors.get("import_errors"):
+                first = errors["import_errors"][0]
+                raise SystemExit(f"Airflow's DAG processor could not import "
+                                 f"{first.get('filename')}: {first.get('stack_trace')}")
+        time.sleep(1)
+    raise SystemExit(f"Airflow's DAG processor did not parse {dag_id} in {timeout:.0f} s "
+                     "(is it the id of a DAG in the file?)")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run one mode and print its result line."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.airflow_side")
-    p.add_argument("mode", choices=["import", "dag-test"])
+    p.add_argument("mode", choices=["import", "dag-test", "scheduler"])
     p.add_argument("dag_file", nargs="?")
     p.add_argument("dag_id", nargs="?")
     p.add_argument("--warmup-file")
     p.add_argument("--warmup-id")
     p.add_argument("--reps", type=int, default=1)
+    p.add_argument("--parallelism", type=int, default=16)
+    p.add_argument("--timeout", type=float, default=1800,
+                   help="seconds one scheduled run may take (scheduler mode)")
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -100,6 +233,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cpu: list[float] = []
         out["runs_s"] = [_test(dag, cpu)[0] for _ in range(args.reps)]
         out["runs_cpu_s"] = cpu
+    if args.mode == "scheduler":
+        home = Path(os.environ["AIRFLOW_HOME"])
+        _stop_on_sigterm()
+        with _deployment(home, args.parallelism) as url:
+            _wait_for_dag(url, args.dag_id)
+            _unpause(url, args.dag_id)
+            out["warm_s"] = _scheduled_run(url, args.dag_id, "kyte_bench_warm", args.timeout)
+            out["runs_s"] = [_scheduled_run(url, args.dag_id, f"kyte_bench_{i}", args.timeout)
+                             for i in range(args.reps)]
     out.update(rss_mb=_rss_mb(), peak_mb=_peak_mb())
     sys.stdout.flush()
     print(RESULT_PREFIX + json.dumps(out), flush=True)
