@@ -541,9 +541,9 @@ def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
         rows = dict(con.execute(
             "SELECT task_id, state FROM task_instance WHERE dag_id='kx_slow' AND run_id="
             "(SELECT run_id FROM dag_run WHERE dag_id='kx_slow' ORDER BY id DESC LIMIT 1)"))
-    # As Airflow's "mark run failed": the stopped try failed, what never started kept its
-    # state, and the run failed (never left running).
-    assert rows == {"forever": "failed", "quick": None}
+    # As Airflow's "mark run failed" (set_dag_run_state_to_failed): the stopped try failed,
+    # what never started was skipped, and the run failed (never left running).
+    assert rows == {"forever": "failed", "quick": "skipped"}
     with sqlite3.connect(k.home / "airflow.db", timeout=30) as con:
         run_state = con.execute("SELECT state FROM dag_run WHERE dag_id='kx_slow' "
                                 "ORDER BY id DESC LIMIT 1").fetchone()[0]

@@ -317,12 +317,16 @@ def test_deferrable_task_runs_its_trigger_in_the_kernel_and_is_interruptible(
 
 SLOW_CHAIN = '''%%dag
 import time
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, task, teardown
 
 with DAG("slow_chain", schedule=None):
     @task
     def first():
         time.sleep(30)
+
+    @teardown
+    def cleanup():
+        pass
 
     # all_done: after a failed upstream these still run, unless the whole run stopped.
     @task(trigger_rule="all_done")
@@ -333,15 +337,16 @@ with DAG("slow_chain", schedule=None):
     def third():
         time.sleep(30)
 
-    first() >> second() >> third()
+    first() >> second() >> third() >> cleanup()
 '''
 
 
 def test_interrupting_a_serial_run_stops_the_whole_run(make_kernel, sessions_root):
-    """The kernel's interrupt while a serial run's task sleeps in the kernel: that try ends
-    failed, no other task starts (even ones that would run after a failure), the run ends
-    failed, and the cell ends with the KeyboardInterrupt after a line saying what was
-    stopped."""
+    """The kernel's interrupt while a serial run's task sleeps in the kernel: no other task
+    starts (even ones that would run after a failure), the run ends as Airflow's "mark run
+    failed" ends one (the stopped try failed, what never started skipped, a teardown that
+    never started left as it is), and the cell ends with the KeyboardInterrupt after a line
+    saying what was stopped."""
     k = make_kernel()
     k.ok(SLOW_CHAIN)
     db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
@@ -359,17 +364,36 @@ def test_interrupting_a_serial_run_stops_the_whole_run(make_kernel, sessions_roo
             shown += msg["content"]["text"]
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
-    assert "interrupted while first ran" in shown and "2 task instances not started" in shown
+    assert "interrupted while first ran" in shown
+    assert "3 task instances not started (cleanup, second, third) skipped" in shown
     with sqlite3.connect(db, timeout=10) as con:
         tis = {r[0]: (r[1], r[2]) for r in con.execute(
             "SELECT task_id, state, try_number FROM task_instance WHERE dag_id='slow_chain'")}
         runs = con.execute("SELECT state FROM dag_run WHERE dag_id='slow_chain'").fetchall()
-    assert tis["first"] == ("failed", 1), tis
-    for later in ("second", "third"):
-        later_state, tries = tis[later]
-        assert later_state != "success" and tries == 0, tis
+    assert tis == {"first": ("failed", 1), "second": ("skipped", 0), "third": ("skipped", 0),
+                   "cleanup": (None, 0)}, tis
     assert runs == [("failed",)]
     assert k.value("1 + 1") == 2  # the kernel lives on
+
+
+def test_interrupting_run_task_keeps_the_rest_of_the_current_run(make_kernel, sessions_root):
+    """``%run_task`` runs part of the notebook's current run: an interrupt fails the stopped
+    try and the run, and leaves the task instances it did not cover as they were, for the
+    next ``%run_task`` (only a whole run is ended as Airflow's "mark run failed" ends it)."""
+    k = make_kernel()
+    k.ok(SLOW_CHAIN)
+    db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
+    msg_id = k.send("%run_task slow_chain first")
+    wait_for_ti_state(db, "slow_chain", "first", "running")
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=180)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    with sqlite3.connect(db, timeout=10) as con:
+        tis = dict(con.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id='slow_chain'"))
+        runs = con.execute("SELECT state FROM dag_run WHERE dag_id='slow_chain'").fetchall()
+    assert tis == {"first": "failed", "second": None, "third": None, "cleanup": None}, tis
+    assert runs == [("failed",)]
 
 
 # ---- items 8-12: what the cell shows ---------------------------------------------------------

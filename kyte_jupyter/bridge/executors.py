@@ -749,22 +749,3 @@ def set_paused(dag_id: str, paused: bool, session: Any) -> None:
     session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=paused))
     session.commit()
 
-
-def fail_unfinished(dr: Any, session: Any, states: tuple[str, ...]) -> list[str]:
-    """Mark the run's task instances in ``states`` failed (their tries were stopped)."""
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.sdk import timezone
-    from sqlalchemy import select
-
-    tis = session.scalars(
-        select(TI).where(TI.dag_id == dr.dag_id, TI.run_id == dr.run_id, TI.state.in_(states))
-    ).all()
-    now = timezone.utcnow()
-    for ti in tis:
-        ti.state = "failed"
-        ti.end_date = now
-        if ti.start_date is not None:
-            ti.duration = (now - ti.start_date).total_seconds()
-    session.commit()
-    return [ti.task_id for ti in tis]
-

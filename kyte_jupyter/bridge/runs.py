@@ -196,28 +196,74 @@ def update_run_state(dr: DagRun, session: Any) -> list[TaskInstance]:
     return list(ready)
 
 
-def fail_unfinished_run(dr: DagRun, session: Any) -> None:
-    """Mark a run failed, and its task instances that were mid-try failed (committed).
+#: Task instance states Airflow's "mark run failed" treats as mid-try (fails them); every
+#: other unfinished state is one that never started a try (skips them).
+MID_TRY_STATES = ("running", "deferred", "up_for_reschedule", "awaiting_input")
 
-    As Airflow's "mark run failed" (``set_dag_run_state_to_failed``) ends the tries it
-    interrupts; task instances that never started keep their state.
+
+def mark_run_failed(dr: DagRun, session: Any) -> list[str]:
+    """End ``dr`` as Airflow's "mark run failed" does (``set_dag_run_state_to_failed``, the
+    UI's and REST API's action), committed: task instances mid-try (:data:`MID_TRY_STATES`)
+    fail, unfinished ones that never started a try (no status, scheduled, queued, waiting to
+    retry) are skipped, finished ones keep their state, and the run fails.
+
+    Airflow leaves a running teardown to finish and the run open while a teardown is still
+    to run; nothing runs after this in a notebook's session (the tries were stopped, and
+    there is no scheduler), so a mid-try teardown fails too, one that never started keeps its
+    state, and the run fails anyway.
+
+    Returns the task ids whose tries were stopped (those that failed here), sorted.
+    Raises ``LookupError`` when the metastore has no version of the run's DAG.
+    """
+    from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.sdk import timezone
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    sdag = dr.dag if dr.dag is not None else DBDagBag().get_dag_for_run(dr, session=session)
+    if sdag is None:
+        raise LookupError(f"no version of DAG {dr.dag_id!r} in the metastore")
+    mid_try = select(TI).where(TI.dag_id == dr.dag_id, TI.run_id == dr.run_id,
+                               TI.state.in_(MID_TRY_STATES))
+    stopped = {ti.task_id for ti in session.scalars(mid_try)}
+    set_dag_run_state_to_failed(dag=sdag, run_id=dr.run_id, commit=True, session=session)
+    for ti in session.scalars(mid_try):  # teardowns Airflow left to finish: they were stopped
+        ti.set_state("failed", session=session)
+    if dr.state != "failed":  # a teardown was still to run: Airflow left the run open
+        dr.set_state(DagRunState.FAILED)
+        dr.end_date = dr.end_date or timezone.utcnow()
+    session.merge(dr)
+    session.commit()
+    return sorted(stopped)
+
+
+def fail_unfinished_run(dr: DagRun, session: Any) -> list[str]:
+    """Mark a run failed, and its task instances that were mid-try or waiting for one (queued,
+    scheduled, running, deferred, waiting to retry or reschedule) failed (committed); the ids
+    of those task instances.
+
+    For a run only part of which was running (``%run_task`` in the notebook's current run):
+    the task instances that never started keep their state, for the next ``%run_task``.
+    :func:`mark_run_failed` ends a whole run as Airflow does.
     """
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.sdk import timezone
-    from sqlalchemy import update
+    from sqlalchemy import select, update
 
     now = timezone.utcnow()
-    session.execute(
-        update(TI).where(
-            TI.dag_id == dr.dag_id, TI.run_id == dr.run_id,
-            TI.state.in_(["queued", "scheduled", "running", "deferred", "up_for_retry",
-                          "up_for_reschedule", "restarting"]),
-        ).values(state="failed", end_date=now).execution_options(synchronize_session=False)
-    )
+    unfinished = (TI.dag_id == dr.dag_id, TI.run_id == dr.run_id,
+                  TI.state.in_(["queued", "scheduled", "running", "deferred", "up_for_retry",
+                                "up_for_reschedule", "restarting"]))
+    stopped = sorted(set(session.scalars(select(TI.task_id).where(*unfinished))))
+    session.execute(update(TI).where(*unfinished).values(state="failed", end_date=now)
+                    .execution_options(synchronize_session=False))
     dr.state = "failed"
     dr.end_date = now
     session.merge(dr)
     session.commit()
+    return stopped
 
 
 def delete_runs(session: Any, dag_id: str | None = None) -> int:

@@ -159,12 +159,10 @@ def run_parallel(
         try:
             lost = _loop(session, plan, ex, states, progress)
         except BaseException as e:
-            # Interrupted (or failed): stop the workers; their tries end failed, and the run
-            # failed (as Airflow's "mark run failed" ends it), never left running.
+            # Interrupted (or failed): stop the workers, then end the run (stopped tries
+            # failed; never left running): RunPlan.abort.
             ex.stop(kill=True)
-            db.rollback()
-            stopped = bx.fail_unfinished(dr, db, ("queued", "running", "restarting"))
-            plan.abort()
+            stopped = plan.abort()
             session.audit("run.interrupted", dag_id=dag.dag_id, run_id=dr.run_id,
                           task_ids=stopped)
             if isinstance(e, KeyboardInterrupt):

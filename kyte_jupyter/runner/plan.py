@@ -400,18 +400,29 @@ class RunPlan:
                 states[ti_key(ti.task_id, ti.map_index)] = runs.state_name(ti.state)
         return ordered(self.dag, states)
 
-    def abort(self) -> None:
-        """End a run the loop left by an exception: it must not stay ``running``.
+    def abort(self) -> list[str]:
+        """End a run the loop left by an exception: it must not stay ``running``. The task ids
+        whose tries were stopped (marked failed).
 
-        What was mid-try (queued, running, deferred, waiting to retry) is marked failed and the
-        run failed, as marking a run failed does in Airflow's UI; anything failing here is
-        dropped, so the exception that got here is the one the user sees.
+        A whole-DAG run ends as marking a run failed does in Airflow's UI
+        (:func:`~..bridge.runs.mark_run_failed`): what was mid-try fails, what never started
+        is skipped. A ``%run_task`` run (part of the notebook's current run) fails what was
+        mid-try and keeps the rest for later cells (:func:`~..bridge.runs.fail_unfinished_run`).
+        Anything failing here is dropped, so the exception that got here is the one the user
+        sees; the run still ends failed.
         """
         try:
             self.session.rollback()
-            runs.fail_unfinished_run(self.dr, self.session)
+            if self.selection.task_ids is None:
+                return runs.mark_run_failed(self.dr, self.session)
+            return runs.fail_unfinished_run(self.dr, self.session)
         except Exception:  # the original error matters more
             self.session.rollback()
+            try:
+                return runs.fail_unfinished_run(self.dr, self.session)
+            except Exception:
+                self.session.rollback()
+                return []
 
     def initial_states(self) -> dict[str, str]:
         """The selection's states before anything runs (for the first progress display)."""

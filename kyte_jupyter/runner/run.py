@@ -310,8 +310,12 @@ def _stop_for_interrupt(plan: RunPlan, key: str, states: dict[str, str],
     import sys
 
     waiting = [k for k, s in states.items() if k != key and s not in runs.FINISHED]
+    # A whole run ends as marking a run failed in Airflow does (RunPlan.abort).
+    skipped = (" skipped, teardowns aside, as marking a run failed in Airflow does"
+               if plan.selection.task_ids is None else "")
     rest = (f"; {len(waiting)} task instance{'s' if len(waiting) != 1 else ''} not started "
-            f"({', '.join(waiting[:5])}{', …' if len(waiting) > 5 else ''})" if waiting else "")
+            f"({', '.join(waiting[:5])}{', …' if len(waiting) > 5 else ''}){skipped}"
+            if waiting else "")
     sys.stderr.write(f"Kyte: interrupted while {key} ran: its try is marked failed and run "
                      f"{plan.dr.run_id} of {plan.dag.dag_id} is stopped (failed){rest}.\n")
     sys.stderr.flush()
