@@ -84,55 +84,98 @@ def _test(dag: Any, cpu: list[float] | None = None) -> tuple[float, str]:
     return took, state
 
 
-SERVICES = (["api-server", "--host", "127.0.0.1", "--port", "{port}"], ["scheduler"],
-            ["dag-processor"])
+SERVICES = (["api-server", "--host", "127.0.0.1", "--port", "{port}"],
+            # Its log server would listen on every interface: the logs are files here.
+            ["scheduler", "--skip-serve-logs"], ["dag-processor"])
 """Airflow's own services for ``scheduler`` mode, as ``airflow`` CLI arguments."""
 
 
-@contextlib.contextmanager
-def _deployment(home: Path, parallelism: int) -> Iterator[str]:
-    """Airflow's API server, scheduler (LocalExecutor, ``parallelism`` slots) and DAG
-    processor on ``home``, each in a process group of its own; yields the API's base URL.
+class _Deployment:
+    """Airflow's API server, scheduler (LocalExecutor) and DAG processor on one home, each
+    started in a session of its own, so that everything it starts — executor workers and the
+    task processes their supervisors put in process groups of their own — can be found and
+    stopped by session id."""
 
-    Every service is stopped (SIGTERM to its group, SIGKILL after 30 s) when the block ends.
-    Their output goes to ``home/logs/<service>.log``.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    env = dict(
-        os.environ,
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        AIRFLOW__CORE__PARALLELISM=str(parallelism),
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{url}/execution/",
-        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        AIRFLOW__CORE__AUTH_MANAGER=("airflow.api_fastapi.auth.managers.simple."
-                                     "simple_auth_manager.SimpleAuthManager"),
-        # Every REST caller is an admin: the API listens on 127.0.0.1 only, for this run.
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
-    )
-    (home / "logs").mkdir(exist_ok=True)
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
+    def __init__(self, home: Path, parallelism: int) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.home = home
+        self.url = f"http://127.0.0.1:{port}"
+        env = dict(
+            os.environ,
+            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__PARALLELISM=str(parallelism),
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.url}/execution/",
+            AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+            AIRFLOW__CORE__AUTH_MANAGER=("airflow.api_fastapi.auth.managers.simple."
+                                         "simple_auth_manager.SimpleAuthManager"),
+            # Every REST caller is an admin: the API listens on 127.0.0.1 only, for this run.
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        )
+        (home / "logs").mkdir(exist_ok=True)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         for args in SERVICES:
-            with open(home / "logs" / f"{args[0]}.log", "wb") as out:
-                procs.append(subprocess.Popen(
+            with open(self._log(args[0]), "wb") as out:
+                self.procs[args[0]] = subprocess.Popen(
                     [sys.executable, "-m", "airflow", *(a.format(port=port) for a in args)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-        yield url
+                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _log(self, service: str) -> Path:
+        return self.home / "logs" / f"{service}.log"
+
+    def check_alive(self) -> None:
+        """Raise ``SystemExit`` naming a service that has exited, with its log's tail."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = self._log(name).read_text(errors="replace").splitlines()[-15:]
+                raise SystemExit(f"Airflow's {name} exited ({proc.returncode}); the end of "
+                                 f"{self._log(name)}:\n" + "\n".join(tail))
+
+    def _members(self) -> list[int]:
+        """Every live process in the services' sessions."""
+        sessions = {proc.pid for proc in self.procs.values()}
+        members = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.getsid(int(entry.name)) in sessions:
+                        members.append(int(entry.name))
+        return members
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM to every process of the services' sessions, SIGKILL to what is left after
+        ``grace`` seconds, until none is left. Signals to this process are ignored meanwhile,
+        so a second SIGTERM cannot cut the clean-up short."""
+        for ignored in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(ignored, signal.SIG_IGN)
+        deadline = time.monotonic() + grace
+        sig: int | None = signal.SIGTERM
+        while True:
+            for proc in self.procs.values():
+                proc.poll()  # reap the services themselves
+            members = self._members()
+            if not members:
+                return
+            if time.monotonic() > deadline:
+                sig = signal.SIGKILL
+            if sig is not None:
+                for pid in members:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, sig)
+            sig = None if sig == signal.SIGTERM else sig
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def _deployment(home: Path, parallelism: int) -> Iterator[_Deployment]:
+    """A :class:`_Deployment` for the block, stopped when it ends (also on failure)."""
+    deployment = _Deployment(home, parallelism)
+    try:
+        yield deployment
     finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        deployment.stop()
 
 
 def _stop_on_sigterm() -> None:
@@ -144,60 +187,78 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def _get(url: str) -> Any:
+    """GET ``url``: the reply, or None when the API did not answer (busy, restarting)."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=60)
+    except httpx.TransportError:
+        return None
+
+
+def _scheduled_run(d: _Deployment, dag_id: str, run_id: str, timeout: float) -> float:
+    """Trigger ``dag_id`` through the REST API and wait for the DagRun to end; Airflow's own
+    record of its duration (``end_date`` − ``queued_at``, seconds).
+
+    Raises ``SystemExit`` if it does not end in success within ``timeout`` seconds (naming
+    the failed task instances and their logs), or if a service exits meanwhile.
+    """
+    import httpx
+
+    runs = f"{d.url}/api/v2/dags/{dag_id}/dagRuns"
+    httpx.post(runs, json={"dag_run_id": run_id, "logical_date": None},
+               timeout=60).raise_for_status()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        d.check_alive()
+        reply = _get(f"{runs}/{run_id}")
+        if reply is None or reply.status_code != 200:  # e.g. SQLite busy: ask again
+            last = (" (last reply: " + (f"{reply.status_code} {reply.text[:300]}" if reply
+                                        else "none") + ")")
+            continue
+        run = reply.json()
+        if run["state"] == "failed":
+            tis = _get(f"{runs}/{run_id}/taskInstances?state=failed")
+            failed = ([ti["task_id"] for ti in tis.json().get("task_instances", [])]
+                      if tis is not None and tis.status_code == 200 else [])
+            raise SystemExit(f"Airflow's scheduler ended {dag_id} failed (failed: "
+                             f"{', '.join(failed) or 'none listed'}; logs under "
+                             f"{d.home / 'logs' / f'dag_id={dag_id}' / f'run_id={run_id}'})")
+        if run["state"] == "success":
+            ended = datetime.fromisoformat(run["end_date"])
+            return (ended - datetime.fromisoformat(run["queued_at"])).total_seconds()
+    raise SystemExit(f"Airflow's scheduler did not finish {dag_id} in {timeout:.0f} s{last}")
+
+
+def _wait_for_dag(d: _Deployment, dag_file: str, dag_id: str, timeout: float = 300) -> None:
+    """Until the API serves ``dag_id`` (the DAG processor parsed it and the API is up);
+    ``SystemExit`` with the traceback if the DAG processor cannot import ``dag_file``, or if
+    a service exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d.check_alive()
+        reply = _get(f"{d.url}/api/v2/dags/{dag_id}")
+        if reply is not None and reply.status_code == 200:
+            return
+        errors = _get(f"{d.url}/api/v2/importErrors")
+        with contextlib.suppress(ValueError, AttributeError):
+            for error in errors.json().get("import_errors", []):
+                if Path(str(error.get("filename"))).name == Path(dag_file).name:
+                    raise SystemExit(f"Airflow's DAG processor could not import {dag_file}: "
+                                     f"{error.get('stack_trace')}")
+        time.sleep(1)
+    raise SystemExit(f"Airflow's DAG processor did not parse {dag_id} in {timeout:.0f} s")
+
+
 def _unpause(url: str, dag_id: str) -> None:
     """Unpause ``dag_id`` (an earlier ``dag.test()`` on this home created it paused)."""
     import httpx
 
     httpx.patch(f"{url}/api/v2/dags/{dag_id}", json={"is_paused": False},
                 timeout=60).raise_for_status()
-
-
-def _scheduled_run(url: str, dag_id: str, run_id: str, timeout: float) -> float:
-    """Trigger ``dag_id`` through the REST API and wait for the DagRun to end; Airflow's own
-    record of its duration (``end_date`` − ``queued_at``, seconds).
-
-    Raises ``SystemExit`` if it does not end in success within ``timeout`` seconds.
-    """
-    import httpx
-
-    runs = f"{url}/api/v2/dags/{dag_id}/dagRuns"
-    httpx.post(runs, json={"dag_run_id": run_id, "logical_date": None},
-               timeout=60).raise_for_status()
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
-        reply = httpx.get(f"{runs}/{run_id}", timeout=60)
-        if reply.status_code != 200:  # e.g. SQLite busy under the run's writes: ask again
-            last = f" (last reply: {reply.status_code} {reply.text[:300]})"
-            print(f"GET {run_id}: {reply.status_code} {reply.text[:300]}", file=sys.stderr)
-            continue
-        run = reply.json()
-        if run["state"] in ("success", "failed"):
-            if run["state"] != "success":
-                raise SystemExit(f"Airflow's scheduler ended {dag_id} {run['state']}")
-            ended = datetime.fromisoformat(run["end_date"])
-            return (ended - datetime.fromisoformat(run["queued_at"])).total_seconds()
-    raise SystemExit(f"Airflow's scheduler did not finish {dag_id} in {timeout:.0f} s{last}")
-
-
-def _wait_for_dag(url: str, dag_id: str, timeout: float = 300) -> None:
-    """Until the API serves ``dag_id`` (the DAG processor parsed it and the API is up)."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            if httpx.get(f"{url}/api/v2/dags/{dag_id}", timeout=10).status_code == 200:
-                return
-            errors = httpx.get(f"{url}/api/v2/importErrors", timeout=10).json()
-            if errors.get("import_errors"):
-                first = errors["import_errors"][0]
-                raise SystemExit(f"Airflow's DAG processor could not import "
-                                 f"{first.get('filename')}: {first.get('stack_trace')}")
-        time.sleep(1)
-    raise SystemExit(f"Airflow's DAG processor did not parse {dag_id} in {timeout:.0f} s "
-                     "(is it the id of a DAG in the file?)")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -235,13 +296,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out["runs_cpu_s"] = cpu
     if args.mode == "scheduler":
         home = Path(os.environ["AIRFLOW_HOME"])
+        _load_dag(args.dag_file, args.dag_id)  # a wrong file or id fails here, not in 300 s
         _stop_on_sigterm()
-        with _deployment(home, args.parallelism) as url:
-            _wait_for_dag(url, args.dag_id)
-            _unpause(url, args.dag_id)
-            out["warm_s"] = _scheduled_run(url, args.dag_id, "kyte_bench_warm", args.timeout)
-            out["runs_s"] = [_scheduled_run(url, args.dag_id, f"kyte_bench_{i}", args.timeout)
-                             for i in range(args.reps)]
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        with _deployment(home, args.parallelism) as d:
+            _wait_for_dag(d, args.dag_file, args.dag_id)
+            _unpause(d.url, args.dag_id)
+            out["warm_s"] = _scheduled_run(d, args.dag_id, f"kyte_bench_{stamp}_warm",
+                                           args.timeout)
+            out["runs_s"] = [_scheduled_run(d, args.dag_id, f"kyte_bench_{stamp}_{i}",
+                                            args.timeout) for i in range(args.reps)]
     out.update(rss_mb=_rss_mb(), peak_mb=_peak_mb())
     sys.stdout.flush()
     print(RESULT_PREFIX + json.dumps(out), flush=True)
