@@ -347,14 +347,7 @@ def test_interrupting_a_serial_run_stops_the_whole_run(make_kernel, sessions_roo
     failed" ends one (the stopped try failed, what never started skipped, a teardown that
     never started left as it is), and the cell ends with the KeyboardInterrupt after a line
     saying what was stopped."""
-    k = make_kernel()
-    k.ok(SLOW_CHAIN)
-    db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
-    msg_id = k.send("%run_dag slow_chain")
-    wait_for_ti_state(db, "slow_chain", "first", "running")
-    k.km.interrupt_kernel()
-    reply = k.reply(msg_id, timeout=180)
-    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    k, db, msg_id = _interrupted_while_first_runs(make_kernel, sessions_root, "%run_dag slow_chain")
     shown = ""
     while True:
         msg = k.kc.get_iopub_msg(timeout=60)
@@ -366,10 +359,7 @@ def test_interrupting_a_serial_run_stops_the_whole_run(make_kernel, sessions_roo
             break
     assert "interrupted while first ran" in shown
     assert "3 task instances not started (cleanup, second, third) skipped" in shown
-    with sqlite3.connect(db, timeout=10) as con:
-        tis = {r[0]: (r[1], r[2]) for r in con.execute(
-            "SELECT task_id, state, try_number FROM task_instance WHERE dag_id='slow_chain'")}
-        runs = con.execute("SELECT state FROM dag_run WHERE dag_id='slow_chain'").fetchall()
+    tis, runs = _slow_chain_states(db)
     assert tis == {"first": ("failed", 1), "second": ("skipped", 0), "third": ("skipped", 0),
                    "cleanup": (None, 0)}, tis
     assert runs == [("failed",)]
@@ -380,20 +370,36 @@ def test_interrupting_run_task_keeps_the_rest_of_the_current_run(make_kernel, se
     """``%run_task`` runs part of the notebook's current run: an interrupt fails the stopped
     try and the run, and leaves the task instances it did not cover as they were, for the
     next ``%run_task`` (only a whole run is ended as Airflow's "mark run failed" ends it)."""
+    _, db, _ = _interrupted_while_first_runs(make_kernel, sessions_root,
+                                             "%run_task slow_chain first")
+    tis, runs = _slow_chain_states(db)
+    assert tis == {"first": ("failed", 1), "second": (None, 0), "third": (None, 0),
+                   "cleanup": (None, 0)}, tis
+    assert runs == [("failed",)]
+
+
+def _interrupted_while_first_runs(make_kernel: Any, sessions_root: Path,
+                                  line: str) -> tuple[Any, Path, str]:
+    """A kernel that defined ``slow_chain`` and ran ``line``, interrupted while ``first``
+    ran; the cell ended with the KeyboardInterrupt. (kernel, metastore, the cell's msg id)."""
     k = make_kernel()
     k.ok(SLOW_CHAIN)
     db = SessionStore(sessions_root).find(str(k.notebook)).home / "airflow.db"  # type: ignore
-    msg_id = k.send("%run_task slow_chain first")
+    msg_id = k.send(line)
     wait_for_ti_state(db, "slow_chain", "first", "running")
     k.km.interrupt_kernel()
     reply = k.reply(msg_id, timeout=180)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    return k, db, msg_id
+
+
+def _slow_chain_states(db: Path) -> tuple[dict[str, tuple[Any, int]], list[Any]]:
+    """``slow_chain``'s task instances (state, try number) and its runs' states."""
     with sqlite3.connect(db, timeout=10) as con:
-        tis = dict(con.execute(
-            "SELECT task_id, state FROM task_instance WHERE dag_id='slow_chain'"))
+        tis = {r[0]: (r[1], r[2]) for r in con.execute(
+            "SELECT task_id, state, try_number FROM task_instance WHERE dag_id='slow_chain'")}
         runs = con.execute("SELECT state FROM dag_run WHERE dag_id='slow_chain'").fetchall()
-    assert tis == {"first": "failed", "second": None, "third": None, "cleanup": None}, tis
-    assert runs == [("failed",)]
+    return tis, runs
 
 
 # ---- items 8-12: what the cell shows ---------------------------------------------------------
