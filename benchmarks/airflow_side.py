@@ -1,8 +1,8 @@
 """Airflow's own tools, timed in a fresh process: ``python -m benchmarks.airflow_side MODE ...``.
 
-Run by the harness in a subprocess whose ``AIRFLOW_HOME`` is a home of its own (a migrated
-metastore with the benchmark DAG files in ``dags/``), so Airflow reads that home at import.
-Prints one line ``KYTE-BENCH-RESULT {json}`` at the end.
+Run by the harness (``python -m benchmarks``) in a subprocess whose ``AIRFLOW_HOME`` is a
+home of its own (a migrated metastore with the benchmark DAG files in ``dags/``), so Airflow
+reads that home at import. Prints one line ``KYTE-BENCH-RESULT {json}`` at the end.
 
 Modes:
 
@@ -263,7 +263,9 @@ def _unpause(url: str, dag_id: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run one mode and print its result line."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.airflow_side")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.airflow_side", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["import", "dag-test", "scheduler"])
     p.add_argument("dag_file", nargs="?")
     p.add_argument("dag_id", nargs="?")
@@ -274,6 +276,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--timeout", type=float, default=1800,
                    help="seconds one scheduled run may take (scheduler mode)")
     args = p.parse_args(argv)
+    if args.mode in ("dag-test", "scheduler") and not (args.dag_file and args.dag_id):
+        p.error(f"{args.mode} needs FILE and DAG_ID")
+    if args.mode == "scheduler" and not os.environ.get("AIRFLOW_HOME"):
+        p.error("scheduler needs AIRFLOW_HOME: a migrated Airflow home whose dags/ holds FILE "
+                "(python -m benchmarks --only parallel makes one per case)")
 
     t0 = time.perf_counter()
     import airflow  # noqa: F401  (reads AIRFLOW_HOME now)

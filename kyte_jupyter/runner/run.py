@@ -311,8 +311,8 @@ def _stop_for_interrupt(plan: RunPlan, key: str, states: dict[str, str],
 
     waiting = [k for k, s in states.items() if k != key and s not in runs.FINISHED]
     # A whole run ends as marking a run failed in Airflow does (RunPlan.abort).
-    skipped = (" skipped, teardowns aside, as marking a run failed in Airflow does"
-               if plan.selection.task_ids is None else "")
+    skipped = (" skipped, as marking a run failed in Airflow does (a teardown among them "
+               "does not run)" if plan.selection.task_ids is None else "")
     rest = (f"; {len(waiting)} task instance{'s' if len(waiting) != 1 else ''} not started "
             f"({', '.join(waiting[:5])}{', …' if len(waiting) > 5 else ''}){skipped}"
             if waiting else "")
