@@ -11,6 +11,7 @@ import contextlib
 import json
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,25 @@ with DAG("kx_slow", schedule=None):
         return 1
 
     forever() >> quick()
+'''
+
+SLOW_MAPPED = '''%%dag
+import time
+
+from airflow.sdk import DAG, task
+
+with DAG("kx_slow_mapped", schedule=None):
+    @task
+    def work(x: int) -> int:
+        if x:
+            time.sleep(600)
+        return x
+
+    @task
+    def after(values: list[int]) -> None:
+        pass
+
+    after(work.expand(x=[0, 1, 2, 3]))
 '''
 
 SEGFAULT = '''%%dag
@@ -256,6 +276,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Ite
         "together": TOGETHER.format(marks=str(marks)),
         "limits": LIMITS,
         "slow": SLOW,
+        "slow_mapped": SLOW_MAPPED,
         "scratch": SCRATCH,
         "notebook_only": NOTEBOOK_ONLY,
         "drift": DRIFT,
@@ -548,6 +569,46 @@ def test_interrupt_stops_the_workers_and_fails_their_tries(kernel):
         run_state = con.execute("SELECT state FROM dag_run WHERE dag_id='kx_slow' "
                                 "ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert run_state == "failed"
+    assert k.value("1 + 1") == 2
+
+
+def test_interrupt_keeps_finished_map_indexes_and_survives_a_second_interrupt(kernel):
+    """Interrupted twice while mapped task instances run: the finished map index keeps its
+    success (Airflow's "mark run failed" would fail every map index of a running task), the
+    stopped ones fail, the waiting ones are skipped, and the second press of the stop button,
+    during the clean-up, leaves nothing ``running``."""
+    k = kernel
+    db = k.home / "airflow.db"
+    msg_id = k.send("%run_dag kx_slow_mapped --parallelism 2")
+    deadline, states = time.monotonic() + 180, set()
+    while not {(0, "success"), "running"} <= states:  # work[0] done, another one mid-try
+        assert time.monotonic() < deadline, states
+        time.sleep(0.2)
+        with sqlite3.connect(db, timeout=30) as con:
+            rows = con.execute(
+                "SELECT map_index, state FROM task_instance WHERE dag_id='kx_slow_mapped' AND "
+                "task_id='work' AND run_id=(SELECT run_id FROM dag_run WHERE "
+                "dag_id='kx_slow_mapped' ORDER BY id DESC LIMIT 1)").fetchall()
+        states = {*rows, *(st for _, st in rows)}
+    k.km.interrupt_kernel()
+    time.sleep(0.3)  # lands in the clean-up (killing the workers), as a double press does
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    with sqlite3.connect(db, timeout=30) as con:
+        run_id, run_state = con.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id='kx_slow_mapped' "
+            "ORDER BY id DESC LIMIT 1").fetchone()
+        rows = {(t, i): st for t, i, st in con.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id='kx_slow_mapped' "
+            "AND run_id=?", (run_id,))}
+    assert run_state == "failed", rows
+    assert rows[("work", 0)] == "success", rows
+    stopped = [i for i in (1, 2, 3) if rows[("work", i)] == "failed"]
+    assert stopped and all(rows[("work", i)] == "skipped" for i in (1, 2, 3)
+                           if i not in stopped), rows
+    assert rows[("after", -1)] in ("skipped", None), rows
+    assert "running" not in rows.values(), rows
     assert k.value("1 + 1") == 2
 
 

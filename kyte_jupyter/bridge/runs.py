@@ -210,9 +210,12 @@ def mark_run_failed(dr: DagRun, session: Any) -> list[str]:
     Airflow leaves a running teardown to finish and the run open while a teardown is still
     to run; nothing runs after this in a notebook's session (the tries were stopped, and
     there is no scheduler), so a mid-try teardown fails too, one that never started keeps its
-    state, and the run fails anyway.
+    state (it does not run), and the run fails anyway. Airflow fails a running task by task
+    id, every map index of it, finished ones included; here each mid-try task instance fails
+    on its own first, so finished map indexes keep their state.
 
-    Returns the task ids whose tries were stopped (those that failed here), sorted.
+    Returns the task instances whose tries were stopped (failed here), as ``task_id`` or
+    ``task_id[map_index]``, sorted.
     Raises ``LookupError`` when the metastore has no version of the run's DAG.
     """
     from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
@@ -225,12 +228,15 @@ def mark_run_failed(dr: DagRun, session: Any) -> list[str]:
     sdag = dr.dag if dr.dag is not None else DBDagBag().get_dag_for_run(dr, session=session)
     if sdag is None:
         raise LookupError(f"no version of DAG {dr.dag_id!r} in the metastore")
-    mid_try = select(TI).where(TI.dag_id == dr.dag_id, TI.run_id == dr.run_id,
-                               TI.state.in_(MID_TRY_STATES))
-    stopped = {ti.task_id for ti in session.scalars(mid_try)}
-    set_dag_run_state_to_failed(dag=sdag, run_id=dr.run_id, commit=True, session=session)
-    for ti in session.scalars(mid_try):  # teardowns Airflow left to finish: they were stopped
+    # Mid-try task instances fail one by one first: Airflow's function fails a running task
+    # by task id, so every map index of it, finished ones included.
+    stopped = []
+    for ti in session.scalars(select(TI).where(TI.dag_id == dr.dag_id, TI.run_id == dr.run_id,
+                                               TI.state.in_(MID_TRY_STATES))):
         ti.set_state("failed", session=session)
+        stopped.append(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]")
+    session.flush()
+    set_dag_run_state_to_failed(dag=sdag, run_id=dr.run_id, commit=True, session=session)
     if dr.state != "failed":  # a teardown was still to run: Airflow left the run open
         dr.set_state(DagRunState.FAILED)
         dr.end_date = dr.end_date or timezone.utcnow()

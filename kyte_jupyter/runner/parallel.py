@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..bridge import redact, runs
 from ..session import Session
 from .logs import error_line, log_path
-from .plan import RunError, RunPlan
+from .plan import RunError, RunPlan, interrupts_held
 from .summary import RunSummary, WorkerTaskError, ti_key
 
 if TYPE_CHECKING:
@@ -161,8 +161,9 @@ def run_parallel(
         except BaseException as e:
             # Interrupted (or failed): stop the workers, then end the run (stopped tries
             # failed; never left running): RunPlan.abort.
-            ex.stop(kill=True)
-            stopped = plan.abort()
+            with interrupts_held():
+                ex.stop(kill=True)
+                stopped = plan.abort()
             session.audit("run.interrupted", dag_id=dag.dag_id, run_id=dr.run_id,
                           task_ids=stopped)
             if isinstance(e, KeyboardInterrupt):

@@ -18,8 +18,11 @@ A plan goes through five steps; only the bridge talks to Airflow, this module de
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -207,6 +210,23 @@ class Frontier:
             self.task_instances()
             runs.update_run_state(self.dr, self.session)
             self.settled = True
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """While a run is being ended after an exception, the kernel's interrupt (SIGINT) is
+    ignored: a second press of the stop button must not leave the run half-ended
+    (``running``). Only in the main thread, where Python handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        # None: a handler not set from Python; the kernel's is Python's own.
+        signal.signal(signal.SIGINT, previous if previous is not None
+                      else signal.default_int_handler)
 
 
 class RunPlan:
@@ -401,6 +421,10 @@ class RunPlan:
         return ordered(self.dag, states)
 
     def abort(self) -> list[str]:
+        with interrupts_held():
+            return self._abort()
+
+    def _abort(self) -> list[str]:
         """End a run the loop left by an exception: it must not stay ``running``. The task ids
         whose tries were stopped (marked failed).
 

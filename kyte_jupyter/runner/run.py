@@ -302,6 +302,12 @@ class Runner:
         return summary
 
 
+def _some(keys: list[str]) -> str:
+    """``"3 task instances (a, b, c)"``, the list cut after five."""
+    return (f"{len(keys)} task instance{'s' if len(keys) != 1 else ''} "
+            f"({', '.join(keys[:5])}{', …' if len(keys) > 5 else ''})")
+
+
 def _stop_for_interrupt(plan: RunPlan, key: str, states: dict[str, str],
                         interrupt: KeyboardInterrupt) -> None:
     """The kernel's interrupt reached a try (the task runner recorded it as the task's
@@ -310,12 +316,21 @@ def _stop_for_interrupt(plan: RunPlan, key: str, states: dict[str, str],
     import sys
 
     waiting = [k for k, s in states.items() if k != key and s not in runs.FINISHED]
-    # A whole run ends as marking a run failed in Airflow does (RunPlan.abort).
-    skipped = (" skipped, as marking a run failed in Airflow does (a teardown among them "
-               "does not run)" if plan.selection.task_ids is None else "")
-    rest = (f"; {len(waiting)} task instance{'s' if len(waiting) != 1 else ''} not started "
-            f"({', '.join(waiting[:5])}{', …' if len(waiting) > 5 else ''}){skipped}"
-            if waiting else "")
+    rest = ""
+    if plan.selection.task_ids is None:
+        # A whole run ends as marking a run failed in Airflow does (RunPlan.abort), except
+        # that a teardown not started does not run afterwards.
+        teardowns = [k for k in waiting
+                     if getattr(plan.dag.task_dict.get(k.split("[")[0]), "is_teardown", False)]
+        waiting = [k for k in waiting if k not in teardowns]
+        if waiting:
+            rest = (f"; {_some(waiting)} not started: skipped, as marking a run failed in "
+                    "Airflow does")
+        if teardowns:
+            rest += (f"; teardown {', '.join(teardowns[:5])}{', …' if len(teardowns) > 5 else ''}"
+                     " not run (its clean-up did not happen)")
+    elif waiting:
+        rest = f"; {_some(waiting)} not started"
     sys.stderr.write(f"Kyte: interrupted while {key} ran: its try is marked failed and run "
                      f"{plan.dr.run_id} of {plan.dag.dag_id} is stopped (failed){rest}.\n")
     sys.stderr.flush()
