@@ -421,10 +421,6 @@ class RunPlan:
         return ordered(self.dag, states)
 
     def abort(self) -> list[str]:
-        with interrupts_held():
-            return self._abort()
-
-    def _abort(self) -> list[str]:
         """End a run the loop left by an exception: it must not stay ``running``. The task ids
         whose tries were stopped (marked failed).
 
@@ -435,6 +431,10 @@ class RunPlan:
         Anything failing here is dropped, so the exception that got here is the one the user
         sees; the run still ends failed.
         """
+        with interrupts_held():  # a second interrupt must not leave it half-ended
+            return self._abort()
+
+    def _abort(self) -> list[str]:
         try:
             self.session.rollback()
             if self.selection.task_ids is None:
