@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.report import Row, fmt_value, speedup
+from benchmarks.report import Row, fmt_value, ratios_text, speedup
 
 if TYPE_CHECKING:
     from benchmarks.run import Bench
@@ -119,7 +119,8 @@ def measure(bench: Bench, cases: list[tuple[str, int, int, float, float | None]]
             f"`%run_dag --parallelism {PARALLELISM}`, {n} tasks of {seconds:g} s "
             f"({width} chains)", kyte,
             "`dag.test()`, warm" if baseline else "", baseline, ratio,
-            ratio_text=_ratios(ratio, speedup(kyte, scheduled)),
+            ratio_text=ratios_text([("dag.test", ratio),
+                                    ("scheduler", speedup(kyte, scheduled))]),
             extra_baselines=[{"name": f"Airflow's scheduler + LocalExecutor, {PARALLELISM} slots",
                               "stat": scheduled}] if scheduled else [],
             target=f"≥ {target:g}× dag.test()" if target else "completes; overhead printed",
@@ -134,14 +135,6 @@ def measure(bench: Bench, cases: list[tuple[str, int, int, float, float | None]]
         note="the LocalExecutor's workers are separate processes (not counted)",
     ))
     bench.stop_kernel(k)
-
-
-def _ratios(to_dag_test: float | None, to_scheduler: float | None) -> str:
-    """The ratio column: against ``dag.test()`` (the target's reference), then against
-    Airflow's own scheduler."""
-    parts = [f"{r:.1f}× vs {n}" for n, r in (("dag.test", to_dag_test),
-                                             ("scheduler", to_scheduler)) if r is not None]
-    return "<br>".join(parts)
 
 
 def summary_line(bench: Bench) -> str:

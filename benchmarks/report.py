@@ -76,6 +76,12 @@ def speedup(kyte: Stat | None, baseline: Stat | None) -> float | None:
     return float(baseline["median"] / kyte["median"])
 
 
+def ratios_text(items: list[tuple[str, float | None]]) -> str:
+    """The ratio column for several baselines: ``"6.5× vs dag.test<br>1.4× vs scheduler"``
+    (the ones measured), or an em dash."""
+    return "<br>".join(f"{r:.1f}× vs {n}" for n, r in items if r is not None) or "—"
+
+
 def _met(flag: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "—"}[flag]
 

@@ -43,6 +43,7 @@ from benchmarks.report import (  # noqa: E402
     fmt_value,
     markdown_table,
     plot_sizes,
+    ratios_text,
     speedup,
     stat,
 )
@@ -535,7 +536,7 @@ class Bench:
         rows.append(Row(
             "Warm `%run_task`, trivial task (in kernel)", k,
             "warm in-process `dag.test()`, 1-task DAG", dt, r_dt,
-            ratio_text=_ratios([("dag.test", r_dt), ("CLI", r_cli)]),
+            ratio_text=ratios_text([("dag.test", r_dt), ("CLI", r_cli)]),
             target="≤ 30 ms, ≥ 3× dag.test(), ≥ 300× CLI",
             met=_all(k and k["median"] <= 0.030, _ge(r_dt, 3), _ge(r_cli, 300)),
             peak_mb=_peak(m("kyte.run_task.peak_mb")),
@@ -701,10 +702,6 @@ def _ge(value: float | None, bound: float) -> bool | None:
 
 def _peak(s: Stat | None) -> float | None:
     return None if s is None else float(s["max"])
-
-
-def _ratios(items: list[tuple[str, float | None]]) -> str:
-    return "<br>".join(f"{r:.1f}× vs {n}" for n, r in items if r is not None) or "—"
 
 
 def _rt_note(rt: Stat | None, per_task: int = 0, kyte: Stat | None = None,

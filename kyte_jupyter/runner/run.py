@@ -302,10 +302,14 @@ class Runner:
         return summary
 
 
+def _listed(keys: list[str]) -> str:
+    """``"a, b, c"``, cut after five with ``", …"``."""
+    return f"{', '.join(keys[:5])}{', …' if len(keys) > 5 else ''}"
+
+
 def _some(keys: list[str]) -> str:
     """``"3 task instances (a, b, c)"``, the list cut after five."""
-    return (f"{len(keys)} task instance{'s' if len(keys) != 1 else ''} "
-            f"({', '.join(keys[:5])}{', …' if len(keys) > 5 else ''})")
+    return f"{len(keys)} task instance{'s' if len(keys) != 1 else ''} ({_listed(keys)})"
 
 
 def _stop_for_interrupt(plan: RunPlan, key: str, states: dict[str, str],
@@ -327,8 +331,7 @@ def _stop_for_interrupt(plan: RunPlan, key: str, states: dict[str, str],
             rest = (f"; {_some(waiting)} not started: skipped, as marking a run failed in "
                     "Airflow does")
         if teardowns:
-            rest += (f"; teardown {', '.join(teardowns[:5])}{', …' if len(teardowns) > 5 else ''}"
-                     " not run (its clean-up did not happen)")
+            rest += f"; teardown {_listed(teardowns)} not run (its clean-up did not happen)"
     elif waiting:
         rest = f"; {_some(waiting)} not started"
     sys.stderr.write(f"Kyte: interrupted while {key} ran: its try is marked failed and run "
